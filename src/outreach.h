@@ -1,0 +1,15 @@
+/*
+ * outreach.h: declarations shared between the modules of the outreach extension.
+ */
+#ifndef OUTREACH_H
+#define OUTREACH_H
+
+#include "postgres.h"
+
+/* outreach.c */
+extern char *outreach_now_setting;
+
+/* datamodel.c */
+extern List *outreach_column_allowed_values(Oid relid, AttrNumber attnum);
+
+#endif							/* OUTREACH_H */

@@ -1,0 +1,171 @@
+/*
+ * query.h: the segment language's abstract syntax tree, shared by the parser
+ * (query_parse.c), the SQL type (query_type.c) and the compiler (query_compile.c).
+ *
+ * The tree mirrors the grammar of DESIGN §3.  Identifiers are already folded (lower case
+ * unless they were double-quoted).  Every node carries the 0-based character offset of its
+ * first token in the source text, so the validator can point at what is wrong.
+ */
+#ifndef OUTREACH_QUERY_H
+#define OUTREACH_QUERY_H
+
+#include "postgres.h"
+#include "nodes/pg_list.h"
+
+typedef enum QueryNodeType
+{
+	/* query level: these produce a set of contacts */
+	QN_CONTACT,					/* contact [where filter] */
+	QN_SEGMENT,					/* segment 'name' */
+	QN_SETOP,					/* left (union|intersect|except) right, left-associative */
+
+	/* conditions: evaluated on one row of the entity in scope */
+	QN_OR,						/* args: two or more */
+	QN_AND,						/* args: two or more */
+	QN_NOT,						/* arg */
+	QN_CMP,						/* field cmp value */
+	QN_MATCH,					/* field [not] contains|starts with|ends with value(string) */
+	QN_EMPTY,					/* field is [not] empty */
+	QN_IN_LIST,					/* field [not] in (values) */
+	QN_IN_VALUE_SET,			/* field [not] in value_set 'name' */
+	QN_BETWEEN,					/* field [not] between value and value2 (inclusive) */
+	QN_WITHIN,					/* field within last|next amount unit */
+	QN_OLDER_THAN,				/* field older than amount unit */
+	QN_HAS,						/* has [no] relation [where filter] */
+	QN_AGG,						/* agg(relation[.field] [where filter]) cmp value */
+	QN_LATEST,					/* latest(relation.field [where filter]) cmp value */
+	QN_IN_SEGMENT				/* in segment 'name' */
+} QueryNodeType;
+
+typedef enum QSetOp
+{
+	QSET_UNION, QSET_INTERSECT, QSET_EXCEPT
+} QSetOp;
+
+/* '<>' is read as QCMP_NE and printed as '!=' */
+typedef enum QCmpOp
+{
+	QCMP_EQ, QCMP_NE, QCMP_LT, QCMP_LE, QCMP_GT, QCMP_GE
+} QCmpOp;
+
+typedef enum QMatchOp
+{
+	QMATCH_CONTAINS, QMATCH_STARTS_WITH, QMATCH_ENDS_WITH
+} QMatchOp;
+
+typedef enum QAggFunc
+{
+	QAGG_COUNT, QAGG_MIN, QAGG_MAX, QAGG_SUM, QAGG_AVG
+} QAggFunc;
+
+/* singular and plural spellings read the same; output is singular for 1, plural otherwise */
+typedef enum QUnit
+{
+	QUNIT_MINUTE, QUNIT_HOUR, QUNIT_DAY, QUNIT_WEEK, QUNIT_MONTH, QUNIT_YEAR
+} QUnit;
+
+typedef enum QDirection
+{
+	QDIR_LAST, QDIR_NEXT
+} QDirection;
+
+typedef enum QValueKind
+{
+	QV_STRING,					/* 'text' */
+	QV_NUMBER,					/* 42, 4.5, -3 (text holds the canonical digits) */
+	QV_BOOL,					/* true / false */
+	QV_DATE,					/* date '2024-01-31' (text holds the string as written) */
+	QV_TIMESTAMP,				/* timestamp '2024-01-31 10:00' */
+	QV_TODAY,					/* today [+|- amount unit] */
+	QV_NOW						/* now [+|- amount unit] */
+} QValueKind;
+
+typedef struct QValue
+{
+	QValueKind	kind;
+	char	   *text;			/* STRING, NUMBER, DATE, TIMESTAMP */
+	bool		boolval;		/* BOOL */
+	int			offset_sign;	/* TODAY, NOW: 0 (no offset), +1 or -1 */
+	int64		offset_amount;
+	QUnit		offset_unit;
+	int			location;
+} QValue;
+
+typedef struct QRelation
+{
+	char	   *entity;			/* registered entity name */
+	char	   *via;			/* link column when ambiguous, else NULL */
+	int			location;
+} QRelation;
+
+typedef struct QueryNode
+{
+	QueryNodeType type;
+	int			location;		/* offset of the node's first token */
+
+	/* QN_SETOP */
+	QSetOp		setop;
+	struct QueryNode *left;
+	struct QueryNode *right;
+
+	/* QN_AND, QN_OR: List of QueryNode *; QN_NOT: arg */
+	List	   *args;
+	struct QueryNode *arg;
+
+	/* QN_CONTACT, QN_HAS, QN_AGG, QN_LATEST: the condition on the rows in scope, or NULL */
+	struct QueryNode *filter;
+
+	/* predicates: the field of the entity in scope; QN_AGG: relation's field or NULL; QN_LATEST: relation's field */
+	char	   *field;
+	int			field_location;
+	bool		negated;		/* not contains, is not empty, not in, not between, has no */
+	QCmpOp		cmp;			/* QN_CMP, QN_AGG, QN_LATEST */
+	QMatchOp	match;			/* QN_MATCH */
+	QValue	   *value;			/* QN_CMP, QN_AGG, QN_LATEST, QN_MATCH; QN_BETWEEN: low */
+	QValue	   *value2;			/* QN_BETWEEN: high */
+	List	   *values;			/* QN_IN_LIST: List of QValue * */
+	char	   *name;			/* QN_SEGMENT, QN_IN_SEGMENT, QN_IN_VALUE_SET */
+	int			name_location;
+	QDirection	direction;		/* QN_WITHIN */
+	int64		amount;			/* QN_WITHIN, QN_OLDER_THAN */
+	QUnit		unit;			/* QN_WITHIN, QN_OLDER_THAN */
+	QAggFunc	agg;			/* QN_AGG */
+	QRelation  *relation;		/* QN_HAS, QN_AGG, QN_LATEST */
+} QueryNode;
+
+/* query_parse.c: text -> tree; ereports ERRCODE_SYNTAX_ERROR with position on bad input */
+extern QueryNode *segment_query_parse(const char *text);
+
+/* query_parse.c: tree -> canonical text (keywords lower case, minimal parentheses) */
+extern char *segment_query_deparse(const QueryNode *node);
+
+/*
+ * query_compile.c: tree -> SQL returning one column "contact_id" (bigint), distinct.
+ * Validates names against the registry (ereport with position, hint).  When restricted is
+ * true the SQL takes $1 bigint[] and evaluates only those contacts.  time_zone is used for
+ * relative dates (NULL: the session's TimeZone).
+ */
+typedef struct CompileOptions
+{
+	bool		restricted;
+	const char *time_zone;
+	const char *source_text;	/* for error positions; may be NULL */
+} CompileOptions;
+
+extern char *segment_query_compile(const QueryNode *node, const CompileOptions *opts);
+
+/*
+ * query_compile.c: what a query depends on, for maintenance: registered entity names it
+ * reads (List of char *), segment names it refers to (List of char *), and whether it
+ * depends on the clock (relative dates, age).
+ */
+typedef struct QueryDependencies
+{
+	List	   *entities;
+	List	   *segments;
+	bool		time_dependent;
+} QueryDependencies;
+
+extern QueryDependencies *segment_query_dependencies(const QueryNode *node);
+
+#endif							/* OUTREACH_QUERY_H */
