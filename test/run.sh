@@ -72,7 +72,11 @@ if [[ " $SUITES " == *" regress "* ]]; then
 	run_pg_regress regress "$PG_REGRESS" "$WORK/regress" "${regress[@]}"
 fi
 
+# Suites start from a database without outreach, whatever the previous suite left.
+reset_db() { "$PRIVATE_BIN/psql" -X -q -c "set client_min_messages = warning" -c "drop extension if exists outreach cascade" >/dev/null; }
+
 if [[ " $SUITES " == *" isolation "* ]]; then
+	reset_db
 	mapfile -t specs < <(names_of test/specs spec "${ONLY_SPECS:-}")
 	run_pg_regress isolation "$PG_ISOLATION_REGRESS" "$WORK/isolation" "${specs[@]}"
 fi
@@ -81,15 +85,16 @@ if [[ " $SUITES " == *" pgtap "* ]]; then
 	mapfile -t taps < <(names_of test/pgtap sql "${ONLY_PGTAP:-}")
 	if [ ${#taps[@]} -gt 0 ]; then
 		log "pgTAP: ${#taps[@]} file(s)"
+		reset_db
 		"$PRIVATE_BIN/psql" -X -q -c "create extension if not exists pgtap" >/dev/null
 		files=(); for t in "${taps[@]}"; do files+=("test/pgtap/$t.sql"); done
 		rc=0
-		out=$(pg_prove --ext .sql -h "$PGHOST" -p "$PGPORT" -U postgres -d "$DB" "${files[@]}" 2>&1) || rc=$?
-		echo "$out"
-		total=$(echo "$out" | sed -n 's/.*Tests=\([0-9]*\).*/\1/p' | tail -1)
+		out=$(pg_prove --verbose --ext .sql -h "$PGHOST" -p "$PGPORT" -U postgres -d "$DB" "${files[@]}" 2>&1) || rc=$?
+		# every assertion line is printed with --verbose: show failures and the summary only
+		echo "$out" | grep -vE '^(ok |#|1\.\.)' || true
+		ok=$(echo "$out" | grep -cE '^ok ' || true)
 		bad=$(echo "$out" | sed -n 's/.*Failed \([0-9]*\)\/[0-9]* subtests.*/\1/p' | awk '{s+=$1} END {print s+0}')
-		total=${total:-0}
-		passed=$((passed + total - bad)); failed=$((failed + bad))
+		passed=$((passed + ok)); failed=$((failed + bad))
 		if [ "$rc" -ne 0 ]; then
 			failed_names+=(pgtap)
 			[ "$bad" -gt 0 ] || failed=$((failed + 1))

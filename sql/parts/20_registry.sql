@@ -97,6 +97,7 @@ CREATE FUNCTION outreach.register_entity(
   link_entity  text DEFAULT NULL
 ) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
 DECLARE
   rel        regclass := outreach._resolve_table(entity_table);
   ent_name   text := coalesce(name, (SELECT c.relname::text FROM pg_class c WHERE c.oid = rel));
@@ -108,6 +109,8 @@ DECLARE
   fk_target  text;
   r          record;
 BEGIN
+  -- Registrations are rare: serialise them so concurrent ones see each other and fail cleanly.
+  LOCK TABLE outreach.entity IN SHARE ROW EXCLUSIVE MODE;
   IF ent_name !~ '^[a-z_][a-z0-9_]*$' THEN
     RAISE EXCEPTION 'invalid entity name "%"', ent_name USING ERRCODE = 'invalid_name',
       DETAIL = 'Entity names are what segments are written with: lower case letters, digits and underscores, not starting with a digit.',
@@ -205,6 +208,7 @@ LANGUAGE sql AS $$ SELECT $$;
 
 CREATE FUNCTION outreach.add_entity_link(entity text, link_column name, target_entity text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
 DECLARE
   src outreach.entity;
   tgt outreach.entity;
@@ -232,6 +236,7 @@ END $$;
 
 CREATE FUNCTION outreach.unregister_entity(entity text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
 DECLARE
   e outreach.entity;
   users text;
