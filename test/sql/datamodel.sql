@@ -6,8 +6,9 @@ RESET client_min_messages;
 \set VERBOSITY default
 
 -- every table of DESIGN §2 exists in schema outreach
-SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'outreach' AND c.relkind = 'r' ORDER BY 1;
+SELECT t AS table_name, to_regclass('outreach.' || t) IS NOT NULL AS present
+FROM unnest(ARRAY['account','contact','condition','observation','procedure','immunization',
+                  'encounter','medication','allergy','value_set']) AS t;
 
 INSERT INTO outreach.account (name, kind) VALUES ('Nguyen household', 'household');
 INSERT INTO outreach.contact (external_id, first_name, last_name, birthdate, gender, email, phone, time_zone, account_id)
