@@ -6,6 +6,8 @@ MODULE_big = outreach
 OBJS = \
 	src/outreach.o \
 	src/datamodel.o \
+	src/query_parse.o \
+	src/query_type.o \
 	src/query_compile.o
 
 # The install script is assembled from ordered parts so that each concern owns a file.
