@@ -623,6 +623,12 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 			dterr = DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, &tz);
 			has_tz = (dterr == 0);
 		}
+		if (dterr == 0 && has_tz)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+					 errmsg("invalid %s \"%s\" for field \"%s\" at character %d: a time zone is not allowed",
+							want_date ? "date" : "timestamp", text, fieldname, POS(location)),
+					 errhint("Dates and timestamps are read in the segment's time zone; leave out the time zone.")));
 		if (dterr == 0 && dtype != DTK_DATE)
 			dterr = DTERR_BAD_FORMAT;
 		if (dterr == 0 && !IS_VALID_JULIAN(tm->tm_year, tm->tm_mon, tm->tm_mday))
@@ -645,9 +651,7 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 			return psprintf("(%s::date::timestamp AT TIME ZONE %s)", quote_literal_cstr(buf), quote_literal_cstr(st->tz));
 		return psprintf("%s::date", quote_literal_cstr(buf));
 	}
-	EncodeDateTime(tm, fsec, has_tz, tz, NULL, USE_ISO_DATES, buf);
-	if (has_tz)
-		return psprintf("%s::timestamptz", quote_literal_cstr(buf));
+	EncodeDateTime(tm, fsec, false, 0, NULL, USE_ISO_DATES, buf);
 	if (fk == FK_TIMESTAMPTZ)
 		return psprintf("(%s::timestamp AT TIME ZONE %s)", quote_literal_cstr(buf), quote_literal_cstr(st->tz));
 	return psprintf("%s::timestamp", quote_literal_cstr(buf));
@@ -1719,7 +1723,7 @@ segment_query_dependencies(const QueryNode *node)
 static QueryNode *
 query_arg(FunctionCallInfo fcinfo, int argno, char **text_out)
 {
-	char	   *src = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	char	   *src = segment_query_datum_to_cstring(PG_GETARG_DATUM(argno));
 
 	if (text_out)
 		*text_out = src;

@@ -97,7 +97,6 @@ SELECT pg_temp.check($$contact where birthdate >= '1990-03-01'$$, '{3,5}', '>= o
 SELECT pg_temp.check($$contact where deceased_at < timestamp '2024-02-01 00:00:01'$$, '{4}', '< on a timestamptz');
 SELECT pg_temp.check($$contact where deceased_at = date '2024-02-01'$$, '{4}', 'a date against a timestamptz is midnight in the time zone');
 SELECT pg_temp.check($$contact where deceased_at = date '2024-02-01'$$, '{}', 'a date against a timestamptz, New York midnight', 'America/New_York');
-SELECT pg_temp.check($$contact where deceased_at = timestamp '2024-01-31 19:00:00-05'$$, '{4}', 'a timestamp with its own offset');
 SELECT pg_temp.check($$contact where id > 4$$, '{5,6}', '> on a number');
 SELECT pg_temp.check($$contact where id >= -1$$, '{1,2,3,4,5,6}', 'negative numbers');
 
@@ -142,7 +141,7 @@ SELECT pg_temp.check($$contact where birthdate between '1980-02-29' and '1990-03
 SELECT pg_temp.check($$contact where age = 44$$, '{2}', 'Bob (1980-02-29) is 44 on 2024-03-01');
 SELECT pg_temp.check($$contact where age = 24$$, '{}', 'Eve (2000-03-02) is not 24 the day before her birthday');
 SELECT pg_temp.check($$contact where age = 34$$, '{3}', 'Carol (1990-03-01) is 34 on her birthday');
-SELECT pg_temp.check($$contact where age = 33$$, '{3}', 'in New York it is still Feb 29 at 03:00 UTC: Carol is 33', 'America/New_York');
+SELECT pg_temp.check($$contact where age = 34$$, '{3}', 'at 12:00 UTC it is Mar 1 in New York too', 'America/New_York');
 SET LOCAL outreach.now = '2024-02-29 12:00:00+00';
 SELECT pg_temp.check($$contact where age = 44$$, '{2}', 'Bob is 44 on his leap-day birthday');
 SET LOCAL outreach.now = '2024-02-28 12:00:00+00';
@@ -155,7 +154,7 @@ SET LOCAL outreach.now = '2024-03-01 03:00:00+00';
 SELECT pg_temp.check($$contact where age = 34$$, '{3}', 'at 03:00 UTC it is Mar 1 in UTC');
 SELECT pg_temp.check($$contact where age = 33$$, '{3}', 'at 03:00 UTC it is Feb 29 in New York', 'America/New_York');
 SET LOCAL outreach.now = '2024-03-01 12:00:00+00';
-SELECT pg_temp.check($$contact where age between 44 and 54$$, '{2,6}', 'age between is inclusive');
+SELECT pg_temp.check($$contact where age between 44 and 53$$, '{1,2}', 'age between is inclusive');
 
 -- relative dates and time zone day boundaries
 SELECT pg_temp.check($$contact where has condition where onset_date = today$$, '{5}', 'today in UTC is Mar 1');
@@ -167,8 +166,9 @@ SELECT pg_temp.check($$contact where has condition where onset_date = today$$, '
 SELECT pg_temp.check($$contact where has encounter where start_at >= today$$, '{2,6}', 'today as a timestamp is local midnight (UTC)');
 SELECT pg_temp.check($$contact where has encounter where start_at >= today$$, '{1,2,6}', 'today as a timestamp is local midnight (New York)', 'America/New_York');
 SELECT pg_temp.check($$contact where has encounter where start_at within last 1 day$$, '{1,2}', 'within last 1 day on a timestamp');
-SELECT pg_temp.check($$contact where has encounter where start_at within last 3 hours$$, '{1,2}', 'within last 3 hours');
-SELECT pg_temp.check($$contact where has encounter where start_at within last 3 minutes$$, '{}', 'within last 3 minutes');
+SELECT pg_temp.check($$contact where has encounter where start_at within last 3 hours$$, '{2}', 'within last 3 hours includes now, excludes 3.5 hours ago');
+SELECT pg_temp.check($$contact where has encounter where start_at within last 4 hours$$, '{1,2}', 'within last 4 hours');
+SELECT pg_temp.check($$contact where has encounter where start_at within last 3 minutes$$, '{2}', 'within last 3 minutes includes exactly now');
 SET LOCAL outreach.now = '2024-03-01 12:00:00+00';
 SELECT pg_temp.check($$contact where has condition where onset_date within last 1 day$$, '{2,5}', 'within last 1 day on a date: yesterday and today');
 SELECT pg_temp.check($$contact where has condition where onset_date within last 1 year$$, '{2,3,5}', 'within last 1 year on a date, inclusive');
