@@ -500,7 +500,12 @@ unit_word(QUnit u)
 static char *
 interval_sql(int64 amount, QUnit unit)
 {
-	return psprintf("'" INT64_FORMAT " %s'::interval", amount, unit_word(unit));
+	const char *w = unit_word(unit);
+
+	/* "1 year", "2 years" */
+	if (amount == 1)
+		return psprintf("'1 %.*s'::interval", (int) strlen(w) - 1, w);
+	return psprintf("'" INT64_FORMAT " %s'::interval", amount, w);
 }
 
 /*
@@ -522,6 +527,9 @@ relative_sql(CompileState *st, FieldKind fk, bool base_today, int sign, int64 am
 		amount = -amount;
 		sign = -sign;
 	}
+	/* the current instant needs no time zone arithmetic */
+	if (fk == FK_TIMESTAMPTZ && !base_today && (sign == 0 || amount == 0))
+		return pstrdup("(SELECT outreach.now())");
 	if (base_today)
 		expr = psprintf("%s::date", local_now);
 	else
@@ -882,19 +890,33 @@ edge_columns(Scope *s, Scope *r, Edge *edge, char **outer, char **inner, int loc
 	}
 }
 
-/* the filter of a relation: " AND (cond)" on a new line, or nothing */
+/*
+ * A filter on a new line as "AND cond": the conjuncts of an AND line up under the first,
+ * an OR is parenthesized.
+ */
+static void
+append_and_cond(CompileState *st, StringInfo out, const QueryNode *filter, Scope *r, int ind)
+{
+	newline(out, ind);
+	appendStringInfoString(out, "AND ");
+	if (filter->type == QN_AND)
+		compile_cond(st, out, filter, r, ind);
+	else if (filter->type == QN_OR)
+	{
+		appendStringInfoChar(out, '(');
+		compile_cond(st, out, filter, r, ind + 1);
+		appendStringInfoChar(out, ')');
+	}
+	else
+		compile_cond(st, out, filter, r, ind + 1);
+}
+
+/* the filter of a relation's rows, if any, under its WHERE at indentation ind */
 static void
 append_filter(CompileState *st, StringInfo out, const QueryNode *filter, Scope *r, int ind)
 {
-	if (filter == NULL)
-		return;
-	newline(out, ind + 1);
-	appendStringInfoString(out, "AND ");
-	if (filter->type == QN_OR)
-		appendStringInfoChar(out, '(');
-	compile_cond(st, out, filter, r, ind + 2);
-	if (filter->type == QN_OR)
-		appendStringInfoChar(out, ')');
+	if (filter != NULL)
+		append_and_cond(st, out, filter, r, ind + 1);
 }
 
 static void
@@ -1538,15 +1560,7 @@ compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 					newline(out, ind);
 					appendStringInfo(out, "WHERE %s = ANY ($1::bigint[])", key);
 					if (n->filter)
-					{
-						newline(out, ind + 1);
-						appendStringInfoString(out, "AND ");
-						if (n->filter->type == QN_OR)
-							appendStringInfoChar(out, '(');
-						compile_cond(st, out, n->filter, s, ind + 2);
-						if (n->filter->type == QN_OR)
-							appendStringInfoChar(out, ')');
-					}
+						append_and_cond(st, out, n->filter, s, ind + 1);
 				}
 				else if (n->filter)
 				{
