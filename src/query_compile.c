@@ -76,6 +76,7 @@ typedef struct FieldInfo
 	FieldKind	kind;
 	Oid			typid;
 	bool		is_age;			/* contact's virtual age */
+	const char *label;			/* how messages name it when not a field (count(...)) */
 	List	   *allowed;		/* enumerated values, or NIL */
 } FieldInfo;
 
@@ -186,7 +187,10 @@ closest_name(const char *name, List *candidates)
 	foreach(lc, candidates)
 	{
 		const char *c = (const char *) lfirst(lc);
-		int			d = varstr_levenshtein(name, nlen, c, strlen(c), 1, 1, 1, true);
+		int			clen = strlen(c);
+
+		/* edit distance, and on a tie the candidate of the same length (a transposition) */
+		int			d = 2 * varstr_levenshtein(name, nlen, c, clen, 1, 1, 1, true) + (clen != nlen);
 
 		if (d < best_d)
 		{
@@ -195,13 +199,13 @@ closest_name(const char *name, List *candidates)
 		}
 	}
 	/* a suggestion that shares little with the name is noise */
-	if (best == NULL || best_d > Max(2, nlen / 2))
+	if (best == NULL || best_d / 2 > Max(2, nlen / 2))
 		return NULL;
 	return best;
 }
 
 static char *
-join_names(List *names, const char *quote)
+join_with(List *names, const char *quote, const char *sep)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -210,10 +214,16 @@ join_names(List *names, const char *quote)
 	foreach(lc, names)
 	{
 		if (buf.len > 0)
-			appendStringInfoString(&buf, ", ");
+			appendStringInfoString(&buf, sep);
 		appendStringInfo(&buf, "%s%s%s", quote, (char *) lfirst(lc), quote);
 	}
 	return buf.data;
+}
+
+static char *
+join_names(List *names, const char *quote)
+{
+	return join_with(names, quote, ", ");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -329,16 +339,16 @@ kind_name(FieldKind k)
 		case FK_TEXT:
 			return "text";
 		case FK_NUMBER:
-			return "number";
+			return "a number";
 		case FK_BOOL:
-			return "boolean";
+			return "a boolean";
 		case FK_DATE:
-			return "date";
+			return "a date";
 		case FK_TIMESTAMP:
 		case FK_TIMESTAMPTZ:
-			return "timestamp";
+			return "a timestamp";
 		default:
-			return "other";
+			return "of another type";
 	}
 }
 
@@ -418,7 +428,9 @@ resolve_edge(CompileState *st, EntityInfo *s, EntityInfo *r, QRelation *rel)
 			descr = lappend(descr, psprintf("%s.%s -> %s", r->name, l->link_column, s->name));
 			cands = lappend(cands, e);
 		}
-		if (strcmp(l->entity, s->name) == 0 && strcmp(l->target, r->name) == 0)
+		/* a self link (account.parent_id) is read one way: the rows pointing at the scope row */
+		if (strcmp(l->entity, s->name) == 0 && strcmp(l->target, r->name) == 0 &&
+			strcmp(s->name, r->name) != 0)
 		{
 			e = palloc0(sizeof(Edge));
 			e->one_to_many = false;
@@ -438,9 +450,6 @@ resolve_edge(CompileState *st, EntityInfo *s, EntityInfo *r, QRelation *rel)
 		Edge	   *e = lfirst(lc);
 
 		if (rel->via != NULL && strcmp(rel->via, e->column) != 0)
-			continue;
-		/* on a self link, via names the related rows' column: prefer one-to-many */
-		if (found != NULL && rel->via != NULL && strcmp(found->column, e->column) == 0)
 			continue;
 		found = e;
 		nfound++;
@@ -693,8 +702,9 @@ value_mismatch(const FieldInfo *f, const QValue *v, const char *hint)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("field \"%s\" is a %s and cannot be compared with %s at character %d",
-					f->name, kind_name(f->kind), value_description(v), POS(v->location)),
+			 errmsg("%s is %s and cannot be compared with %s at character %d",
+					f->label ? f->label : psprintf("field \"%s\"", f->name),
+					kind_name(f->kind), value_description(v), POS(v->location)),
 			 hint ? errhint("%s", hint) : 0));
 }
 
@@ -730,7 +740,7 @@ value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 	{
 		case FK_TEXT:
 			if (v->kind != QV_STRING)
-				value_mismatch(f, v, "Write text values in single quotes, e.g. '42'.");
+				value_mismatch(f, v, v->kind == QV_NUMBER ? "Write text values in single quotes, e.g. '42'." : NULL);
 			return quote_literal_cstr(v->text);
 		case FK_NUMBER:
 			if (v->kind != QV_NUMBER)
@@ -986,7 +996,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		f = resolve_field(st, re, n->field, n->field_location);
 	if (n->agg == QAGG_COUNT)
 	{
-		FieldInfo	countf = {"count", FK_NUMBER, INT8OID, false, NIL};
+		FieldInfo	countf = {"count", FK_NUMBER, INT8OID, false, "count(...)", NIL};
 
 		valsql = value_sql(st, &countf, n->value);
 		zero_true = cmp_holds(0.0, n->cmp, strtod(n->value->text, NULL));
@@ -1002,7 +1012,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		if ((n->agg == QAGG_SUM || n->agg == QAGG_AVG) && f->kind != FK_NUMBER)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("%s needs a numeric field, but \"%s\" is a %s at character %d",
+					 errmsg("%s needs a numeric field, but \"%s\" is %s at character %d",
 							agg_name(n->agg), f->name, kind_name(f->kind), POS(n->field_location))));
 		if (f->kind == FK_BOOL || f->kind == FK_OTHER)
 			ereport(ERROR,
@@ -1292,7 +1302,7 @@ require_segment(CompileState *st, const char *name, int location)
 				(errcode(ERRCODE_INVALID_RECURSION),
 				 errmsg("segment \"%s\" would refer to itself through \"%s\" at character %d",
 						st->opts->segment_name, name, POS(location)),
-				 errdetail("Chain of references: %s -> %s.", st->opts->segment_name, join_names(chain, ""))));
+				 errdetail("Chain of references: %s -> %s.", st->opts->segment_name, join_with(chain, "", " -> "))));
 	if (strcmp(seg->status, "live") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1378,8 +1388,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 				if (f->kind != FK_TEXT)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
-							 errmsg("field \"%s\" is a %s; contains, starts with and ends with apply to text at character %d",
-									f->name, f->kind == FK_OTHER ? format_type_be(f->typid) : kind_name(f->kind),
+							 errmsg("field \"%s\" is %s; contains, starts with and ends with apply to text at character %d",
+									f->name, f->kind == FK_OTHER ? psprintf("of type %s", format_type_be(f->typid)) : kind_name(f->kind),
 									POS(n->field_location)),
 							 errhint("Compare it with =, <, > or between instead.")));
 				if (n->value->kind != QV_STRING)
@@ -1440,7 +1450,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 				if (f->kind != FK_TEXT)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
-							 errmsg("field \"%s\" is a %s; value sets hold text codes at character %d",
+							 errmsg("field \"%s\" is %s; value sets hold text codes at character %d",
 									f->name, kind_name(f->kind), POS(n->field_location))));
 				outer = spi_connect_checked();
 				args[0] = CStringGetTextDatum(n->name);
@@ -1485,7 +1495,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 				if (f->kind != FK_DATE && f->kind != FK_TIMESTAMP && f->kind != FK_TIMESTAMPTZ)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
-							 errmsg("field \"%s\" is a %s; %s applies to dates and timestamps at character %d",
+							 errmsg("field \"%s\" is %s; %s applies to dates and timestamps at character %d",
 									f->name, kind_name(f->kind),
 									n->type == QN_WITHIN ? "within" : "older than", POS(n->field_location))));
 				/* dates count whole days from today; times count from now */
