@@ -180,7 +180,9 @@ static const char *
 closest_name(const char *name, List *candidates)
 {
 	const char *best = NULL;
-	int			best_d = INT_MAX;
+	int			best_score = INT_MAX;
+	int			best_d = 0;
+	int			best_len = 0;
 	int			nlen = strlen(name);
 	ListCell   *lc;
 
@@ -188,18 +190,21 @@ closest_name(const char *name, List *candidates)
 	{
 		const char *c = (const char *) lfirst(lc);
 		int			clen = strlen(c);
+		int			d = varstr_levenshtein(name, nlen, c, clen, 1, 1, 1, true);
 
-		/* edit distance, and on a tie the candidate of the same length (a transposition) */
-		int			d = 2 * varstr_levenshtein(name, nlen, c, clen, 1, 1, 1, true) + (clen != nlen);
+		/* on a tie, prefer the candidate of the same length (a transposition) */
+		int			score = 2 * d + (clen != nlen);
 
-		if (d < best_d)
+		if (score < best_score)
 		{
-			best_d = d;
+			best_score = score;
 			best = c;
+			best_d = d;
+			best_len = clen;
 		}
 	}
 	/* a suggestion that shares little with the name is noise */
-	if (best == NULL || best_d / 2 > Max(2, nlen / 2))
+	if (best == NULL || (best_d > 2 && 2 * best_d >= Max(nlen, best_len)))
 		return NULL;
 	return best;
 }
