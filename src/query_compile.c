@@ -35,6 +35,7 @@
 #include "utils/datetime.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "outreach.h"
@@ -528,6 +529,19 @@ interval_sql(int64 amount, QUnit unit)
  * that suits the field: a date for date fields when the offset is whole days, a local
  * timestamp for date and timestamp fields, a timestamptz for timestamptz fields.
  */
+/* relative amounts beyond this many units are mistakes, and would overflow an interval */
+#define MAX_RELATIVE_AMOUNT 100000
+
+static void
+check_amount(int64 amount, int location)
+{
+	if (amount > MAX_RELATIVE_AMOUNT || amount < -MAX_RELATIVE_AMOUNT)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("amount " INT64_FORMAT " is out of range at character %d", amount, POS(location)),
+				 errdetail("Relative dates go back or ahead at most %d units.", MAX_RELATIVE_AMOUNT)));
+}
+
 static char *
 relative_sql(CompileState *st, FieldKind fk, bool base_today, int sign, int64 amount, QUnit unit)
 {
@@ -657,6 +671,14 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 			dterr = DTERR_FIELD_OVERFLOW;
 		if (dterr == 0 && want_date && (tm->tm_hour || tm->tm_min || tm->tm_sec || fsec || has_tz))
 			dterr = DTERR_BAD_FORMAT;
+		/* dates are compared with timestamps too: keep both within the timestamp range */
+		if (dterr == 0)
+		{
+			Timestamp	ts;
+
+			if (tm2timestamp(tm, fsec, NULL, &ts) != 0 || !IS_VALID_TIMESTAMP(ts))
+				dterr = DTERR_FIELD_OVERFLOW;
+		}
 	}
 	if (dterr != 0)
 		ereport(ERROR,
@@ -769,8 +791,10 @@ value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 				case QV_TIMESTAMP:
 					return temporal_literal_sql(st, f->kind, v->text, false, v->location, f->name);
 				case QV_TODAY:
+					check_amount(v->offset_amount, v->location);
 					return relative_sql(st, f->kind, true, v->offset_sign, v->offset_amount, v->offset_unit);
 				case QV_NOW:
+					check_amount(v->offset_amount, v->location);
 					return relative_sql(st, f->kind, false, v->offset_sign, v->offset_amount, v->offset_unit);
 				default:
 					value_mismatch(f, v, "Write dates as date 'YYYY-MM-DD', or relative to today or now.");
@@ -1503,6 +1527,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 							 errmsg("field \"%s\" is %s; %s applies to dates and timestamps at character %d",
 									f->name, kind_name(f->kind),
 									n->type == QN_WITHIN ? "within" : "older than", POS(n->field_location))));
+				check_amount(n->amount, n->location);
 				/* dates count whole days from today; times count from now */
 				base_today = (f->kind == FK_DATE && n->unit != QUNIT_MINUTE && n->unit != QUNIT_HOUR);
 				if (n->type == QN_OLDER_THAN)

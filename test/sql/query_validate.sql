@@ -46,6 +46,11 @@ SELECT outreach.compile($$contact where birthdate = '2024-01-31 10:00'$$);
 SELECT outreach.compile($$contact where birthdate < 'today'$$);
 SELECT outreach.compile($$contact where deceased_at < '2024-01-31 10:00+02'$$);
 SELECT outreach.compile($$contact where deceased_at < 'noon-ish'$$);
+SELECT outreach.compile($$contact where birthdate > '294277-01-01'$$);
+SELECT outreach.compile($$contact where deceased_at > '2024-01-01 25:00'$$);
+-- relative amounts out of range
+SELECT outreach.compile($$contact where birthdate > today - 999999 years$$);
+SELECT outreach.compile($$contact where deceased_at within last 100001 minutes$$);
 SELECT outreach.compile($$contact where first_name = 42$$);
 SELECT outreach.compile($$contact where first_name = today$$);
 SELECT outreach.compile($$contact where age > '40'$$);
