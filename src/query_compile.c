@@ -654,16 +654,20 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 		dterr = DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, NULL);
 		if (dterr != 0)
 		{
+			/* decoding may rewrite the fields: parse again, then accept a time zone */
 			memset(tm, 0, sizeof(*tm));
 			fsec = 0;
-			dterr = DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, &tz);
+			dterr = ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
+			if (dterr == 0)
+				dterr = DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, &tz);
 			has_tz = (dterr == 0);
 		}
 		if (dterr == 0 && has_tz)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
-					 errmsg("invalid %s \"%s\" for field \"%s\" at character %d: a time zone is not allowed",
+					 errmsg("invalid %s \"%s\" for field \"%s\" at character %d",
 							want_date ? "date" : "timestamp", text, fieldname, POS(location)),
+					 errdetail("A time zone is not allowed."),
 					 errhint("Dates and timestamps are read in the segment's time zone; leave out the time zone.")));
 		if (dterr == 0 && dtype != DTK_DATE)
 			dterr = DTERR_BAD_FORMAT;
