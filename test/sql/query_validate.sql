@@ -13,7 +13,7 @@ CREATE TABLE public.referral (
   note        text
 );
 SELECT outreach.register_entity('public.referral', link_column => 'patient_id');
-INSERT INTO outreach.value_set (name, code_system, code) VALUES ('mammography', 'SNOMED', '24623002');
+INSERT INTO outreach.value_set (name, code_system, code) VALUES ('zz screening', 'SNOMED', '24623002');
 INSERT INTO outreach.segment (id, name, kind, status, definition) VALUES
   (1, 'diabetics', 'dynamic', 'live', $$contact where has condition where code = '44054006'$$),
   (2, 'drafty', 'dynamic', 'draft', $$contact where status = 'active'$$),
@@ -65,7 +65,7 @@ SELECT outreach.compile($$contact where birthdate contains '19'$$);
 SELECT outreach.compile($$contact where has referral via patient_id where token starts with 'a'$$);
 SELECT outreach.compile($$contact where age within last 2 years$$);
 SELECT outreach.compile($$contact where first_name older than 2 years$$);
-SELECT outreach.compile($$contact where birthdate in value_set 'mammography'$$);
+SELECT outreach.compile($$contact where birthdate in value_set 'zz screening'$$);
 SELECT outreach.compile($$contact where do_not_email in (true, 'x')$$);
 
 -- enumerated values: an error listing the allowed ones, never a silent empty match
@@ -84,7 +84,7 @@ SELECT outreach.compile($$contact where latest(account.name) = 'x'$$);
 SELECT outreach.compile($$contact where latest(observation.value_numeric) > 'x'$$);
 
 -- value sets
-SELECT outreach.compile($$contact where has procedure where code in value_set 'mamography'$$);
+SELECT outreach.compile($$contact where has procedure where code in value_set 'zz screenign'$$);
 SELECT outreach.compile($$contact where has procedure where code in value_set 'nothing like it'$$);
 
 -- segments: unknown, not live, in segment outside contact, references back
