@@ -234,7 +234,7 @@ BEGIN
     WHEN 'unique' THEN
       EXECUTE format('SELECT _line, v FROM (SELECT s._line, %1$s AS v, row_number() OVER (PARTITION BY %1$s ORDER BY s._line) AS n
                       FROM %2$s s) d WHERE n > 1 ORDER BY _line LIMIT 1', c, stg) INTO bad;
-      IF bad IS NOT NULL THEN
+      IF bad._line IS NOT NULL THEN
         RAISE EXCEPTION 'bad value in "%.csv" line % column %: "%" appears twice', file, bad._line, upper(col), bad.v
           USING ERRCODE = 'unique_violation', DETAIL = format('Each %s has its own Id in column %s.', rtrim(file, 's'), upper(col));
       END IF;
@@ -244,7 +244,7 @@ BEGIN
   END CASE;
   EXECUTE format('SELECT s._line, %s::text AS v FROM %s s WHERE NOT coalesce(%s, false) ORDER BY s._line LIMIT 1', c, stg, cond)
     INTO bad;
-  IF bad IS NOT NULL THEN
+  IF bad._line IS NOT NULL THEN
     RAISE EXCEPTION 'bad value in "%.csv" line % column %: %', file, bad._line, upper(col),
       CASE WHEN bad.v IS NULL OR bad.v = '' THEN 'empty' ELSE format('"%s"', bad.v) END
       USING ERRCODE = CASE WHEN rule IN ('patient', 'encounter') THEN 'foreign_key_violation' ELSE 'invalid_text_representation' END,
@@ -278,7 +278,11 @@ BEGIN
                   WHERE t.id = r.existing_id AND ROW(%s) IS DISTINCT FROM ROW(%s)',
                  target, clist, rlist, tlist, rlist);
   GET DIAGNOSTICS updated = ROW_COUNT;
-  EXECUTE format('UPDATE pg_temp.synthea_rows SET new_id = nextval(%L) WHERE existing_id IS NULL', seq);
+  -- New ids follow the CSV's line order.
+  EXECUTE format('UPDATE pg_temp.synthea_rows r SET new_id = n.id
+                  FROM (SELECT o._line, nextval(%L) AS id
+                        FROM (SELECT _line FROM pg_temp.synthea_rows WHERE existing_id IS NULL ORDER BY _line) o) n
+                  WHERE r._line = n._line', seq);
   EXECUTE format('INSERT INTO %s (id, %s) SELECT r.new_id, %s FROM pg_temp.synthea_rows r
                   WHERE r.new_id IS NOT NULL ORDER BY r._line', target, clist, rlist);
   GET DIAGNOSTICS inserted = ROW_COUNT;
