@@ -15,7 +15,7 @@ CREATE TABLE outreach.segment (
               CONSTRAINT segment_status_allowed CHECK (outreach.allowed_value(status, 'segment.status', '{draft,live,stopped}')),
   mode        text NOT NULL DEFAULT 'immediate'
               CONSTRAINT segment_mode_allowed CHECK (outreach.allowed_value(mode, 'segment.mode', '{immediate,deferred}')),
-  definition  text,
+  definition  outreach.segment_query,
   time_zone   text NOT NULL DEFAULT 'UTC' CONSTRAINT segment_time_zone_valid CHECK (outreach.valid_time_zone(time_zone, 'segment.time_zone')),
   restricted_sql text,
   full_sql    text,
@@ -290,16 +290,25 @@ BEGIN
   END LOOP;
 END $$;
 
--- What a definition needs for maintenance (membership_analyze.c): the compiled SQL (for all
--- contacts, and restricted to $1 bigint[]), the entities and segments it reads, whether the
--- clock changes it, and whether it is made of segment terms only (compound).
-CREATE FUNCTION outreach._segment_analyze(definition text, time_zone text,
+-- What a definition needs for maintenance: the compiled SQL (for all contacts, and
+-- restricted to $1 bigint[]), the entities and segments it reads, whether the clock changes
+-- it, and whether it is made of segment terms only (compound).  validate() refuses unknown
+-- names and references back to the segment itself.
+CREATE FUNCTION outreach._segment_analyze(definition outreach.segment_query, segment_name text, time_zone text,
   OUT restricted_sql text, OUT full_sql text, OUT entities text[], OUT segments text[],
   OUT time_dependent boolean, OUT compound boolean)
-LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'outreach_segment_analyze';
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM outreach.validate(definition, segment_name, time_zone);
+  restricted_sql := outreach.compile(definition, true, time_zone);
+  full_sql := outreach.compile(definition, false, time_zone);
+  SELECT d.entities, d.segments, d.time_dependent INTO entities, segments, time_dependent
+  FROM outreach.query_dependencies(definition) d;
+  compound := coalesce(cardinality(entities), 0) = 0;
+END $$;
 
 -- Store a (new) definition with its compiled SQL and dependencies; refuses cycles.
-CREATE FUNCTION outreach._set_definition(segment_id bigint, definition text) RETURNS void
+CREATE FUNCTION outreach._set_definition(segment_id bigint, definition outreach.segment_query) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
@@ -313,7 +322,7 @@ BEGIN
     RAISE EXCEPTION 'segment "%" needs a definition', s.name USING ERRCODE = 'null_value_not_allowed',
       HINT = 'Pass a query such as ''contact where status = ''''active'''''', or use outreach.create_static_segment() for hand-kept members.';
   END IF;
-  a := outreach._segment_analyze(definition, s.time_zone);
+  a := outreach._segment_analyze(definition, s.name, s.time_zone);
   SELECT string_agg(format('"%s"', n), ', ' ORDER BY n) INTO missing
   FROM unnest(a.segments) n WHERE NOT EXISTS (SELECT 1 FROM outreach.segment x WHERE x.name = n);
   IF missing IS NOT NULL THEN
@@ -364,20 +373,24 @@ BEGIN
   END IF;
 END $$;
 
-CREATE FUNCTION outreach.create_segment(name text, q text, time_zone text DEFAULT NULL) RETURNS bigint
+CREATE FUNCTION outreach.create_segment(name text, q outreach.segment_query, time_zone text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   new_id bigint;
 BEGIN
   PERFORM outreach._check_new_name(name);
+  IF q IS NULL THEN
+    RAISE EXCEPTION 'segment "%" needs a definition', name USING ERRCODE = 'null_value_not_allowed',
+      HINT = 'Pass a query such as ''contact where status = ''''active'''''', or use outreach.create_static_segment() for hand-kept members.';
+  END IF;
   INSERT INTO outreach.segment (name, kind, definition, time_zone)
-  VALUES (name, 'dynamic', coalesce(q, ''), coalesce(time_zone, pg_catalog.current_setting('TimeZone')))
+  VALUES (name, 'dynamic', q, coalesce(time_zone, pg_catalog.current_setting('TimeZone')))
   RETURNING id INTO new_id;
   PERFORM outreach._set_definition(new_id, q);
   RETURN new_id;
 END $$;
-COMMENT ON FUNCTION outreach.create_segment(text, text, text) IS
+COMMENT ON FUNCTION outreach.create_segment(text, outreach.segment_query, text) IS
   'Creates a dynamic segment (compound when the query is made of segment terms) in draft; returns its id';
 
 CREATE FUNCTION outreach.create_static_segment(name text) RETURNS bigint
@@ -479,7 +492,7 @@ BEGIN
   END LOOP;
 END $$;
 
-CREATE FUNCTION outreach.alter_segment(segment text, q text) RETURNS void
+CREATE FUNCTION outreach.alter_segment(segment text, q outreach.segment_query) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s outreach.segment := outreach._segment_by_name(segment);
@@ -503,7 +516,7 @@ BEGIN
     PERFORM outreach._segment_refresh(s.id);
   END IF;
 END $$;
-COMMENT ON FUNCTION outreach.alter_segment(text, text) IS
+COMMENT ON FUNCTION outreach.alter_segment(text, outreach.segment_query) IS
   'Changes the definition of a dynamic or compound segment; a live segment is re-evaluated at once';
 
 CREATE FUNCTION outreach.go_live(segment text) RETURNS void
@@ -713,6 +726,20 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION outreach.remove_members(text, bigint[]) IS
   'Removes contacts from a static segment; returns how many were members';
+
+-- One-off query: add or remove the contacts a query matches now (the segment does not follow it).
+CREATE FUNCTION outreach.add_members(segment text, q outreach.segment_query) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT outreach.add_members($1, (SELECT coalesce(array_agg(e ORDER BY e), '{}') FROM outreach.evaluate($2) e))
+$$;
+COMMENT ON FUNCTION outreach.add_members(text, outreach.segment_query) IS
+  'Adds to a static segment the contacts a query matches now (once); returns how many were not members yet';
+CREATE FUNCTION outreach.remove_members(segment text, q outreach.segment_query) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT outreach.remove_members($1, (SELECT coalesce(array_agg(e ORDER BY e), '{}') FROM outreach.evaluate($2) e))
+$$;
+COMMENT ON FUNCTION outreach.remove_members(text, outreach.segment_query) IS
+  'Removes from a static segment the contacts a query matches now; returns how many were members';
 
 -- The tick: deferred changes, scheduled re-evaluation of time-dependent segments, journeys.
 CREATE FUNCTION outreach._tick_journeys(at timestamptz) RETURNS void
