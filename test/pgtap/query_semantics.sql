@@ -58,7 +58,8 @@ INSERT INTO outreach.procedure (id, patient_id, code, description, performed_at)
 INSERT INTO outreach.value_set (name, code_system, code) VALUES
   ('mammography', 'SNOMED', '24623002'),
   ('eye', 'SNOMED', '193570009'),
-  ('eye', 'SNOMED', '123');
+  ('eye', 'SNOMED', '123')
+ON CONFLICT DO NOTHING;  -- the extension ships a 'mammography' list (75_value_sets.sql) holding this code
 
 -- live segment 'vip' = {1, 6}; draft segment 'draft' (never referenced here)
 INSERT INTO outreach.segment (id, name, kind, status, definition) VALUES (901, 'vip', 'static', 'live', NULL);
