@@ -1274,10 +1274,11 @@ static void collect_segment_refs(const QueryNode *n, List **names, List **locati
 
 /*
  * Does segment `name` (through its definition and the definitions it refers to) refer to
- * the segment being compiled?  path holds the chain for the message.
+ * the segment being compiled?  path holds the chain for the message; done, the segments
+ * already explored without reaching it (so shared references are read once).
  */
 static bool
-refers_to(const char *target, const char *name, List *path, List **chain)
+refers_to(const char *target, const char *name, List *path, List **chain, List **done)
 {
 	SegmentInfo *seg;
 	QueryNode  *q;
@@ -1286,6 +1287,7 @@ refers_to(const char *target, const char *name, List *path, List **chain)
 	ListCell   *lc;
 
 	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
 	if (strcmp(name, target) == 0)
 	{
 		*chain = lappend(list_copy(path), (char *) name);
@@ -1294,6 +1296,9 @@ refers_to(const char *target, const char *name, List *path, List **chain)
 	foreach(lc, path)
 		if (strcmp((char *) lfirst(lc), name) == 0)
 			return false;		/* a cycle not through target: stop */
+	foreach(lc, *done)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return false;
 	seg = lookup_segment(name, NULL);
 	if (seg == NULL || seg->definition == NULL)
 		return false;
@@ -1301,8 +1306,9 @@ refers_to(const char *target, const char *name, List *path, List **chain)
 	collect_segment_refs(q, &names, &locs);
 	path = lappend(list_copy(path), (char *) name);
 	foreach(lc, names)
-		if (refers_to(target, (char *) lfirst(lc), path, chain))
+		if (refers_to(target, (char *) lfirst(lc), path, chain, done))
 			return true;
+	*done = lappend(*done, pstrdup(name));
 	return false;
 }
 
@@ -1313,6 +1319,7 @@ require_segment(CompileState *st, const char *name, int location)
 	SegmentInfo *seg;
 	List	   *all = NIL;
 	List	   *chain = NIL;
+	List	   *done = NIL;
 
 	if (st->opts->segment_name != NULL && strcmp(name, st->opts->segment_name) == 0)
 		ereport(ERROR,
@@ -1330,7 +1337,7 @@ require_segment(CompileState *st, const char *name, int location)
 				 errhint("Segments are listed in outreach.segment.")));
 	}
 	if (st->opts->segment_name != NULL &&
-		refers_to(st->opts->segment_name, name, NIL, &chain))
+		refers_to(st->opts->segment_name, name, NIL, &chain, &done))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_RECURSION),
 				 errmsg("segment \"%s\" would refer to itself through \"%s\" at character %d",

@@ -101,6 +101,15 @@ SELECT outreach.validate($$segment 'loop_a'$$, 'new segment');
 UPDATE outreach.segment SET definition = $$segment 'loop_a'$$ WHERE name = 'target';
 SELECT outreach.validate($$segment 'loop_b'$$, 'other');
 
+-- shared references are explored once: 30 segments, each referring to the two before it
+INSERT INTO outreach.segment (id, name, kind, status, definition)
+SELECT 100 + k, 'fib' || k, 'compound', 'live',
+       CASE WHEN k = 1 THEN $$segment 'diabetics'$$ WHEN k = 2 THEN $$segment 'fib1'$$
+            ELSE format($$segment 'fib%s' union segment 'fib%s'$$, k - 1, k - 2) END::outreach.segment_query
+FROM generate_series(1, 30) k;
+SELECT outreach.validate($$segment 'fib30'$$, 'new segment');
+SELECT outreach.validate($$segment 'fib5'$$, 'fib2');
+
 -- time zones, and the evaluation API's arguments
 SELECT outreach.compile($$contact where birthdate = today$$, false, 'Mars/Olympus_Mons');
 SELECT outreach.compile($$contact where birthdate = today$$, false, '');
