@@ -151,7 +151,9 @@ SELECT outreach.report_interaction(a_news, 'unsubscribed') FROM ids;
 SELECT is((SELECT do_not_email FROM outreach.contact WHERE external_id = 'a'), true, 'unsubscribing from a list-less message opts out of the channel');
 SELECT throws_ok($$SELECT outreach.unsubscribe_by_token('nope')$$, '22023', 'unknown unsubscribe token', 'unknown unsubscribe token');
 UPDATE outreach.contact SET do_not_sms = false, do_not_email = false;
-SELECT outreach.report_delivery(b_text, 'sent', worker => 'w2') FROM ids;
+SET LOCAL outreach.now = '2026-03-02 18:00:00+00';
+SELECT count(*) FROM outreach.claim_messages('w6');
+SELECT outreach.report_delivery(b_text, 'sent', worker => 'w6') FROM ids;
 SELECT outreach.report_interaction(b_text, 'complained') FROM ids;
 SELECT is((SELECT do_not_sms FROM outreach.contact WHERE external_id = 'b'), true, 'a complaint opts out of the channel');
 
