@@ -230,4 +230,21 @@ for name in childhood_immunization_gap diabetes_hba1c_poor_control; do
 	echo "# $name: denominator ${denominators[$name]:-0} patient-years"
 	if [ "${denominators[$name]:-0}" -gt 0 ]; then ok "$name judged patients in the shared data"; else notok "$name judged patients in the shared data"; fi
 done
+# The sample bundled for `make demo`: unmodified, licensed, and its demo script runs.
+sample="$ROOT/data/synthea-sample"
+if (cd "$sample" && sha256sum --quiet -c SHA256SUMS); then ok "data/synthea-sample matches its SHA256SUMS"; else notok "data/synthea-sample matches its SHA256SUMS"; fi
+if grep -q "Apache License" "$sample/LICENSE" && grep -q "761f5e4" "$sample/README.md"; then
+	ok "data/synthea-sample carries the Apache-2.0 licence and its attribution"
+else
+	notok "data/synthea-sample carries the Apache-2.0 licence and its attribution"
+fi
+TMP=$(mktemp -d /tmp/outreach-synthea-demo.XXXXXX); chmod 755 "$TMP"; trap 'rm -rf "$TMP"' EXIT
+cp -r "$sample" "$TMP/"; chmod -R a+rX "$TMP"
+q -c "SET client_min_messages = warning; DROP EXTENSION IF EXISTS outreach CASCADE; CREATE EXTENSION outreach CASCADE;" >/dev/null
+demo=$("$PSQL" -X -v ON_ERROR_STOP=1 -v synthea_dir="$TMP/synthea-sample" -f "$sample/demo.sql" 2>&1)
+if [ $? -eq 0 ] && echo "$demo" | grep -A2 members_now | grep -qE '^ +[0-9]+$'; then
+	ok "data/synthea-sample/demo.sql runs: import, template segments, members, a gap closing"
+else
+	notok "data/synthea-sample/demo.sql runs ($(echo "$demo" | tail -3))"
+fi
 finish
