@@ -230,6 +230,8 @@ BEGIN
                  'FOR EACH STATEMENT EXECUTE FUNCTION outreach._membership_trigger()', rel);
   EXECUTE format('CREATE TRIGGER outreach_membership_truncate AFTER TRUNCATE ON %s '
                  'FOR EACH STATEMENT EXECUTE FUNCTION outreach._membership_trigger()', rel);
+  -- new links can change the paths from other entities to contacts
+  PERFORM outreach._membership_invalidate();
 END $$;
 
 CREATE OR REPLACE FUNCTION outreach._entity_users(entity text) RETURNS text
