@@ -40,6 +40,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
 
 #include "outreach.h"
 #include "membership.h"
@@ -78,6 +81,7 @@ typedef struct EntityEntry
 	SPIPlanPtr	base_plan;
 	char	   *base_sql;
 	SPIPlanPtr	affected_plan[3];	/* insert, update, delete */
+	AttrNumber	direct_attnum;	/* 0: not looked up; -1: none; else the contact id column */
 } EntityEntry;
 
 enum
@@ -336,6 +340,7 @@ rebuild_cache(void)
 		e->nsegs = e->nbase = 0;
 		e->base_plan = NULL;
 		e->base_sql = NULL;
+		e->direct_attnum = 0;
 		memset(e->affected_plan, 0, sizeof(e->affected_plan));
 		for (int i = 0; i < n; i++)
 		{
@@ -627,6 +632,59 @@ affected_sql(const char *entity, int event)
 	return TextDatumGetCString(d);
 }
 
+/* Which column of the entity's rows holds the contact id, if that is all we need. */
+static AttrNumber
+direct_column(EntityEntry *e, Relation rel)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		arg = CStringGetTextDatum(e->entity);
+	int			ret;
+	bool		isnull;
+	Datum		d;
+	AttrNumber	att;
+
+	ret = SPI_execute_with_args("SELECT outreach._direct_contact_column($1)::text", 1, types, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "outreach: reading the link of entity \"%s\" failed", e->entity);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return -1;
+	att = SPI_fnumber(RelationGetDescr(rel), TextDatumGetCString(d));
+	if (att <= 0 || TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid != INT8OID)
+		return -1;
+	return att;
+}
+
+/* Append the non-null values of column att of a transition table. */
+static void
+collect_column(Tuplestorestate *ts, Relation rel, AttrNumber att, int64 **ids, int *n, int *cap)
+{
+	TupleTableSlot *slot;
+	int			ptr;
+
+	if (ts == NULL)
+		return;
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, att, &isnull);
+
+		if (isnull)
+			continue;
+		if (*n >= *cap)
+		{
+			*cap *= 2;
+			*ids = repalloc(*ids, sizeof(int64) * *cap);
+		}
+		(*ids)[(*n)++] = DatumGetInt64(d);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
 static void
 membership_trigger_body(TriggerData *td)
 {
@@ -667,14 +725,32 @@ membership_trigger_body(TriggerData *td)
 	else
 		event = EV_DELETE;
 
-	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
-		elog(ERROR, "outreach: SPI_register_trigger_data failed");
-	if (e->affected_plan[event] == NULL)
-		e->affected_plan[event] = keep_plan(affected_sql(e->entity, event), 0, NULL);
-	ret = SPI_execute_plan(e->affected_plan[event], NULL, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "outreach: finding the contacts of changed %s rows failed: %s", e->entity, SPI_result_code_string(ret));
-	ids = datum_int8_array(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &n);
+	if (e->direct_attnum == 0)
+		e->direct_attnum = direct_column(e, td->tg_relation);
+	if (e->direct_attnum > 0)
+	{
+		/* the contact id is a column of the changed rows: read the transition tables */
+		int			cap = 16;
+
+		n = 0;
+		isnull = false;
+		ids = palloc(sizeof(int64) * cap);
+		if (event != EV_DELETE)
+			collect_column(td->tg_newtable, td->tg_relation, e->direct_attnum, &ids, &n, &cap);
+		if (event != EV_INSERT)
+			collect_column(td->tg_oldtable, td->tg_relation, e->direct_attnum, &ids, &n, &cap);
+	}
+	else
+	{
+		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "outreach: SPI_register_trigger_data failed");
+		if (e->affected_plan[event] == NULL)
+			e->affected_plan[event] = keep_plan(affected_sql(e->entity, event), 0, NULL);
+		ret = SPI_execute_plan(e->affected_plan[event], NULL, NULL, true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "outreach: finding the contacts of changed %s rows failed: %s", e->entity, SPI_result_code_string(ret));
+		ids = datum_int8_array(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &n);
+	}
 	if (isnull || n == 0)
 	{
 		SPI_finish();
