@@ -84,6 +84,7 @@ CREATE TABLE outreach.enrollment (
   ended_at        timestamptz,
   exit_reason     text,
   entry_change_id bigint,    -- the segment_change 'added' row the contact entered with
+  ended_change_id bigint,    -- the contact's last audience segment_change when the enrollment ended
   attempt         int NOT NULL DEFAULT 0,
   error           text
 );
@@ -94,6 +95,21 @@ CREATE INDEX ON outreach.enrollment (journey_id, contact_id);
 CREATE INDEX ON outreach.enrollment (contact_id);
 COMMENT ON TABLE outreach.enrollment IS
   'A contact''s way through a journey: where it is, when it is due next, how it ended';
+
+-- Re-entry needs a join to the audience after the previous enrollment ended: remember the
+-- last audience change the contact had when it ended, whichever path ended it.
+CREATE FUNCTION outreach._enrollment_ended() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.status <> 'active' AND OLD.status = 'active' THEN
+    SELECT max(sc.id) INTO NEW.ended_change_id
+    FROM outreach.segment_change sc JOIN outreach.journey j ON j.audience_segment_id = sc.segment_id
+    WHERE j.id = NEW.journey_id AND sc.contact_id = NEW.contact_id;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER enrollment_ended BEFORE UPDATE OF status ON outreach.enrollment
+  FOR EACH ROW EXECUTE FUNCTION outreach._enrollment_ended();
 
 CREATE TABLE outreach.enrollment_step (
   id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -270,12 +286,11 @@ BEGIN
 END $$;
 
 -- Glue to the messaging part (templates and subscription lists).
-CREATE FUNCTION outreach._template_channel(template text, OUT found boolean, OUT channel text)
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-  SELECT true, t.channel INTO found, channel FROM outreach.template t WHERE t.name = $1;
-  found := coalesce(found, false);
-END $$;
+CREATE FUNCTION outreach._template_channel(template text, OUT present boolean, OUT channel text, OUT message_class text)
+LANGUAGE sql STABLE AS $$
+  SELECT t.id IS NOT NULL, t.channel, t.message_class
+  FROM (SELECT 1) one LEFT JOIN outreach.template t ON t.name = $1
+$$;
 
 CREATE FUNCTION outreach._subscription_list_exists(list text) RETURNS boolean
 LANGUAGE plpgsql STABLE AS $$
@@ -287,9 +302,9 @@ CREATE FUNCTION outreach._journey_subscribe(contact_id bigint, list text, subscr
 LANGUAGE plpgsql AS $$
 BEGIN
   IF subscribe THEN
-    PERFORM outreach.subscribe($1, $2);
+    PERFORM outreach.subscribe($2, $1, 'journey');
   ELSE
-    PERFORM outreach.unsubscribe($1, $2);
+    PERFORM outreach.unsubscribe($2, $1, 'journey');
   END IF;
 END $$;
 
@@ -307,6 +322,8 @@ DECLARE
   cyc text[];
   tpl_channel text;
   tpl_exists boolean;
+  tpl_class text;
+  art text;
   edge text;
   edge_name text;
 BEGIN
@@ -346,6 +363,7 @@ BEGIN
 
   FOR s IN SELECT * FROM outreach.journey_step js WHERE js.journey_id = j.id ORDER BY js.id LOOP
     step := s.key;
+    art := CASE WHEN s.kind ~ '^[aeiou]' OR s.kind = 'sms' THEN 'an' ELSE 'a' END;
     IF NOT s.key = ANY (reachable) THEN
       problem := 'unreachable from the entry step "' || coalesce(j.entry_step, '') || '"'; RETURN NEXT;
     END IF;
@@ -373,13 +391,19 @@ BEGIN
     CASE s.kind
     WHEN 'email', 'sms', 'letter' THEN
       IF s.template IS NULL THEN
-        problem := format('%s %s step needs a template', CASE s.kind WHEN 'letter' THEN 'a' ELSE 'an' END, s.kind); RETURN NEXT;
+        problem := format('%s %s step needs a template', art, s.kind); RETURN NEXT;
       ELSE
-        SELECT t.found, t.channel INTO tpl_exists, tpl_channel FROM outreach._template_channel(s.template) t;
+        SELECT t.present, t.channel, t.message_class INTO tpl_exists, tpl_channel, tpl_class
+        FROM outreach._template_channel(s.template) t;
         IF NOT tpl_exists THEN
           problem := format('template "%s" does not exist', s.template); RETURN NEXT;
-        ELSIF tpl_channel IS NOT NULL AND tpl_channel <> s.kind THEN
-          problem := format('template "%s" is for %s, not %s', s.template, tpl_channel, s.kind); RETURN NEXT;
+        ELSE
+          IF tpl_channel <> s.kind THEN
+            problem := format('template "%s" is for %s, not %s', s.template, tpl_channel, s.kind); RETURN NEXT;
+          END IF;
+          IF j.message_class = 'transactional' AND tpl_class = 'marketing' THEN
+            problem := format('template "%s" is a marketing template in a transactional journey', s.template); RETURN NEXT;
+          END IF;
         END IF;
       END IF;
     WHEN 'wait' THEN
@@ -441,7 +465,7 @@ BEGIN
     WHEN 'add_to_segment', 'remove_from_segment' THEN
       SELECT * INTO seg FROM outreach.segment sg WHERE sg.name = s.segment;
       IF s.segment IS NULL THEN
-        problem := format('an %s step needs a segment', s.kind); RETURN NEXT;
+        problem := format('%s %s step needs a segment', art, s.kind); RETURN NEXT;
       ELSIF NOT FOUND THEN
         problem := format('segment "%s" does not exist', s.segment); RETURN NEXT;
       ELSIF seg.kind <> 'static' THEN
@@ -449,7 +473,7 @@ BEGIN
       END IF;
     WHEN 'subscribe', 'unsubscribe' THEN
       IF s.list IS NULL THEN
-        problem := format('a %s step needs a list', s.kind); RETURN NEXT;
+        problem := format('%s %s step needs a list', art, s.kind); RETURN NEXT;
       ELSIF NOT outreach._subscription_list_exists(s.list) THEN
         problem := format('subscription list "%s" does not exist', s.list); RETURN NEXT;
       END IF;
@@ -510,7 +534,7 @@ BEGIN
     AND NOT EXISTS (SELECT 1 FROM outreach.enrollment e
                     WHERE e.journey_id = j.id AND e.contact_id = m.contact_id
                       AND (NOT j.allow_reentry OR e.status = 'active'
-                           OR coalesce(e.entry_change_id, 0) >= coalesce(lc.change_id, 0)))
+                           OR greatest(e.entry_change_id, e.ended_change_id, 0) >= coalesce(lc.change_id, 0)))
   ORDER BY m.contact_id
   ON CONFLICT (journey_id, contact_id) WHERE status = 'active' DO NOTHING;
   GET DIAGNOSTICS n = ROW_COUNT;
@@ -651,7 +675,8 @@ BEGIN
                     WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = l.contact_id)
     AND NOT EXISTS (SELECT 1 FROM outreach.enrollment e
                     WHERE e.journey_id = j.id AND e.contact_id = l.contact_id
-                      AND (NOT j.allow_reentry OR e.status = 'active' OR coalesce(e.entry_change_id, 0) >= l.id))
+                      AND (NOT j.allow_reentry OR e.status = 'active'
+                           OR greatest(e.entry_change_id, e.ended_change_id, 0) >= l.id))
   ORDER BY j.id, l.contact_id
   ON CONFLICT (journey_id, contact_id) WHERE status = 'active' DO NOTHING;
   RETURN NULL;
@@ -903,3 +928,122 @@ LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM outreach.tick_journeys(at);
 END $$;
+
+-- An open or click wakes the enrollments waiting on it in a branch_interaction step, so the
+-- yes path is taken on the next tick instead of when the timeout passes.
+CREATE FUNCTION outreach._journey_interaction_wake() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE outreach.enrollment e
+  SET next_run_at = least(e.next_run_at, w.occurred_at)
+  FROM (
+    SELECT m.enrollment_id, min(i.occurred_at) AS occurred_at
+    FROM added i
+    JOIN outreach.message m ON m.id = i.message_id
+    WHERE i.kind IN ('opened', 'clicked') AND m.enrollment_id IS NOT NULL
+    GROUP BY m.enrollment_id
+  ) w
+  WHERE e.id = w.enrollment_id AND e.status = 'active'
+    AND EXISTS (SELECT 1 FROM outreach.journey_step s
+                JOIN outreach.message m ON m.enrollment_id = e.id
+                JOIN outreach.journey_step rs ON rs.id = m.step_id
+                WHERE s.journey_id = e.journey_id AND s.key = e.current_step AND s.kind = 'branch_interaction'
+                  AND rs.journey_id = e.journey_id AND rs.key = s.after_step);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER journey_interaction_wake AFTER INSERT ON outreach.interaction
+  REFERENCING NEW TABLE AS added
+  FOR EACH STATEMENT EXECUTE FUNCTION outreach._journey_interaction_wake();
+
+-- Analytics for BI tools ------------------------------------------------------------------
+-- Messages count as delivered when they were sent and did not bounce or fail (a worker that
+-- never confirms delivery leaves them 'sent'); a click counts as an open.  CTR is unique
+-- clicks over delivered messages, CTOR unique clicks over unique opens.
+
+CREATE VIEW outreach.journey_message_stats AS
+SELECT j.id AS journey_id, j.name AS journey, s.key AS step, m.channel, m.status, m.suppression_reason,
+       count(*) AS messages
+FROM outreach.message m
+JOIN outreach.journey j ON j.id = m.journey_id
+LEFT JOIN outreach.journey_step s ON s.id = m.step_id
+GROUP BY j.id, j.name, s.id, s.key, m.channel, m.status, m.suppression_reason;
+COMMENT ON VIEW outreach.journey_message_stats IS
+  'Journey messages by step, channel, status and suppression reason';
+
+CREATE VIEW outreach._journey_message_engagement AS
+SELECT m.id AS message_id, m.journey_id, m.step_id, m.status, m.suppression_reason,
+       m.status IN ('sent', 'delivered') AS delivered,
+       EXISTS (SELECT 1 FROM outreach.interaction i WHERE i.message_id = m.id AND i.kind IN ('opened', 'clicked')) AS opened,
+       EXISTS (SELECT 1 FROM outreach.interaction i WHERE i.message_id = m.id AND i.kind = 'clicked') AS clicked
+FROM outreach.message m
+WHERE m.journey_id IS NOT NULL;
+
+CREATE VIEW outreach.journey_funnel AS
+SELECT j.id AS journey_id, j.name AS journey, j.status,
+       coalesce(e.enrolled, 0) AS enrolled, coalesce(e.active, 0) AS active,
+       coalesce(e.completed, 0) AS completed, coalesce(e.exited, 0) AS exited, coalesce(e.failed, 0) AS failed,
+       coalesce(m.messages, 0) AS messages, coalesce(m.queued, 0) AS queued, coalesce(m.delivered, 0) AS delivered,
+       coalesce(m.bounced, 0) AS bounced, coalesce(m.suppressed, 0) AS suppressed,
+       coalesce(m.unique_opens, 0) AS unique_opens, coalesce(m.unique_clicks, 0) AS unique_clicks,
+       round(m.unique_clicks::numeric / nullif(m.delivered, 0), 4) AS ctr,
+       round(m.unique_clicks::numeric / nullif(m.unique_opens, 0), 4) AS ctor
+FROM outreach.journey j
+LEFT JOIN (
+  SELECT journey_id, count(*) AS enrolled,
+         count(*) FILTER (WHERE status = 'active') AS active,
+         count(*) FILTER (WHERE status = 'completed') AS completed,
+         count(*) FILTER (WHERE status = 'exited') AS exited,
+         count(*) FILTER (WHERE status = 'failed') AS failed
+  FROM outreach.enrollment GROUP BY journey_id
+) e ON e.journey_id = j.id
+LEFT JOIN (
+  SELECT journey_id, count(*) AS messages,
+         count(*) FILTER (WHERE status IN ('queued', 'sending')) AS queued,
+         count(*) FILTER (WHERE delivered) AS delivered,
+         count(*) FILTER (WHERE status = 'bounced') AS bounced,
+         count(*) FILTER (WHERE status = 'suppressed') AS suppressed,
+         count(*) FILTER (WHERE opened) AS unique_opens,
+         count(*) FILTER (WHERE clicked) AS unique_clicks
+  FROM outreach._journey_message_engagement GROUP BY journey_id
+) m ON m.journey_id = j.id;
+COMMENT ON VIEW outreach.journey_funnel IS
+  'Per journey: enrollments by status, messages by outcome, unique opens and clicks, CTR and CTOR';
+
+CREATE VIEW outreach.journey_step_funnel AS
+SELECT j.id AS journey_id, j.name AS journey, s.id AS step_id, s.key AS step, s.kind,
+       coalesce(h.done, 0) + coalesce(a.waiting, 0) AS reached,
+       coalesce(a.waiting, 0) AS waiting, coalesce(h.done, 0) AS done,
+       coalesce(h.yes, 0) AS yes, coalesce(h.no, 0) AS no, coalesce(f.failed, 0) AS failed,
+       coalesce(m.messages, 0) AS messages, coalesce(m.queued, 0) AS queued, coalesce(m.delivered, 0) AS delivered,
+       coalesce(m.bounced, 0) AS bounced, coalesce(m.suppressed, 0) AS suppressed,
+       coalesce(m.unique_opens, 0) AS unique_opens, coalesce(m.unique_clicks, 0) AS unique_clicks,
+       round(m.unique_clicks::numeric / nullif(m.delivered, 0), 4) AS ctr,
+       round(m.unique_clicks::numeric / nullif(m.unique_opens, 0), 4) AS ctor
+FROM outreach.journey j
+JOIN outreach.journey_step s ON s.journey_id = j.id
+LEFT JOIN (
+  SELECT step_id, count(*) AS done,
+         count(*) FILTER (WHERE outcome = 'yes') AS yes,
+         count(*) FILTER (WHERE outcome = 'no') AS no
+  FROM outreach.enrollment_step GROUP BY step_id
+) h ON h.step_id = s.id
+LEFT JOIN (
+  SELECT journey_id, current_step, count(*) AS waiting
+  FROM outreach.enrollment WHERE status = 'active' GROUP BY journey_id, current_step
+) a ON a.journey_id = j.id AND a.current_step = s.key
+LEFT JOIN (
+  SELECT journey_id, current_step, count(*) AS failed
+  FROM outreach.enrollment WHERE status = 'failed' GROUP BY journey_id, current_step
+) f ON f.journey_id = j.id AND f.current_step = s.key
+LEFT JOIN (
+  SELECT step_id, count(*) AS messages,
+         count(*) FILTER (WHERE status IN ('queued', 'sending')) AS queued,
+         count(*) FILTER (WHERE delivered) AS delivered,
+         count(*) FILTER (WHERE status = 'bounced') AS bounced,
+         count(*) FILTER (WHERE status = 'suppressed') AS suppressed,
+         count(*) FILTER (WHERE opened) AS unique_opens,
+         count(*) FILTER (WHERE clicked) AS unique_clicks
+  FROM outreach._journey_message_engagement GROUP BY step_id
+) m ON m.step_id = s.id;
+COMMENT ON VIEW outreach.journey_step_funnel IS
+  'Per journey step: how many reached it, wait there, did it (yes/no for branches), failed on it, and its messages and engagement';
