@@ -159,14 +159,14 @@ CREATE FUNCTION outreach._template(name text) RETURNS outreach.template
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t outreach.template;
-  similar text;
+  close_name text;
 BEGIN
   SELECT * INTO t FROM outreach.template x WHERE x.name = $1;
   IF NOT FOUND THEN
-    SELECT x.name INTO similar FROM outreach.template x
+    SELECT x.name INTO close_name FROM outreach.template x
      WHERE lower(x.name) = lower($1) OR x.name ILIKE '%' || $1 || '%' ORDER BY length(x.name) LIMIT 1;
     RAISE EXCEPTION 'template "%" does not exist', $1 USING ERRCODE = 'undefined_object',
-      HINT = CASE WHEN similar IS NOT NULL THEN format('Did you mean "%s"?', similar)
+      HINT = CASE WHEN close_name IS NOT NULL THEN format('Did you mean "%s"?', close_name)
                   ELSE 'Create it with outreach.create_template(); outreach.template lists the templates.' END;
   END IF;
   RETURN t;
