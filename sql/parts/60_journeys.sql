@@ -99,7 +99,7 @@ COMMENT ON TABLE outreach.enrollment IS
 -- Re-entry needs a join to the audience after the previous enrollment ended: remember the
 -- last audience change the contact had when it ended, whichever path ended it.
 CREATE FUNCTION outreach._enrollment_ended() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF NEW.status <> 'active' AND OLD.status = 'active' THEN
     SELECT max(sc.id) INTO NEW.ended_change_id
@@ -147,7 +147,7 @@ COMMENT ON TABLE outreach.journey_tick_run IS
 
 -- Steps may change only while their journey is a draft: live enrollments point at them.
 CREATE FUNCTION outreach._journey_step_guard() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   jid bigint := CASE WHEN TG_OP = 'DELETE' THEN OLD.journey_id ELSE NEW.journey_id END;
   j outreach.journey;
@@ -168,7 +168,7 @@ CREATE TRIGGER journey_step_guard BEFORE INSERT OR UPDATE OR DELETE ON outreach.
   FOR EACH ROW EXECUTE FUNCTION outreach._journey_step_guard();
 
 CREATE FUNCTION outreach._journey(journey text) RETURNS outreach.journey
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j outreach.journey;
 BEGIN
@@ -182,7 +182,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION outreach._segment_id(segment text, what text) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   sid bigint;
 BEGIN
@@ -210,7 +210,7 @@ CREATE FUNCTION outreach.create_journey(
   allow_reentry     boolean DEFAULT false,
   suppression       text DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   jid bigint;
 BEGIN
@@ -250,7 +250,7 @@ CREATE FUNCTION outreach.add_step(
   yes        text DEFAULT NULL,
   no         text DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j outreach.journey := outreach._journey(journey);
   sid bigint;
@@ -274,7 +274,7 @@ COMMENT ON FUNCTION outreach.add_step(text, text, text, text, text, interval, ti
   'Add a step to a draft journey; the first step added is the entry step';
 
 CREATE FUNCTION outreach.set_entry_step(journey text, key text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j outreach.journey := outreach._journey(journey);
 BEGIN
@@ -287,19 +287,19 @@ END $$;
 
 -- Glue to the messaging part (templates and subscription lists).
 CREATE FUNCTION outreach._template_channel(template text, OUT present boolean, OUT channel text, OUT message_class text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT t.id IS NOT NULL, t.channel, t.message_class
   FROM (SELECT 1) one LEFT JOIN outreach.template t ON t.name = $1
 $$;
 
 CREATE FUNCTION outreach._subscription_list_exists(list text) RETURNS boolean
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   RETURN EXISTS (SELECT 1 FROM outreach.subscription_list l WHERE l.name = $1);
 END $$;
 
 CREATE FUNCTION outreach._journey_subscribe(contact_id bigint, list text, subscribe boolean) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF subscribe THEN
     PERFORM outreach.subscribe($2, $1, 'journey');
@@ -311,7 +311,7 @@ END $$;
 -- Every problem of a journey's definition, one row each; empty when it may go live.
 CREATE FUNCTION outreach.validate_journey(journey text)
 RETURNS TABLE (step text, problem text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j outreach.journey := outreach._journey(journey);
   s outreach.journey_step;
@@ -511,7 +511,7 @@ COMMENT ON FUNCTION outreach.validate_journey(text) IS
 -- Enroll the current members of a journey's audience that are not enrolled (and may enter):
 -- used by launch and by every tick, so a contact missed by the trigger is never lost.
 CREATE FUNCTION outreach._enroll_members(jid bigint, at timestamptz) RETURNS int
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j outreach.journey;
   n int;
@@ -544,7 +544,7 @@ END $$;
 -- Exit the active enrollments that must end: contacts that left the audience of an
 -- exit_on_leave journey, and contacts in the suppression segment.
 CREATE FUNCTION outreach._exit_departed(jid bigint, at timestamptz) RETURNS int
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   n int;
   m int;
@@ -567,7 +567,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION outreach.launch_journey(journey text) RETURNS int
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j outreach.journey := outreach._journey(journey);
   problems text;
@@ -600,7 +600,7 @@ COMMENT ON FUNCTION outreach.launch_journey(text) IS
   'Validate a draft (or stopped) journey, make it live and enroll the current audience; returns how many entered';
 
 CREATE FUNCTION outreach.stop_journey(journey text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j outreach.journey := outreach._journey(journey);
 BEGIN
@@ -614,7 +614,7 @@ COMMENT ON FUNCTION outreach.stop_journey(text) IS
   'Stop a live journey: nobody enters and enrollments stop advancing until it is launched again';
 
 CREATE FUNCTION outreach.drop_journey(journey text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j outreach.journey := outreach._journey(journey);
 BEGIN
@@ -626,7 +626,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION outreach.retry_enrollment(enrollment_id bigint) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   UPDATE outreach.enrollment
   SET status = 'active', next_run_at = outreach.now(), ended_at = NULL, exit_reason = NULL
@@ -642,7 +642,7 @@ COMMENT ON FUNCTION outreach.retry_enrollment(bigint) IS
 -- Enrollment in the writing transaction: segment_change rows tell which contacts joined or
 -- left which segment.  The last change per (segment, contact) of the statement decides.
 CREATE FUNCTION outreach._journey_segment_changed() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   at timestamptz := outreach.now();
 BEGIN
@@ -691,7 +691,7 @@ CREATE TRIGGER journey_enrollment AFTER INSERT ON outreach.segment_change
 CREATE FUNCTION outreach.next_local_window(from_ts timestamptz, tz text, from_time time,
                                            until_time time DEFAULT NULL, weekdays int[] DEFAULT NULL)
 RETURNS timestamptz
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   local_day date := (from_ts AT TIME ZONE tz)::date;
   d date;
@@ -721,7 +721,7 @@ COMMENT ON FUNCTION outreach.next_local_window(timestamptz, text, time, time, in
 -- Run one enrollment until it has to wait or ends.  Called by the tick inside a
 -- subtransaction with the enrollment row locked.
 CREATE FUNCTION outreach._advance_enrollment(eid bigint, at timestamptz, OUT steps int, OUT messages int, OUT result text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   e outreach.enrollment;
   j outreach.journey;
@@ -862,9 +862,10 @@ END $$;
 CREATE FUNCTION outreach.tick_journeys(at timestamptz DEFAULT outreach.now(), batch_size int DEFAULT 500,
                                        max_batches int DEFAULT 20)
 RETURNS outreach.journey_tick_run
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   run outreach.journey_tick_run;
+  prev text := current_setting('outreach.now', true);
   jid bigint;
   ids bigint[];
   eid bigint;
@@ -918,13 +919,14 @@ BEGIN
       steps = run.steps, messages = run.messages, completed = run.completed, failed = run.failed,
       batches = run.batches, more_due = run.more_due
   WHERE id = run.id;
+  PERFORM set_config('outreach.now', coalesce(prev, ''), true);
   RETURN run;
 END $$;
 COMMENT ON FUNCTION outreach.tick_journeys(timestamptz, int, int) IS
   'Journey tick: enroll, exit, advance due enrollments (at most batch_size x max_batches); returns the run statistics';
 
 CREATE OR REPLACE FUNCTION outreach._tick_journeys(at timestamptz) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM outreach.tick_journeys(at);
 END $$;
@@ -932,7 +934,7 @@ END $$;
 -- An open or click wakes the enrollments waiting on it in a branch_interaction step, so the
 -- yes path is taken on the next tick instead of when the timeout passes.
 CREATE FUNCTION outreach._journey_interaction_wake() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   UPDATE outreach.enrollment e
   SET next_run_at = least(e.next_run_at, w.occurred_at)

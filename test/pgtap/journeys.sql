@@ -333,11 +333,37 @@ SELECT outreach.add_step('jt_window', 'stop', 'end');
 SET LOCAL outreach.now = '2030-01-20 10:00+00';
 SELECT is(outreach.launch_journey('jt_window'), 0, 'before starts_at nobody enters');
 SELECT is((SELECT r.enrolled FROM pg_temp.tick('2030-02-01 00:00+00') r), 1, 'at starts_at the tick enrolls the members');
+SET LOCAL outreach.now = '2030-02-10 10:00+00';
 SELECT outreach.add_members('jt_vip', pg_temp.cids('jt2'));
+SELECT is((pg_temp.enr('jt_window', 'jt2')).status, 'active', 'inside the window a joining contact enters');
 SET LOCAL outreach.now = '2030-03-02 10:00+00';
 SELECT outreach.add_members('jt_vip', pg_temp.cids('jt3'));
 SELECT is((SELECT count(*) FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id
            WHERE j.name = 'jt_window'), 2::bigint, 'after ends_at nobody enters');
+
+-- End to end on a dynamic segment: a clinical write enrolls the patient in the same
+-- transaction, and outreach.tick (the pg_cron job) advances the journey.
+SELECT outreach.create_segment('jt_hyper', 'contact where status = ''active'' and has condition where description contains ''Hypermetropia''');
+SELECT outreach.go_live('jt_hyper');
+SELECT outreach.create_journey('jt_dynamic', 'jt_hyper', exit_on_leave => true);
+SELECT outreach.add_step('jt_dynamic', 'tag', 'add_to_segment', segment => 'jt_hyper', next => 'bye');
+SELECT outreach.add_step('jt_dynamic', 'bye', 'end');
+SELECT is((SELECT problem FROM outreach.validate_journey('jt_dynamic')),
+  'segment "jt_hyper" is dynamic; only static segments take members by hand', 'add_to_segment needs a static segment');
+UPDATE outreach.journey_step SET segment = 'jt_tagged'
+WHERE key = 'tag' AND journey_id = (SELECT id FROM outreach.journey WHERE name = 'jt_dynamic');
+SET LOCAL outreach.now = '2030-04-01 10:00+00';
+SELECT is(outreach.launch_journey('jt_dynamic'), 0, 'nobody has the condition yet');
+INSERT INTO outreach.condition (patient_id, code, description, onset_date)
+VALUES (pg_temp.cid('jt9'), '38101003', 'Hypermetropia (disorder)', '2029-12-01');
+SELECT is((pg_temp.enr('jt_dynamic', 'jt9')).status, 'active', 'the condition insert enrolls the patient in the same transaction');
+SELECT lives_ok($$ SELECT outreach.tick('2030-04-01 10:05+00') $$, 'outreach.tick runs the journey tick');
+SELECT is((pg_temp.enr('jt_dynamic', 'jt9')).status, 'completed', 'and advances the journey');
+SELECT ok(EXISTS (SELECT 1 FROM outreach.journey_tick_run WHERE at = '2030-04-01 10:05+00' AND processed >= 1 AND finished_at IS NOT NULL),
+  'with its statistics recorded');
+UPDATE outreach.condition SET clinical_status = 'resolved', description = 'resolved' WHERE patient_id = pg_temp.cid('jt9');
+SELECT ok(NOT EXISTS (SELECT 1 FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+                      WHERE s.name = 'jt_hyper' AND m.contact_id = pg_temp.cid('jt9')), 'the patient leaves the segment');
 
 SELECT * FROM finish();
 ROLLBACK;
