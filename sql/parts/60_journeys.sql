@@ -139,6 +139,7 @@ CREATE TABLE outreach.journey_tick_run (
   messages    int NOT NULL DEFAULT 0,
   completed   int NOT NULL DEFAULT 0,
   failed      int NOT NULL DEFAULT 0,
+  retried     int NOT NULL DEFAULT 0,
   batches     int NOT NULL DEFAULT 0,
   more_due    boolean NOT NULL DEFAULT false
 );
@@ -868,6 +869,7 @@ DECLARE
   prev text := current_setting('outreach.now', true);
   jid bigint;
   ids bigint[];
+  retry_later bigint[] := '{}';
   eid bigint;
   r record;
 BEGIN
@@ -887,6 +889,7 @@ BEGIN
       SELECT e.id, e.next_run_at FROM outreach.enrollment e
       WHERE e.status = 'active' AND e.next_run_at <= at
         AND EXISTS (SELECT 1 FROM outreach.journey j WHERE j.id = e.journey_id AND j.status = 'live')
+        AND NOT e.id = ANY (retry_later)
       ORDER BY e.next_run_at, e.id
       LIMIT batch_size
       FOR UPDATE OF e SKIP LOCKED) due;
@@ -900,7 +903,14 @@ BEGIN
         run.messages := run.messages + r.messages;
         IF r.result = 'completed' THEN run.completed := run.completed + 1; END IF;
         IF r.result = 'exited' THEN run.exited := run.exited + 1; END IF;
-      EXCEPTION WHEN OTHERS THEN
+      EXCEPTION
+      WHEN deadlock_detected OR serialization_failure OR lock_not_available THEN
+        -- Transient: the work was rolled back; the enrollment stays due for the next tick.
+        UPDATE outreach.enrollment SET error = SQLERRM, attempt = attempt + 1 WHERE id = eid;
+        run.processed := run.processed + 1;
+        run.retried := run.retried + 1;
+        retry_later := retry_later || eid;
+      WHEN OTHERS THEN
         -- The subtransaction rolled back this enrollment's partial work; record why.
         UPDATE outreach.enrollment
         SET status = 'failed', error = SQLERRM, attempt = attempt + 1, ended_at = at, next_run_at = NULL
@@ -917,6 +927,7 @@ BEGIN
   UPDATE outreach.journey_tick_run
   SET finished_at = run.finished_at, enrolled = run.enrolled, exited = run.exited, processed = run.processed,
       steps = run.steps, messages = run.messages, completed = run.completed, failed = run.failed,
+      retried = run.retried,
       batches = run.batches, more_due = run.more_due
   WHERE id = run.id;
   PERFORM set_config('outreach.now', coalesce(prev, ''), true);

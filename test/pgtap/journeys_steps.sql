@@ -245,6 +245,25 @@ SELECT lives_ok(format('SELECT outreach.retry_enrollment(%s)', (pg_temp.enr('js_
 SELECT is((SELECT r.completed FROM pg_temp.tick('2030-01-07 12:10+00') r), 1, 'the retried enrollment completes');
 SELECT is(pg_temp.path('js_fail', 'js8'), 'mail:queued done:ended', 'with its message queued once');
 
+-- A transient error (deadlock, serialization failure) leaves the enrollment due for the next tick.
+SELECT pg_temp.journey('js_transient', ARRAY['js1', 'js8'], '2030-01-07 12:00+00');
+SELECT outreach.add_step('js_transient', 'mail', 'email', template => 'js_mail');
+CREATE FUNCTION pg_temp.deadlock_js8() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.contact_id = pg_temp.cid('js8') THEN RAISE EXCEPTION 'simulated deadlock' USING ERRCODE = 'deadlock_detected'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER deadlock_js8 BEFORE INSERT ON outreach.message FOR EACH ROW EXECUTE FUNCTION pg_temp.deadlock_js8();
+SELECT pg_temp.launch('js_transient', '2030-01-07 12:20+00');
+SELECT is((SELECT (r.processed, r.completed, r.retried, r.failed)::text FROM pg_temp.tick('2030-01-07 12:20+00') r), '(2,1,1,0)',
+  'a transient error is retried, not failed, and not twice in the same tick');
+SELECT is(((pg_temp.enr('js_transient', 'js8')).status, (pg_temp.enr('js_transient', 'js8')).error,
+           (pg_temp.enr('js_transient', 'js8')).attempt)::text, '(active,"simulated deadlock",1)',
+  'the enrollment stays active with the error and the attempt counted');
+DROP TRIGGER deadlock_js8 ON outreach.message;
+SELECT is((SELECT r.completed FROM pg_temp.tick('2030-01-07 12:21+00') r), 1, 'the next tick completes it');
+SELECT is((pg_temp.enr('js_transient', 'js8')).error, NULL, 'and clears the error');
+
 -- Bounded batches: the tick does at most batch_size x max_batches and says more is due.
 SELECT outreach.create_journey('js_batch', 'js_split_aud');
 SELECT outreach.add_step('js_batch', 'done', 'end');
