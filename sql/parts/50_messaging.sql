@@ -646,7 +646,8 @@ COMMENT ON FUNCTION outreach.enqueue_message(bigint, text, text, text, bigint, b
 
 -- Delivery workers ----------------------------------------------------------------------
 
-CREATE FUNCTION outreach.claim_messages(worker text, batch_size integer DEFAULT 100, lease interval DEFAULT '5 minutes')
+CREATE FUNCTION outreach.claim_messages(worker text, batch_size integer DEFAULT 100, lease interval DEFAULT '5 minutes',
+                                        max_attempts integer DEFAULT 5)
 RETURNS SETOF outreach.message LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   clock timestamptz := outreach.now();
@@ -661,6 +662,16 @@ BEGIN
   IF $3 IS NULL OR $3 <= interval '0' THEN
     RAISE EXCEPTION 'lease must be a positive interval' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF $4 IS NULL OR $4 < 1 THEN
+    RAISE EXCEPTION 'max_attempts must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- a message whose leases keep running out (a worker crashing on it) stops being retried
+  UPDATE outreach.message m
+     SET status = 'failed', lease_expires_at = NULL, finished_at = clock, updated_at = clock,
+         detail = format('no delivery result after %s claims (last by %s)', m.attempts, m.claimed_by)
+   WHERE m.id IN (SELECT x.id FROM outreach.message x
+                   WHERE x.status = 'sending' AND x.lease_expires_at <= clock AND x.attempts >= $4
+                   FOR UPDATE SKIP LOCKED);
   RETURN QUERY
   WITH picked AS (
     SELECT x.id FROM outreach.message x
@@ -675,8 +686,8 @@ BEGIN
     FROM picked WHERE m.id = picked.id
   RETURNING m.*;
 END $$;
-COMMENT ON FUNCTION outreach.claim_messages(text, integer, interval) IS
-  'Claims due messages for a delivery worker (SKIP LOCKED); a claim not reported within the lease returns to the pool';
+COMMENT ON FUNCTION outreach.claim_messages(text, integer, interval, integer) IS
+  'Claims due messages for a delivery worker (SKIP LOCKED); a claim not reported within the lease returns to the pool, up to max_attempts claims, then the message fails';
 
 CREATE FUNCTION outreach._opt_out(contact_id bigint, channel text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

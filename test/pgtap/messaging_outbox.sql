@@ -2,7 +2,7 @@
 -- lifecycle, claims and leases, delivery reports, interactions and the reporting views.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(55);
+SELECT plan(59);
 
 SET LOCAL outreach.now = '2026-03-02 15:00:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -157,10 +157,22 @@ SELECT outreach.report_delivery(b_text, 'sent', worker => 'w6') FROM ids;
 SELECT outreach.report_interaction(b_text, 'complained') FROM ids;
 SELECT is((SELECT do_not_sms FROM outreach.contact WHERE external_id = 'b'), true, 'a complaint opts out of the channel');
 
+-- a message whose leases keep running out fails after max_attempts claims
+DELETE FROM outreach.message;
+SELECT outreach.enqueue_message(pg_temp.cid('a'), 'plain', at => '2026-03-02 18:00Z');
+SELECT count(*) FROM outreach.claim_messages('crashy', max_attempts => 2);
+SET LOCAL outreach.now = '2026-03-02 18:06:00+00';
+SELECT is((SELECT attempts FROM outreach.claim_messages('crashy', max_attempts => 2)), 2, 'an expired lease is claimed again');
+SET LOCAL outreach.now = '2026-03-02 18:12:00+00';
+SELECT is((SELECT count(*) FROM outreach.claim_messages('crashy', max_attempts => 2)), 0::bigint, 'but not beyond max_attempts');
+SELECT is((SELECT status || ': ' || detail FROM outreach.message), 'failed: no delivery result after 2 claims (last by crashy)',
+  'it fails, saying why');
+SELECT throws_ok($$SELECT outreach.claim_messages('w', max_attempts => 0)$$, '22023', 'max_attempts must be at least 1', 'max_attempts checked');
+
 SELECT is((SELECT sum(messages) FROM outreach.message_status), (SELECT count(*) FROM outreach.message)::numeric,
   'message_status covers every message');
-SELECT is((SELECT messages FROM outreach.message_status WHERE status = 'suppressed' AND suppression_reason = 'unsubscribed'), 1::bigint,
-  'message_status counts by suppression reason');
+SELECT is((SELECT messages FROM outreach.message_status WHERE status = 'failed'), 1::bigint,
+  'message_status counts by status');
 
 SELECT * FROM finish();
 ROLLBACK;
