@@ -35,6 +35,7 @@
 #include "utils/datetime.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "outreach.h"
@@ -76,6 +77,7 @@ typedef struct FieldInfo
 	FieldKind	kind;
 	Oid			typid;
 	bool		is_age;			/* contact's virtual age */
+	const char *label;			/* how messages name it when not a field (count(...)) */
 	List	   *allowed;		/* enumerated values, or NIL */
 } FieldInfo;
 
@@ -179,29 +181,37 @@ static const char *
 closest_name(const char *name, List *candidates)
 {
 	const char *best = NULL;
-	int			best_d = INT_MAX;
+	int			best_score = INT_MAX;
+	int			best_d = 0;
+	int			best_len = 0;
 	int			nlen = strlen(name);
 	ListCell   *lc;
 
 	foreach(lc, candidates)
 	{
 		const char *c = (const char *) lfirst(lc);
-		int			d = varstr_levenshtein(name, nlen, c, strlen(c), 1, 1, 1, true);
+		int			clen = strlen(c);
+		int			d = varstr_levenshtein(name, nlen, c, clen, 1, 1, 1, true);
 
-		if (d < best_d)
+		/* on a tie, prefer the candidate of the same length (a transposition) */
+		int			score = 2 * d + (clen != nlen);
+
+		if (score < best_score)
 		{
-			best_d = d;
+			best_score = score;
 			best = c;
+			best_d = d;
+			best_len = clen;
 		}
 	}
 	/* a suggestion that shares little with the name is noise */
-	if (best == NULL || best_d > Max(2, nlen / 2))
+	if (best == NULL || (best_d > 2 && 2 * best_d >= Max(nlen, best_len)))
 		return NULL;
 	return best;
 }
 
 static char *
-join_names(List *names, const char *quote)
+join_with(List *names, const char *quote, const char *sep)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -210,10 +220,16 @@ join_names(List *names, const char *quote)
 	foreach(lc, names)
 	{
 		if (buf.len > 0)
-			appendStringInfoString(&buf, ", ");
+			appendStringInfoString(&buf, sep);
 		appendStringInfo(&buf, "%s%s%s", quote, (char *) lfirst(lc), quote);
 	}
 	return buf.data;
+}
+
+static char *
+join_names(List *names, const char *quote)
+{
+	return join_with(names, quote, ", ");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -329,16 +345,16 @@ kind_name(FieldKind k)
 		case FK_TEXT:
 			return "text";
 		case FK_NUMBER:
-			return "number";
+			return "a number";
 		case FK_BOOL:
-			return "boolean";
+			return "a boolean";
 		case FK_DATE:
-			return "date";
+			return "a date";
 		case FK_TIMESTAMP:
 		case FK_TIMESTAMPTZ:
-			return "timestamp";
+			return "a timestamp";
 		default:
-			return "other";
+			return "of another type";
 	}
 }
 
@@ -418,7 +434,9 @@ resolve_edge(CompileState *st, EntityInfo *s, EntityInfo *r, QRelation *rel)
 			descr = lappend(descr, psprintf("%s.%s -> %s", r->name, l->link_column, s->name));
 			cands = lappend(cands, e);
 		}
-		if (strcmp(l->entity, s->name) == 0 && strcmp(l->target, r->name) == 0)
+		/* a self link (account.parent_id) is read one way: the rows pointing at the scope row */
+		if (strcmp(l->entity, s->name) == 0 && strcmp(l->target, r->name) == 0 &&
+			strcmp(s->name, r->name) != 0)
 		{
 			e = palloc0(sizeof(Edge));
 			e->one_to_many = false;
@@ -438,9 +456,6 @@ resolve_edge(CompileState *st, EntityInfo *s, EntityInfo *r, QRelation *rel)
 		Edge	   *e = lfirst(lc);
 
 		if (rel->via != NULL && strcmp(rel->via, e->column) != 0)
-			continue;
-		/* on a self link, via names the related rows' column: prefer one-to-many */
-		if (found != NULL && rel->via != NULL && strcmp(found->column, e->column) == 0)
 			continue;
 		found = e;
 		nfound++;
@@ -500,7 +515,12 @@ unit_word(QUnit u)
 static char *
 interval_sql(int64 amount, QUnit unit)
 {
-	return psprintf("'" INT64_FORMAT " %s'::interval", amount, unit_word(unit));
+	const char *w = unit_word(unit);
+
+	/* "1 year", "2 years" */
+	if (amount == 1)
+		return psprintf("'1 %.*s'::interval", (int) strlen(w) - 1, w);
+	return psprintf("'" INT64_FORMAT " %s'::interval", amount, w);
 }
 
 /*
@@ -509,6 +529,19 @@ interval_sql(int64 amount, QUnit unit)
  * that suits the field: a date for date fields when the offset is whole days, a local
  * timestamp for date and timestamp fields, a timestamptz for timestamptz fields.
  */
+/* relative amounts beyond this many units are mistakes, and would overflow an interval */
+#define MAX_RELATIVE_AMOUNT 100000
+
+static void
+check_amount(int64 amount, int location)
+{
+	if (amount > MAX_RELATIVE_AMOUNT || amount < -MAX_RELATIVE_AMOUNT)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("amount " INT64_FORMAT " is out of range at character %d", amount, POS(location)),
+				 errdetail("Relative dates go back or ahead at most %d units.", MAX_RELATIVE_AMOUNT)));
+}
+
 static char *
 relative_sql(CompileState *st, FieldKind fk, bool base_today, int sign, int64 amount, QUnit unit)
 {
@@ -522,6 +555,9 @@ relative_sql(CompileState *st, FieldKind fk, bool base_today, int sign, int64 am
 		amount = -amount;
 		sign = -sign;
 	}
+	/* the current instant needs no time zone arithmetic */
+	if (fk == FK_TIMESTAMPTZ && !base_today && (sign == 0 || amount == 0))
+		return pstrdup("(SELECT outreach.now())");
 	if (base_today)
 		expr = psprintf("%s::date", local_now);
 	else
@@ -635,6 +671,14 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 			dterr = DTERR_FIELD_OVERFLOW;
 		if (dterr == 0 && want_date && (tm->tm_hour || tm->tm_min || tm->tm_sec || fsec || has_tz))
 			dterr = DTERR_BAD_FORMAT;
+		/* dates are compared with timestamps too: keep both within the timestamp range */
+		if (dterr == 0)
+		{
+			Timestamp	ts;
+
+			if (tm2timestamp(tm, fsec, NULL, &ts) != 0 || !IS_VALID_TIMESTAMP(ts))
+				dterr = DTERR_FIELD_OVERFLOW;
+		}
 	}
 	if (dterr != 0)
 		ereport(ERROR,
@@ -685,8 +729,9 @@ value_mismatch(const FieldInfo *f, const QValue *v, const char *hint)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("field \"%s\" is a %s and cannot be compared with %s at character %d",
-					f->name, kind_name(f->kind), value_description(v), POS(v->location)),
+			 errmsg("%s is %s and cannot be compared with %s at character %d",
+					f->label ? f->label : psprintf("field \"%s\"", f->name),
+					kind_name(f->kind), value_description(v), POS(v->location)),
 			 hint ? errhint("%s", hint) : 0));
 }
 
@@ -722,7 +767,7 @@ value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 	{
 		case FK_TEXT:
 			if (v->kind != QV_STRING)
-				value_mismatch(f, v, "Write text values in single quotes, e.g. '42'.");
+				value_mismatch(f, v, v->kind == QV_NUMBER ? "Write text values in single quotes, e.g. '42'." : NULL);
 			return quote_literal_cstr(v->text);
 		case FK_NUMBER:
 			if (v->kind != QV_NUMBER)
@@ -746,8 +791,10 @@ value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 				case QV_TIMESTAMP:
 					return temporal_literal_sql(st, f->kind, v->text, false, v->location, f->name);
 				case QV_TODAY:
+					check_amount(v->offset_amount, v->location);
 					return relative_sql(st, f->kind, true, v->offset_sign, v->offset_amount, v->offset_unit);
 				case QV_NOW:
+					check_amount(v->offset_amount, v->location);
 					return relative_sql(st, f->kind, false, v->offset_sign, v->offset_amount, v->offset_unit);
 				default:
 					value_mismatch(f, v, "Write dates as date 'YYYY-MM-DD', or relative to today or now.");
@@ -882,19 +929,33 @@ edge_columns(Scope *s, Scope *r, Edge *edge, char **outer, char **inner, int loc
 	}
 }
 
-/* the filter of a relation: " AND (cond)" on a new line, or nothing */
+/*
+ * A filter on a new line as "AND cond": the conjuncts of an AND line up under the first,
+ * an OR is parenthesized.
+ */
+static void
+append_and_cond(CompileState *st, StringInfo out, const QueryNode *filter, Scope *r, int ind)
+{
+	newline(out, ind);
+	appendStringInfoString(out, "AND ");
+	if (filter->type == QN_AND)
+		compile_cond(st, out, filter, r, ind);
+	else if (filter->type == QN_OR)
+	{
+		appendStringInfoChar(out, '(');
+		compile_cond(st, out, filter, r, ind + 1);
+		appendStringInfoChar(out, ')');
+	}
+	else
+		compile_cond(st, out, filter, r, ind + 1);
+}
+
+/* the filter of a relation's rows, if any, under its WHERE at indentation ind */
 static void
 append_filter(CompileState *st, StringInfo out, const QueryNode *filter, Scope *r, int ind)
 {
-	if (filter == NULL)
-		return;
-	newline(out, ind + 1);
-	appendStringInfoString(out, "AND ");
-	if (filter->type == QN_OR)
-		appendStringInfoChar(out, '(');
-	compile_cond(st, out, filter, r, ind + 2);
-	if (filter->type == QN_OR)
-		appendStringInfoChar(out, ')');
+	if (filter != NULL)
+		append_and_cond(st, out, filter, r, ind + 1);
 }
 
 static void
@@ -964,7 +1025,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		f = resolve_field(st, re, n->field, n->field_location);
 	if (n->agg == QAGG_COUNT)
 	{
-		FieldInfo	countf = {"count", FK_NUMBER, INT8OID, false, NIL};
+		FieldInfo	countf = {"count", FK_NUMBER, INT8OID, false, "count(...)", NIL};
 
 		valsql = value_sql(st, &countf, n->value);
 		zero_true = cmp_holds(0.0, n->cmp, strtod(n->value->text, NULL));
@@ -980,7 +1041,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		if ((n->agg == QAGG_SUM || n->agg == QAGG_AVG) && f->kind != FK_NUMBER)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("%s needs a numeric field, but \"%s\" is a %s at character %d",
+					 errmsg("%s needs a numeric field, but \"%s\" is %s at character %d",
 							agg_name(n->agg), f->name, kind_name(f->kind), POS(n->field_location))));
 		if (f->kind == FK_BOOL || f->kind == FK_OTHER)
 			ereport(ERROR,
@@ -1270,7 +1331,7 @@ require_segment(CompileState *st, const char *name, int location)
 				(errcode(ERRCODE_INVALID_RECURSION),
 				 errmsg("segment \"%s\" would refer to itself through \"%s\" at character %d",
 						st->opts->segment_name, name, POS(location)),
-				 errdetail("Chain of references: %s -> %s.", st->opts->segment_name, join_names(chain, ""))));
+				 errdetail("Chain of references: %s -> %s.", st->opts->segment_name, join_with(chain, "", " -> "))));
 	if (strcmp(seg->status, "live") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1356,8 +1417,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 				if (f->kind != FK_TEXT)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
-							 errmsg("field \"%s\" is a %s; contains, starts with and ends with apply to text at character %d",
-									f->name, f->kind == FK_OTHER ? format_type_be(f->typid) : kind_name(f->kind),
+							 errmsg("field \"%s\" is %s; contains, starts with and ends with apply to text at character %d",
+									f->name, f->kind == FK_OTHER ? psprintf("of type %s", format_type_be(f->typid)) : kind_name(f->kind),
 									POS(n->field_location)),
 							 errhint("Compare it with =, <, > or between instead.")));
 				if (n->value->kind != QV_STRING)
@@ -1418,7 +1479,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 				if (f->kind != FK_TEXT)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
-							 errmsg("field \"%s\" is a %s; value sets hold text codes at character %d",
+							 errmsg("field \"%s\" is %s; value sets hold text codes at character %d",
 									f->name, kind_name(f->kind), POS(n->field_location))));
 				outer = spi_connect_checked();
 				args[0] = CStringGetTextDatum(n->name);
@@ -1463,9 +1524,10 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 				if (f->kind != FK_DATE && f->kind != FK_TIMESTAMP && f->kind != FK_TIMESTAMPTZ)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
-							 errmsg("field \"%s\" is a %s; %s applies to dates and timestamps at character %d",
+							 errmsg("field \"%s\" is %s; %s applies to dates and timestamps at character %d",
 									f->name, kind_name(f->kind),
 									n->type == QN_WITHIN ? "within" : "older than", POS(n->field_location))));
+				check_amount(n->amount, n->location);
 				/* dates count whole days from today; times count from now */
 				base_today = (f->kind == FK_DATE && n->unit != QUNIT_MINUTE && n->unit != QUNIT_HOUR);
 				if (n->type == QN_OLDER_THAN)
@@ -1538,15 +1600,7 @@ compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 					newline(out, ind);
 					appendStringInfo(out, "WHERE %s = ANY ($1::bigint[])", key);
 					if (n->filter)
-					{
-						newline(out, ind + 1);
-						appendStringInfoString(out, "AND ");
-						if (n->filter->type == QN_OR)
-							appendStringInfoChar(out, '(');
-						compile_cond(st, out, n->filter, s, ind + 2);
-						if (n->filter->type == QN_OR)
-							appendStringInfoChar(out, ')');
-					}
+						append_and_cond(st, out, n->filter, s, ind + 1);
 				}
 				else if (n->filter)
 				{

@@ -116,7 +116,7 @@ closest_word(const char *w, const char *const *list)
 		return NULL;
 	for (; *list; list++)
 	{
-		int			max_d = Max(1, Min(2, (int) strlen(*list) / 3));
+		int			max_d = strlen(*list) <= 3 ? 1 : 2;
 		int			d = varstr_levenshtein_less_equal(w, wlen, *list, strlen(*list),
 													  1, 1, 1, max_d + 1, false);
 
@@ -210,8 +210,8 @@ syntax_error_at(QParser *p, int pos, const char *hint, const char *fmt,...)
 	ereport(ERROR,
 			(errcode(ERRCODE_SYNTAX_ERROR),
 			 errmsg("syntax error in segment query at character %d: %s", pos + 1, msg.data),
-			 errdetail("The position is marked with ^ below:\n%s",
-					   excerpt_with_caret(p->src, p->srclen, pos)),
+			 p->srclen > 0 ? errdetail("The position is marked with ^ below:\n%s",
+									   excerpt_with_caret(p->src, p->srclen, pos)) : 0,
 			 hint ? errhint("%s", hint) : 0));
 	pg_unreachable();
 }
@@ -700,12 +700,13 @@ parse_unit(QParser *p, int64 amount)
 	}
 	{
 		static const char *const units_plural[] = {
-			"minute", "minutes", "hour", "hours", "day", "days", "week", "weeks",
-			"month", "months", "year", "years", NULL
+			"minutes", "hours", "days", "weeks", "months", "years", NULL
 		};
 
 		syntax_error_at(p, t->pos,
-						suggest(t, units_plural, "Units are minutes, hours, days, weeks, months and years."),
+						suggest(t, amount == 1 ? unit_words : units_plural,
+								suggest(t, amount == 1 ? units_plural : unit_words,
+										"Units are minutes, hours, days, weeks, months and years.")),
 						"expected a unit after \"" INT64_FORMAT "\", found %s", amount, describe_token(p, t));
 	}
 	return QUNIT_DAY;			/* not reached */
@@ -954,8 +955,8 @@ parse_field_op(QParser *p, char *field, int field_location)
 			static const char *const after_not[] = {"contains", "starts", "ends", "in", "between", NULL};
 
 			syntax_error_at(p, u->pos,
-							suggest(u, after_not, is_word(u, "is") ?
-									"Write \"is not empty\" rather than \"not is empty\"." :
+							is_word(u, "is") ? "Write \"is not empty\" rather than \"not is empty\"." :
+							suggest(u, after_not,
 									"To negate a whole condition, write not before it: not status = 'active'."),
 							"expected contains, starts with, ends with, in or between after \"not\", found %s",
 							describe_token(p, u));
@@ -1029,6 +1030,10 @@ parse_field_op(QParser *p, char *field, int field_location)
 		next(p);
 		if (accept_word(p, "not"))
 			n->negated = true;
+		if (is_word(peek(p), "null"))
+			syntax_error_at(p, peek(p)->pos,
+							"Write is empty or is not empty: empty means NULL, or '' for text.",
+							"expected \"empty\" after \"%s\", found \"null\"", n->negated ? "is not" : "is");
 		expect_word(p, "empty", n->negated ? "after \"is not\"" : "after \"is\"");
 		return n;
 	}

@@ -96,6 +96,7 @@ segment_query_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	int			version;
+	int			nbytes;
 	char	   *text;
 
 	if (buf->cursor >= buf->len)
@@ -109,7 +110,7 @@ segment_query_recv(PG_FUNCTION_ARGS)
 				 errmsg("unsupported binary segment query version %d", version),
 				 errdetail("This build of outreach reads version %d.", SEGMENT_QUERY_VERSION)));
 	/* converts from the client encoding and refuses invalid bytes, NUL included */
-	text = pq_getmsgtext(buf, buf->len - buf->cursor, NULL);
+	text = pq_getmsgtext(buf, buf->len - buf->cursor, &nbytes);
 	PG_RETURN_POINTER(segment_query_from_cstring(text));
 }
 
