@@ -134,63 +134,110 @@ CREATE FUNCTION outreach._change_time() RETURNS timestamptz LANGUAGE sql VOLATIL
   SELECT coalesce(nullif(pg_catalog.current_setting('outreach.now', true), '')::timestamptz, pg_catalog.clock_timestamp())
 $$;
 
--- SQL selecting "contact_id" for the rows of source (a FROM item) of an entity, through its
--- primary link chain; account-like entities without a link reach contacts through the
--- reverse edge (contact.account_id).
-CREATE FUNCTION outreach._contact_path_sql(entity text, source text, depth integer DEFAULT 0) RETURNS text
+-- SQL selects of "contact_id" for the rows of source (a FROM item) of an entity: through its
+-- primary link chain, and, where live segments read the entities on the way, through its
+-- other links (condition.encounter_id -> encounter -> contact) and the links of other
+-- entities to it (condition rows of a changed encounter; contacts of a changed account).
+-- used: the entities read by the live segments that depend on the changed entity.
+CREATE FUNCTION outreach._contact_paths(entity text, source text, used text[], visited text[] DEFAULT '{}')
+RETURNS text[]
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   e outreach.entity;
   t outreach.entity;
-  parts text[];
-  r record;
+  parts text[] := '{}';
+  l record;
 BEGIN
-  IF depth > 10 THEN
-    RAISE EXCEPTION 'the link path of entity "%" is longer than 10 steps', entity USING ERRCODE = 'invalid_recursion';
-  END IF;
   SELECT * INTO e FROM outreach.entity x WHERE x.name = entity;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'entity "%" is not registered', entity USING ERRCODE = 'undefined_object';
   END IF;
   IF e.name = 'contact' THEN
-    RETURN format('SELECT src.%I::bigint AS contact_id FROM %s AS src', e.key_column, source);
+    RETURN ARRAY[format('SELECT src.%I::bigint AS contact_id FROM %s AS src', e.key_column, source)];
   END IF;
-  IF e.link_entity IS NOT NULL THEN
-    SELECT * INTO t FROM outreach.entity x WHERE x.name = e.link_entity;
+  IF cardinality(visited) >= 4 THEN
+    RETURN parts;
+  END IF;
+  -- links of this entity to others
+  FOR l IN SELECT x.link_column, x.target_entity, x.is_primary FROM outreach.entity_link x
+           WHERE x.entity = e.name ORDER BY x.is_primary DESC, x.link_column LOOP
+    CONTINUE WHEN l.target_entity = ANY (visited) OR l.target_entity = e.name;
+    CONTINUE WHEN NOT l.is_primary AND NOT (l.target_entity = ANY (used));
+    SELECT * INTO t FROM outreach.entity x WHERE x.name = l.target_entity;
     IF t.name = 'contact' THEN
-      RETURN format('SELECT src.%I::bigint AS contact_id FROM %s AS src', e.link_column, source);
+      parts := parts || format('SELECT src.%I::bigint AS contact_id FROM %s AS src', l.link_column, source);
+    ELSE
+      parts := parts || outreach._contact_paths(t.name,
+        format('(SELECT t.* FROM %s AS t WHERE t.%I IN (SELECT src.%I FROM %s AS src))',
+               t.relation, t.key_column, l.link_column, source), used, visited || e.name);
     END IF;
-    RETURN outreach._contact_path_sql(t.name,
-      format('(SELECT t.* FROM %s AS t WHERE t.%I IN (SELECT src.%I FROM %s AS src))',
-             t.relation, t.key_column, e.link_column, source), depth + 1);
-  END IF;
-  -- No link of its own: entities linking to it, ending at contact (contact.account_id -> account).
-  FOR r IN SELECT l.entity, l.link_column FROM outreach.entity_link l
-           WHERE l.target_entity = e.name AND l.entity = 'contact' LOOP
-    parts := parts || format('SELECT c.id AS contact_id FROM outreach.contact AS c WHERE c.%I IN (SELECT src.%I FROM %s AS src)',
-                             r.link_column, e.key_column, source);
   END LOOP;
-  IF parts IS NULL THEN
-    RETURN 'SELECT NULL::bigint AS contact_id WHERE false';
+  -- links of others to this entity
+  IF e.key_column IS NOT NULL THEN
+    FOR l IN SELECT x.entity, x.link_column FROM outreach.entity_link x
+             WHERE x.target_entity = e.name AND x.entity <> e.name ORDER BY x.entity, x.link_column LOOP
+      CONTINUE WHEN l.entity = ANY (visited);
+      CONTINUE WHEN l.entity <> 'contact' AND NOT (l.entity = ANY (used));
+      SELECT * INTO t FROM outreach.entity x WHERE x.name = l.entity;
+      parts := parts || outreach._contact_paths(t.name,
+        format('(SELECT r.* FROM %s AS r WHERE r.%I IN (SELECT src.%I FROM %s AS src))',
+               t.relation, l.link_column, e.key_column, source), used, visited || e.name);
+    END LOOP;
   END IF;
-  RETURN array_to_string(parts, ' UNION ALL ');
+  RETURN parts;
 END $$;
 
 -- The query the trigger of an entity runs over its transition tables: the affected contacts.
 CREATE FUNCTION outreach._affected_contacts_sql(entity text, event text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
 DECLARE
-  parts text[];
+  parts text[] := '{}';
+  used text[];
 BEGIN
+  SELECT coalesce(array_agg(DISTINCT o.entity), '{}') INTO used
+  FROM outreach.segment_entity se
+  JOIN outreach.segment s ON s.id = se.segment_id AND s.status = 'live'
+  JOIN outreach.segment_entity o ON o.segment_id = se.segment_id
+  WHERE se.entity = entity;
   IF event IN ('insert', 'update') THEN
-    parts := parts || outreach._contact_path_sql(entity, 'outreach_new');
+    parts := parts || outreach._contact_paths(entity, 'outreach_new', used);
   END IF;
   IF event IN ('delete', 'update') THEN
-    parts := parts || outreach._contact_path_sql(entity, 'outreach_old');
+    parts := parts || outreach._contact_paths(entity, 'outreach_old', used);
+  END IF;
+  IF cardinality(parts) = 0 THEN
+    parts := ARRAY['SELECT NULL::bigint AS contact_id WHERE false'];
   END IF;
   RETURN format('SELECT coalesce(array_agg(DISTINCT a.contact_id), ''{}''::bigint[]) FROM (%s) AS a WHERE a.contact_id IS NOT NULL',
                 array_to_string(parts, ' UNION ALL '));
+END $$;
+
+-- The column of an entity's own rows that holds the contact id, when that is the only path
+-- the dependent live segments need (the trigger then reads it from the transition table
+-- without a query); NULL otherwise.
+CREATE FUNCTION outreach._direct_contact_column(entity text) RETURNS name
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  used text[];
+  paths text[];
+  col name;
+BEGIN
+  SELECT coalesce(array_agg(DISTINCT o.entity), '{}') INTO used
+  FROM outreach.segment_entity se
+  JOIN outreach.segment s ON s.id = se.segment_id AND s.status = 'live'
+  JOIN outreach.segment_entity o ON o.segment_id = se.segment_id
+  WHERE se.entity = entity;
+  paths := outreach._contact_paths(entity, '__src__', used);
+  SELECT CASE WHEN e.name = 'contact' THEN e.key_column ELSE e.link_column END INTO col
+  FROM outreach.entity e WHERE e.name = entity;
+  IF cardinality(paths) = 1 AND col IS NOT NULL
+     AND paths[1] = format('SELECT src.%I::bigint AS contact_id FROM __src__ AS src', col) THEN
+    RETURN col;
+  END IF;
+  RETURN NULL;
 END $$;
 
 -- Registry extension points (20_registry.sql): triggers on every registered entity.
@@ -209,6 +256,8 @@ BEGIN
                  'FOR EACH STATEMENT EXECUTE FUNCTION outreach._membership_trigger()', rel);
   EXECUTE format('CREATE TRIGGER outreach_membership_truncate AFTER TRUNCATE ON %s '
                  'FOR EACH STATEMENT EXECUTE FUNCTION outreach._membership_trigger()', rel);
+  -- new links can change the paths from other entities to contacts
+  PERFORM outreach._membership_invalidate();
 END $$;
 
 CREATE OR REPLACE FUNCTION outreach._entity_users(entity text) RETURNS text
