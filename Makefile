@@ -7,7 +7,10 @@ OBJS = \
 	src/outreach.o \
 	src/datamodel.o \
 	src/query_parse.o \
-	src/query_type.o
+	src/query_type.o \
+	src/query_compile.o \
+	src/membership.o \
+	src/render.o
 
 # The install script is assembled from ordered parts so that each concern owns a file.
 SQL_PARTS  = $(sort $(wildcard sql/parts/*.sql))

@@ -163,6 +163,7 @@ typedef struct CompileOptions
 	bool		restricted;
 	const char *time_zone;
 	const char *source_text;	/* for error positions; may be NULL */
+	const char *segment_name;	/* the segment being defined: references back to it are refused; may be NULL */
 } CompileOptions;
 
 extern char *segment_query_compile(const QueryNode *node, const CompileOptions *opts);
