@@ -216,6 +216,15 @@ syntax_error_at(QParser *p, int pos, const char *hint, const char *fmt,...)
 	pg_unreachable();
 }
 
+/* s (len bytes) cut to about max bytes on a character boundary, with "..." when cut */
+static char *
+clipped(const char *s, int len, int max)
+{
+	if (len <= max)
+		return pnstrdup(s, len);
+	return psprintf("%.*s...", pg_mbcliplen(s, len, max - 3), s);
+}
+
 /* a short, printable description of a token for "found ..." */
 static char *
 describe_token(QParser *p, Token *t)
@@ -225,9 +234,9 @@ describe_token(QParser *p, Token *t)
 		case T_EOF:
 			return "end of input";
 		case T_WORD:
-			return psprintf("\"%s\"", t->str);
+			return psprintf("\"%s\"", clipped(t->str, strlen(t->str), 60));
 		case T_QIDENT:
-			return psprintf("quoted identifier %.*s", Min(t->blen, 60), p->src + t->bpos);
+			return psprintf("quoted identifier %s", clipped(p->src + t->bpos, t->blen, 60));
 		case T_STRING:
 			if (t->blen > 40)
 			{
@@ -237,7 +246,7 @@ describe_token(QParser *p, Token *t)
 			}
 			return psprintf("string %.*s", t->blen, p->src + t->bpos);
 		case T_NUMBER:
-			return psprintf("number %s", t->str);
+			return psprintf("number %s", clipped(t->str, strlen(t->str), 60));
 		default:
 			return psprintf("\"%.*s\"", t->blen, p->src + t->bpos);
 	}
@@ -429,7 +438,7 @@ tokenize(QParser *p)
 					ADVANCE();
 				syntax_error_at(p, spos,
 								"Numbers are written as digits with an optional decimal point, for example 42 or 4.5; quote text as 'text'.",
-								"invalid number \"%.*s\"", Min(b - sb, 60), s + sb);
+								"invalid number \"%s\"", clipped(s + sb, b - sb, 60));
 			}
 			t = add_token(p, &cap, T_NUMBER, spos, sb, b - sb);
 			t->integer = integer;
@@ -672,7 +681,7 @@ parse_amount(QParser *p, const char *after)
 		if (v > QUERY_MAX_AMOUNT)
 			syntax_error_at(p, t->pos,
 							psprintf("The largest amount is %d.", QUERY_MAX_AMOUNT),
-							"amount %s is too large", t->str);
+							"amount %s is too large", clipped(t->str, strlen(t->str), 60));
 	}
 	next(p);
 	return v;
@@ -871,7 +880,7 @@ parse_value(QParser *p, const char *after)
 	}
 	syntax_error_at(p, t->pos,
 					t->type == T_WORD && !word_in(t->str, all_keywords) ?
-					psprintf("Strings are written in single quotes, for example '%s'.", t->str) :
+					psprintf("Strings are written in single quotes, for example '%s'.", clipped(t->str, strlen(t->str), 60)) :
 					"A value is a 'string', a number, true, false, date '2024-01-31', timestamp '2024-01-31 14:30', today or now.",
 					"expected a value after %s, found %s", after, describe_token(p, t));
 	return NULL;				/* not reached */
@@ -1073,7 +1082,7 @@ parse_field_op(QParser *p, char *field, int field_location)
 					suggest(t, field_operator_words,
 							"After a field comes a comparison (=, !=, <, <=, >, >=) or contains, starts with, ends with, is empty, in, between, within or older than."),
 					"expected a comparison or an operator after field \"%s\", found %s",
-					field, describe_token(p, t));
+					clipped(field, strlen(field), 60), describe_token(p, t));
 	return NULL;				/* not reached */
 
 done:

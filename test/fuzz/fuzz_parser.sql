@@ -227,7 +227,8 @@ BEGIN
   IF r < 0.75 THEN RETURN outreach_fuzz.ident(); END IF;
   IF r < 0.85 THEN RETURN outreach_fuzz.str(); END IF;
   IF r < 0.95 THEN RETURN outreach_fuzz.num(); END IF;
-  RETURN outreach_fuzz.pick(ARRAY['99999999999999999999', '1e5', '1.', '.5', '0x1F', '1.2.3', repeat('9', 1200)]);
+  RETURN outreach_fuzz.pick(ARRAY['99999999999999999999', '1e5', '1.', '.5', '0x1F', '1.2.3', repeat('9', 1200),
+    '12' || repeat('é', 40), '"' || repeat('日', 40) || '"', repeat('ü', 80), '''' || repeat('✓', 60) || '''']);
 END $$;
 
 -- a character to insert: syntax, quotes, digits, letters, non-ASCII, control characters
@@ -329,12 +330,21 @@ DECLARE
   c2 text;
   st text;
   msg text;
+  detail text;
+  hint text;
   pos int;
 BEGIN
   BEGIN
     c := q::outreach.segment_query::text;
   EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
+      hint = PG_EXCEPTION_HINT;
+    BEGIN
+      -- convert_from validates: a message cut inside a multibyte character fails here
+      PERFORM convert_from(convert_to(msg || coalesce(detail, '') || coalesce(hint, ''), 'UTF8'), 'UTF8');
+    EXCEPTION WHEN OTHERS THEN
+      RETURN 'fail: the error message is not valid UTF-8: ' || st;
+    END;
     IF must_accept THEN
       RETURN 'fail: a query of the grammar was rejected: ' || st || ' ' || msg;
     END IF;

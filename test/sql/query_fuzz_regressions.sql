@@ -92,8 +92,37 @@ SELECT n, pg_temp.verdict(q) FROM (VALUES
   -- non-ASCII: identifiers, strings, positions
   (58, 'contact where 日本 = ''語'''),
   (59, 'contact where 🙂 = 1 and'),
-  (60, 'contact where é = ''é'' and é @ 1')
+  (60, 'contact where é = ''é'' and é @ 1'),
+  -- found by the fuzzer: "found quoted identifier ..." cut a long identifier inside a
+  -- multibyte character, making the error message invalid UTF-8
+  (61, 'contact "' || repeat('日', 40) || '"'),
+  (62, 'contact where status "' || repeat('日', 40) || '" within next 2 hours'),
+  (63, 'contact where a = 12' || repeat('é', 40)),
+  -- words and numbers quoted in messages are cut too
+  (64, 'contact where a = ' || repeat('ü', 10000)),
+  (65, 'contact where ' || repeat('ü', 10000) || ' like 1'),
+  (66, 'contact where a within last ' || repeat('7', 900) || ' days')
 ) v(n, q) ORDER BY n;
+
+-- error messages, details and hints are valid text even when they quote cut input
+CREATE FUNCTION pg_temp.message_is_valid(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  msg text;
+  detail text;
+  hint text;
+BEGIN
+  PERFORM q::outreach.segment_query;
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+  PERFORM convert_from(convert_to(msg || detail || hint, 'UTF8'), 'UTF8');
+  RETURN true;
+END $$;
+SELECT pg_temp.message_is_valid('contact "' || repeat('日', n) || '"') AS quoted_identifier,
+       pg_temp.message_is_valid('contact where a = 12' || repeat('é', n)) AS number,
+       pg_temp.message_is_valid('contact where a = ''' || repeat('✓', n)) AS string,
+       pg_temp.message_is_valid('contact where a = ' || repeat('ü', n)) AS word
+FROM generate_series(1, 100, 33) n;
 
 -- deep structures stay bounded: within the limit they read back the same, beyond it a
 -- clean error, never a crash or a stack overflow
