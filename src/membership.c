@@ -392,7 +392,7 @@ diff_sql(int *ixs, int n)
 		SegEntry   *s = &segs[ixs[k]];
 
 		if (k > 0)
-			appendStringInfoString(&buf, " UNION ");
+			appendStringInfoString(&buf, " UNION ALL ");
 		appendStringInfo(&buf,
 						 "SELECT " INT64_FORMAT "::bigint AS segment_id, w.contact_id FROM (%s) AS w(contact_id) "
 						 "WHERE w.contact_id = ANY($1)", s->id, s->sql);
