@@ -40,6 +40,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
 
 #include "outreach.h"
 #include "membership.h"
@@ -63,6 +66,7 @@ typedef struct SegEntry
 	int			ndependents;	/* segments reading this one */
 	int		   *dependents;		/* indexes */
 	SPIPlanPtr	diff_plan;
+	char	   *diff_sql;
 } SegEntry;
 
 /* One registered entity table with live segments that depend on it. */
@@ -75,7 +79,9 @@ typedef struct EntityEntry
 	int			nbase;			/* immediate, dynamic, level 0: evaluated together */
 	int		   *base;
 	SPIPlanPtr	base_plan;
+	char	   *base_sql;
 	SPIPlanPtr	affected_plan[3];	/* insert, update, delete */
+	AttrNumber	direct_attnum;	/* 0: not looked up; -1: none; else the contact id column */
 } EntityEntry;
 
 enum
@@ -104,10 +110,15 @@ membership_relcache_cb(Datum arg, Oid relid)
 		cache_valid = false;
 }
 
+/*
+ * Prepare and keep a plan.  Generic plans: the parameters are contact id arrays of a few
+ * elements, and re-planning per statement would cost more than the evaluation itself.
+ * (run_diff plans large arrays one-shot instead.)
+ */
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 	MemoryContext old;
 
 	if (plan == NULL)
@@ -224,6 +235,8 @@ rebuild_cache(void)
 	nsegs = 0;
 	seg_order = NULL;
 
+	elog(DEBUG1, "outreach: loading the live segments");
+
 	/* valid from here: invalidations arriving while we read mark it invalid again */
 	cache_valid = true;
 	segment_relid = get_relname_relid("segment", get_namespace_oid("outreach", false));
@@ -326,6 +339,8 @@ rebuild_cache(void)
 		e->base = palloc(sizeof(int) * Max(n, 1));
 		e->nsegs = e->nbase = 0;
 		e->base_plan = NULL;
+		e->base_sql = NULL;
+		e->direct_attnum = 0;
 		memset(e->affected_plan, 0, sizeof(e->affected_plan));
 		for (int i = 0; i < n; i++)
 		{
@@ -351,7 +366,11 @@ ensure_cache(void)
 	rebuild_cache();
 }
 
-/* The SQL computing the difference between what segments want and what they have. */
+/*
+ * The SQL computing the difference between what segments want and what they have, for
+ * the contacts in $1.  Written as two anti-joins probing segment_member's primary key, so
+ * the generic plan never scans a segment's whole membership.
+ */
 static char *
 diff_sql(int *ixs, int n)
 {
@@ -360,7 +379,7 @@ diff_sql(int *ixs, int n)
 
 	initStringInfo(&buf);
 	initStringInfo(&list);
-	appendStringInfoString(&buf, "WITH want AS (");
+	appendStringInfoString(&buf, "WITH want AS MATERIALIZED (");
 	for (int k = 0; k < n; k++)
 	{
 		SegEntry   *s = &segs[ixs[k]];
@@ -373,12 +392,15 @@ diff_sql(int *ixs, int n)
 		appendStringInfo(&list, "%s" INT64_FORMAT, k > 0 ? "," : "", s->id);
 	}
 	appendStringInfo(&buf,
-					 "), have AS (SELECT m.segment_id, m.contact_id FROM outreach.segment_member m "
-					 "WHERE m.segment_id = ANY('{%s}'::bigint[]) AND m.contact_id = ANY($1)) "
-					 "SELECT coalesce(w.segment_id, h.segment_id), coalesce(w.contact_id, h.contact_id), "
-					 "w.contact_id IS NOT NULL "
-					 "FROM want w FULL JOIN have h ON h.segment_id = w.segment_id AND h.contact_id = w.contact_id "
-					 "WHERE w.contact_id IS NULL OR h.contact_id IS NULL", list.data);
+					 ") SELECT w.segment_id, w.contact_id, true FROM want w "
+					 "WHERE NOT EXISTS (SELECT 1 FROM outreach.segment_member m "
+					 "                  WHERE m.segment_id = w.segment_id AND m.contact_id = w.contact_id) "
+					 "UNION ALL "
+					 "SELECT m.segment_id, m.contact_id, false "
+					 "FROM unnest($1) AS u(contact_id) "
+					 "JOIN outreach.segment_member m ON m.contact_id = u.contact_id AND m.segment_id = ANY('{%s}'::bigint[]) "
+					 "WHERE NOT EXISTS (SELECT 1 FROM want w WHERE w.segment_id = m.segment_id AND w.contact_id = m.contact_id)",
+					 list.data);
 	return buf.data;
 }
 
@@ -423,8 +445,10 @@ work_add(int64 **arr, int *n, int64 *vals, int nvals)
  * Run a diff plan for the given contacts and write the difference: members in and out,
  * one INSERT into segment_change for all of it (journeys hook on that statement).
  */
+#define ONE_SHOT_THRESHOLD 1000
+
 static void
-run_diff(SPIPlanPtr plan, int64 *ids, int n, Work *w)
+run_diff(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w)
 {
 	Datum		arg = int8_array_datum(ids, n);
 	int			ret;
@@ -434,7 +458,15 @@ run_diff(SPIPlanPtr plan, int64 *ids, int n, Work *w)
 			   *ad;
 	Datum		args[3];
 
-	ret = SPI_execute_plan(plan, &arg, NULL, false, 0);
+	if (n > ONE_SHOT_THRESHOLD)
+	{
+		/* bulk statements: plan for the actual array rather than for a handful of ids */
+		Oid			types[1] = {INT8ARRAYOID};
+
+		ret = SPI_execute_with_args(sql, 1, types, &arg, NULL, false, 0);
+	}
+	else
+		ret = SPI_execute_plan(plan, &arg, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "outreach: evaluating segments failed: %s", SPI_result_code_string(ret));
 	nrows = SPI_processed;
@@ -554,10 +586,13 @@ run_work(Work *w, int root, bool apply_deferred)
 				if (s->diff_plan == NULL)
 				{
 					Oid			types[1] = {INT8ARRAYOID};
+					MemoryContext old = MemoryContextSwitchTo(cache_cxt);
 
-					s->diff_plan = keep_plan(diff_sql(&i, 1), 1, types);
+					s->diff_sql = diff_sql(&i, 1);
+					MemoryContextSwitchTo(old);
+					s->diff_plan = keep_plan(s->diff_sql, 1, types);
 				}
-				run_diff(s->diff_plan, w->eval[i], w->neval[i], w);
+				run_diff(s->diff_plan, s->diff_sql, w->eval[i], w->neval[i], w);
 			}
 		}
 		if (w->nchanged[i] > 0)
@@ -595,6 +630,59 @@ affected_sql(const char *entity, int event)
 	if (isnull)
 		elog(ERROR, "outreach: entity \"%s\" has no link path to contact", entity);
 	return TextDatumGetCString(d);
+}
+
+/* Which column of the entity's rows holds the contact id, if that is all we need. */
+static AttrNumber
+direct_column(EntityEntry *e, Relation rel)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		arg = CStringGetTextDatum(e->entity);
+	int			ret;
+	bool		isnull;
+	Datum		d;
+	AttrNumber	att;
+
+	ret = SPI_execute_with_args("SELECT outreach._direct_contact_column($1)::text", 1, types, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "outreach: reading the link of entity \"%s\" failed", e->entity);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return -1;
+	att = SPI_fnumber(RelationGetDescr(rel), TextDatumGetCString(d));
+	if (att <= 0 || TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid != INT8OID)
+		return -1;
+	return att;
+}
+
+/* Append the non-null values of column att of a transition table. */
+static void
+collect_column(Tuplestorestate *ts, Relation rel, AttrNumber att, int64 **ids, int *n, int *cap)
+{
+	TupleTableSlot *slot;
+	int			ptr;
+
+	if (ts == NULL)
+		return;
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, att, &isnull);
+
+		if (isnull)
+			continue;
+		if (*n >= *cap)
+		{
+			*cap *= 2;
+			*ids = repalloc(*ids, sizeof(int64) * *cap);
+		}
+		(*ids)[(*n)++] = DatumGetInt64(d);
+	}
+	ExecDropSingleTupleTableSlot(slot);
 }
 
 static void
@@ -637,14 +725,32 @@ membership_trigger_body(TriggerData *td)
 	else
 		event = EV_DELETE;
 
-	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
-		elog(ERROR, "outreach: SPI_register_trigger_data failed");
-	if (e->affected_plan[event] == NULL)
-		e->affected_plan[event] = keep_plan(affected_sql(e->entity, event), 0, NULL);
-	ret = SPI_execute_plan(e->affected_plan[event], NULL, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "outreach: finding the contacts of changed %s rows failed: %s", e->entity, SPI_result_code_string(ret));
-	ids = datum_int8_array(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &n);
+	if (e->direct_attnum == 0)
+		e->direct_attnum = direct_column(e, td->tg_relation);
+	if (e->direct_attnum > 0)
+	{
+		/* the contact id is a column of the changed rows: read the transition tables */
+		int			cap = 16;
+
+		n = 0;
+		isnull = false;
+		ids = palloc(sizeof(int64) * cap);
+		if (event != EV_DELETE)
+			collect_column(td->tg_newtable, td->tg_relation, e->direct_attnum, &ids, &n, &cap);
+		if (event != EV_INSERT)
+			collect_column(td->tg_oldtable, td->tg_relation, e->direct_attnum, &ids, &n, &cap);
+	}
+	else
+	{
+		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "outreach: SPI_register_trigger_data failed");
+		if (e->affected_plan[event] == NULL)
+			e->affected_plan[event] = keep_plan(affected_sql(e->entity, event), 0, NULL);
+		ret = SPI_execute_plan(e->affected_plan[event], NULL, NULL, true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "outreach: finding the contacts of changed %s rows failed: %s", e->entity, SPI_result_code_string(ret));
+		ids = datum_int8_array(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &n);
+	}
 	if (isnull || n == 0)
 	{
 		SPI_finish();
@@ -671,10 +777,13 @@ membership_trigger_body(TriggerData *td)
 		if (e->base_plan == NULL)
 		{
 			Oid			types[1] = {INT8ARRAYOID};
+			MemoryContext old = MemoryContextSwitchTo(cache_cxt);
 
-			e->base_plan = keep_plan(diff_sql(e->base, e->nbase), 1, types);
+			e->base_sql = diff_sql(e->base, e->nbase);
+			MemoryContextSwitchTo(old);
+			e->base_plan = keep_plan(e->base_sql, 1, types);
 		}
-		run_diff(e->base_plan, ids, n, w);
+		run_diff(e->base_plan, e->base_sql, ids, n, w);
 	}
 	run_work(w, -1, false);
 	SPI_finish();

@@ -654,16 +654,20 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 		dterr = DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, NULL);
 		if (dterr != 0)
 		{
+			/* decoding may rewrite the fields: parse again, then accept a time zone */
 			memset(tm, 0, sizeof(*tm));
 			fsec = 0;
-			dterr = DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, &tz);
+			dterr = ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
+			if (dterr == 0)
+				dterr = DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, &tz);
 			has_tz = (dterr == 0);
 		}
 		if (dterr == 0 && has_tz)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
-					 errmsg("invalid %s \"%s\" for field \"%s\" at character %d: a time zone is not allowed",
+					 errmsg("invalid %s \"%s\" for field \"%s\" at character %d",
 							want_date ? "date" : "timestamp", text, fieldname, POS(location)),
+					 errdetail("A time zone is not allowed."),
 					 errhint("Dates and timestamps are read in the segment's time zone; leave out the time zone.")));
 		if (dterr == 0 && dtype != DTK_DATE)
 			dterr = DTERR_BAD_FORMAT;
@@ -1270,10 +1274,11 @@ static void collect_segment_refs(const QueryNode *n, List **names, List **locati
 
 /*
  * Does segment `name` (through its definition and the definitions it refers to) refer to
- * the segment being compiled?  path holds the chain for the message.
+ * the segment being compiled?  path holds the chain for the message; done, the segments
+ * already explored without reaching it (so shared references are read once).
  */
 static bool
-refers_to(const char *target, const char *name, List *path, List **chain)
+refers_to(const char *target, const char *name, List *path, List **chain, List **done)
 {
 	SegmentInfo *seg;
 	QueryNode  *q;
@@ -1282,6 +1287,7 @@ refers_to(const char *target, const char *name, List *path, List **chain)
 	ListCell   *lc;
 
 	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
 	if (strcmp(name, target) == 0)
 	{
 		*chain = lappend(list_copy(path), (char *) name);
@@ -1290,6 +1296,9 @@ refers_to(const char *target, const char *name, List *path, List **chain)
 	foreach(lc, path)
 		if (strcmp((char *) lfirst(lc), name) == 0)
 			return false;		/* a cycle not through target: stop */
+	foreach(lc, *done)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return false;
 	seg = lookup_segment(name, NULL);
 	if (seg == NULL || seg->definition == NULL)
 		return false;
@@ -1297,8 +1306,9 @@ refers_to(const char *target, const char *name, List *path, List **chain)
 	collect_segment_refs(q, &names, &locs);
 	path = lappend(list_copy(path), (char *) name);
 	foreach(lc, names)
-		if (refers_to(target, (char *) lfirst(lc), path, chain))
+		if (refers_to(target, (char *) lfirst(lc), path, chain, done))
 			return true;
+	*done = lappend(*done, pstrdup(name));
 	return false;
 }
 
@@ -1309,6 +1319,7 @@ require_segment(CompileState *st, const char *name, int location)
 	SegmentInfo *seg;
 	List	   *all = NIL;
 	List	   *chain = NIL;
+	List	   *done = NIL;
 
 	if (st->opts->segment_name != NULL && strcmp(name, st->opts->segment_name) == 0)
 		ereport(ERROR,
@@ -1326,7 +1337,7 @@ require_segment(CompileState *st, const char *name, int location)
 				 errhint("Segments are listed in outreach.segment.")));
 	}
 	if (st->opts->segment_name != NULL &&
-		refers_to(st->opts->segment_name, name, NIL, &chain))
+		refers_to(st->opts->segment_name, name, NIL, &chain, &done))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_RECURSION),
 				 errmsg("segment \"%s\" would refer to itself through \"%s\" at character %d",

@@ -214,6 +214,32 @@ BEGIN
                 array_to_string(parts, ' UNION ALL '));
 END $$;
 
+-- The column of an entity's own rows that holds the contact id, when that is the only path
+-- the dependent live segments need (the trigger then reads it from the transition table
+-- without a query); NULL otherwise.
+CREATE FUNCTION outreach._direct_contact_column(entity text) RETURNS name
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  used text[];
+  paths text[];
+  col name;
+BEGIN
+  SELECT coalesce(array_agg(DISTINCT o.entity), '{}') INTO used
+  FROM outreach.segment_entity se
+  JOIN outreach.segment s ON s.id = se.segment_id AND s.status = 'live'
+  JOIN outreach.segment_entity o ON o.segment_id = se.segment_id
+  WHERE se.entity = entity;
+  paths := outreach._contact_paths(entity, '__src__', used);
+  SELECT CASE WHEN e.name = 'contact' THEN e.key_column ELSE e.link_column END INTO col
+  FROM outreach.entity e WHERE e.name = entity;
+  IF cardinality(paths) = 1 AND col IS NOT NULL
+     AND paths[1] = format('SELECT src.%I::bigint AS contact_id FROM __src__ AS src', col) THEN
+    RETURN col;
+  END IF;
+  RETURN NULL;
+END $$;
+
 -- Registry extension points (20_registry.sql): triggers on every registered entity.
 CREATE OR REPLACE FUNCTION outreach._entity_registered(entity text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -230,6 +256,8 @@ BEGIN
                  'FOR EACH STATEMENT EXECUTE FUNCTION outreach._membership_trigger()', rel);
   EXECUTE format('CREATE TRIGGER outreach_membership_truncate AFTER TRUNCATE ON %s '
                  'FOR EACH STATEMENT EXECUTE FUNCTION outreach._membership_trigger()', rel);
+  -- new links can change the paths from other entities to contacts
+  PERFORM outreach._membership_invalidate();
 END $$;
 
 CREATE OR REPLACE FUNCTION outreach._entity_users(entity text) RETURNS text

@@ -21,6 +21,7 @@ DROP EXTENSION IF EXISTS outreach CASCADE;
 DROP SCHEMA IF EXISTS mdiff CASCADE;
 CREATE EXTENSION outreach CASCADE;
 CREATE SCHEMA mdiff;
+SET client_min_messages = warning;
 SET outreach.now = '2026-06-15 12:00:00+00';
 
 CREATE TABLE mdiff.lab (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -194,6 +195,7 @@ SQL
 
 for round in $(seq 1 "$ROUNDS"); do
 	"${PSQL[@]}" >/dev/null <<SQL
+SET client_min_messages = warning;
 SET outreach.now = '2026-06-15 12:00:00+00';
 SELECT setseed($SEED / $round);
 DO \$\$
@@ -213,6 +215,7 @@ SQL
 done
 
 "${PSQL[@]}" >/dev/null <<'SQL'
+SET client_min_messages = warning;
 SET outreach.now = '2026-06-15 12:00:00+00';
 SELECT outreach.tick('2026-06-15 12:00:00+00');
 SELECT mdiff.check('final', true, true);

@@ -58,7 +58,8 @@ INSERT INTO outreach.procedure (id, patient_id, code, description, performed_at)
 INSERT INTO outreach.value_set (name, code_system, code) VALUES
   ('mammography', 'SNOMED', '24623002'),
   ('eye', 'SNOMED', '193570009'),
-  ('eye', 'SNOMED', '123');
+  ('eye', 'SNOMED', '123')
+ON CONFLICT DO NOTHING;  -- the extension ships a 'mammography' list (75_value_sets.sql) holding this code
 
 -- live segment 'vip' = {1, 6}; draft segment 'draft' (never referenced here)
 INSERT INTO outreach.segment (id, name, kind, status, definition) VALUES (901, 'vip', 'static', 'live', NULL);
@@ -242,6 +243,31 @@ SELECT is((SELECT row(entities, segments, time_dependent)::text FROM outreach.qu
 SELECT is((SELECT time_dependent FROM outreach.query_dependencies($$contact where age > 40$$)), true, 'age depends on the clock');
 SELECT is((SELECT row(entities, segments, time_dependent)::text FROM outreach.query_dependencies($$segment 'vip' union segment 'x'$$)),
   '({},"{vip,x}",f)', 'dependencies of a compound query');
+
+-- a user table: naive timestamps (read as local time in the query's time zone), two links to contact
+CREATE TABLE public.visit (
+  id          bigint PRIMARY KEY,
+  patient_id  bigint REFERENCES outreach.contact,
+  referrer_id bigint REFERENCES outreach.contact,
+  at          timestamp,
+  note        text
+);
+SELECT is(outreach.register_entity('public.visit', link_column => 'patient_id', time_column => 'at'), 'visit', 'a user table registers');
+INSERT INTO public.visit VALUES
+  (1, 1, 2, '2024-03-01 06:00', 'first'),     -- 06:00 local
+  (2, 1, 2, '2024-02-29 23:00', 'second'),
+  (3, 3, 1, '2024-03-01 11:30', NULL),
+  (4, 5, NULL, NULL, 'undated');
+-- now is 12:00 UTC = 07:00 in New York
+SELECT pg_temp.check($$contact where has visit via patient_id where at >= today$$, '{1,3}', 'naive timestamp >= today (UTC)');
+SELECT pg_temp.check($$contact where has visit via patient_id where at within last 1 hour$$, '{3}', 'naive timestamp within last 1 hour (UTC)');
+SELECT pg_temp.check($$contact where has visit via patient_id where at within last 1 hour$$, '{1}', 'naive timestamp within last 1 hour (New York)', 'America/New_York');
+SELECT pg_temp.check($$contact where has visit via patient_id where at > now$$, '{3}', 'naive timestamp after now (New York)', 'America/New_York');
+SELECT pg_temp.check($$contact where has visit via referrer_id$$, '{1,2}', 'via the other link');
+SELECT pg_temp.check($$contact where has no visit via referrer_id$$, '{3,4,5,6}', 'has no via the other link');
+SELECT pg_temp.check($$contact where latest(visit via patient_id.note) = 'first'$$, '{1}', 'latest on a user entity');
+SELECT pg_temp.check($$contact where count(visit via referrer_id) = 2$$, '{2}', 'count via');
+SELECT pg_temp.check($$contact where has visit via patient_id where note is empty$$, '{3}', 'is empty on a user entity');
 
 SELECT * FROM finish();
 ROLLBACK;

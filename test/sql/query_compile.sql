@@ -5,7 +5,8 @@ SET client_min_messages = warning; DROP EXTENSION IF EXISTS outreach CASCADE; CR
 \pset tuples_only on
 
 INSERT INTO outreach.value_set (name, code_system, code) VALUES
-  ('mammography', 'SNOMED', '24623002'), ('bilateral mastectomy', 'SNOMED', '27865001');
+  ('mammography', 'SNOMED', '24623002'), ('bilateral mastectomy', 'SNOMED', '27865001')
+ON CONFLICT DO NOTHING;  -- the extension may ship these lists
 INSERT INTO outreach.segment (id, name, kind, status, definition) VALUES
   (7, 'diabetics', 'dynamic', 'live', $$contact where has condition where code = '44054006'$$),
   (8, 'it''s live', 'static', 'live', NULL);

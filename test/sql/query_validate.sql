@@ -13,7 +13,7 @@ CREATE TABLE public.referral (
   note        text
 );
 SELECT outreach.register_entity('public.referral', link_column => 'patient_id');
-INSERT INTO outreach.value_set (name, code_system, code) VALUES ('mammography', 'SNOMED', '24623002');
+INSERT INTO outreach.value_set (name, code_system, code) VALUES ('zz screening', 'SNOMED', '24623002');
 INSERT INTO outreach.segment (id, name, kind, status, definition) VALUES
   (1, 'diabetics', 'dynamic', 'live', $$contact where has condition where code = '44054006'$$),
   (2, 'drafty', 'dynamic', 'draft', $$contact where status = 'active'$$),
@@ -65,7 +65,7 @@ SELECT outreach.compile($$contact where birthdate contains '19'$$);
 SELECT outreach.compile($$contact where has referral via patient_id where token starts with 'a'$$);
 SELECT outreach.compile($$contact where age within last 2 years$$);
 SELECT outreach.compile($$contact where first_name older than 2 years$$);
-SELECT outreach.compile($$contact where birthdate in value_set 'mammography'$$);
+SELECT outreach.compile($$contact where birthdate in value_set 'zz screening'$$);
 SELECT outreach.compile($$contact where do_not_email in (true, 'x')$$);
 
 -- enumerated values: an error listing the allowed ones, never a silent empty match
@@ -84,7 +84,7 @@ SELECT outreach.compile($$contact where latest(account.name) = 'x'$$);
 SELECT outreach.compile($$contact where latest(observation.value_numeric) > 'x'$$);
 
 -- value sets
-SELECT outreach.compile($$contact where has procedure where code in value_set 'mamography'$$);
+SELECT outreach.compile($$contact where has procedure where code in value_set 'zz screenign'$$);
 SELECT outreach.compile($$contact where has procedure where code in value_set 'nothing like it'$$);
 
 -- segments: unknown, not live, in segment outside contact, references back
@@ -100,6 +100,15 @@ SELECT outreach.validate($$segment 'loop_a'$$, 'new segment');
 -- a cycle among existing segments that does not involve the one being defined terminates
 UPDATE outreach.segment SET definition = $$segment 'loop_a'$$ WHERE name = 'target';
 SELECT outreach.validate($$segment 'loop_b'$$, 'other');
+
+-- shared references are explored once: 30 segments, each referring to the two before it
+INSERT INTO outreach.segment (id, name, kind, status, definition)
+SELECT 100 + k, 'fib' || k, 'compound', 'live',
+       CASE WHEN k = 1 THEN $$segment 'diabetics'$$ WHEN k = 2 THEN $$segment 'fib1'$$
+            ELSE format($$segment 'fib%s' union segment 'fib%s'$$, k - 1, k - 2) END::outreach.segment_query
+FROM generate_series(1, 30) k;
+SELECT outreach.validate($$segment 'fib30'$$, 'new segment');
+SELECT outreach.validate($$segment 'fib5'$$, 'fib2');
 
 -- time zones, and the evaluation API's arguments
 SELECT outreach.compile($$contact where birthdate = today$$, false, 'Mars/Olympus_Mons');
