@@ -154,6 +154,19 @@ DECLARE
   j outreach.journey;
 BEGIN
   SELECT * INTO j FROM outreach.journey WHERE id = jid;
+  -- A renamed segment is followed (see _journey_segment_renamed): only the name changes.
+  IF TG_OP = 'UPDATE'
+     AND ROW(NEW.id, NEW.journey_id, NEW.key, NEW.kind, NEW.template, NEW.duration, NEW.from_time, NEW.until_time,
+             NEW.weekdays, NEW.after_step, NEW.interaction, NEW.timeout, NEW.list, NEW.percent,
+             NEW.next_step, NEW.yes_step, NEW.no_step)
+         IS NOT DISTINCT FROM
+         ROW(OLD.id, OLD.journey_id, OLD.key, OLD.kind, OLD.template, OLD.duration, OLD.from_time, OLD.until_time,
+             OLD.weekdays, OLD.after_step, OLD.interaction, OLD.timeout, OLD.list, OLD.percent,
+             OLD.next_step, OLD.yes_step, OLD.no_step)
+     AND NOT EXISTS (SELECT 1 FROM outreach.segment sg WHERE sg.name = OLD.segment)
+     AND EXISTS (SELECT 1 FROM outreach.segment sg WHERE sg.name = NEW.segment) THEN
+    RETURN NEW;
+  END IF;
   IF FOUND AND j.status <> 'draft' THEN
     RAISE EXCEPTION 'cannot change the steps of journey "%" while it is %', j.name, j.status
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -167,6 +180,37 @@ BEGIN
 END $$;
 CREATE TRIGGER journey_step_guard BEFORE INSERT OR UPDATE OR DELETE ON outreach.journey_step
   FOR EACH ROW EXECUTE FUNCTION outreach._journey_step_guard();
+
+-- Segments used by journeys: refuse to drop them with a clear message, follow renames.
+CREATE FUNCTION outreach._journey_segment_deleting() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  users text;
+BEGIN
+  SELECT string_agg(DISTINCT format('"%s"', j.name), ', ') INTO users
+  FROM outreach.journey j
+  WHERE j.audience_segment_id = OLD.id OR j.suppression_segment_id = OLD.id
+     OR EXISTS (SELECT 1 FROM outreach.journey_step s WHERE s.journey_id = j.id AND s.segment = OLD.name);
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'segment "%" is used by journeys', OLD.name
+      USING ERRCODE = 'dependent_objects_still_exist',
+            DETAIL = format('Journeys that use it: %s.', users),
+            HINT = 'Stop and drop those journeys (outreach.stop_journey, outreach.drop_journey) first.';
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER journey_segment_in_use BEFORE DELETE ON outreach.segment
+  FOR EACH ROW EXECUTE FUNCTION outreach._journey_segment_deleting();
+
+CREATE FUNCTION outreach._journey_segment_renamed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE outreach.journey_step SET segment = NEW.name WHERE segment = OLD.name;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER journey_segment_renamed AFTER UPDATE OF name ON outreach.segment
+  FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
+  EXECUTE FUNCTION outreach._journey_segment_renamed();
 
 CREATE FUNCTION outreach._journey(journey text) RETURNS outreach.journey
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
