@@ -565,21 +565,28 @@ BEGIN
   IF j.status <> 'live' OR (j.starts_at IS NOT NULL AND at < j.starts_at) OR (j.ends_at IS NOT NULL AND at >= j.ends_at) THEN
     RETURN 0;
   END IF;
+  -- Cheap anti-join first (members with an enrollment that rules them out); the history
+  -- lookup that decides re-entry runs only for the few that remain.
   INSERT INTO outreach.enrollment (journey_id, contact_id, current_step, step_entered_at, next_run_at, entered_at, entry_change_id)
   SELECT j.id, m.contact_id, j.entry_step, at, at, at, lc.change_id
-  FROM outreach.segment_member m
+  FROM (
+    SELECT m.contact_id, m.segment_id FROM outreach.segment_member m
+    WHERE m.segment_id = j.audience_segment_id
+      AND NOT EXISTS (SELECT 1 FROM outreach.enrollment e
+                      WHERE e.journey_id = j.id AND e.contact_id = m.contact_id
+                        AND (NOT j.allow_reentry OR e.status = 'active'))
+      AND NOT EXISTS (SELECT 1 FROM outreach.segment_member sm
+                      WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = m.contact_id)
+    OFFSET 0
+  ) m
   JOIN outreach.contact c ON c.id = m.contact_id
   CROSS JOIN LATERAL (
     SELECT max(sc.id) AS change_id FROM outreach.segment_change sc
     WHERE sc.segment_id = m.segment_id AND sc.contact_id = m.contact_id AND sc.change = 'added'
   ) lc
-  WHERE m.segment_id = j.audience_segment_id
-    AND NOT EXISTS (SELECT 1 FROM outreach.segment_member sm
-                    WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = m.contact_id)
-    AND NOT EXISTS (SELECT 1 FROM outreach.enrollment e
+  WHERE NOT EXISTS (SELECT 1 FROM outreach.enrollment e
                     WHERE e.journey_id = j.id AND e.contact_id = m.contact_id
-                      AND (NOT j.allow_reentry OR e.status = 'active'
-                           OR greatest(e.entry_change_id, e.ended_change_id, 0) >= coalesce(lc.change_id, 0)))
+                      AND greatest(e.entry_change_id, e.ended_change_id, 0) >= coalesce(lc.change_id, 0))
   ORDER BY m.contact_id
   ON CONFLICT (journey_id, contact_id) WHERE status = 'active' DO NOTHING;
   GET DIAGNOSTICS n = ROW_COUNT;
@@ -914,6 +921,10 @@ DECLARE
   jid bigint;
   ids bigint[];
   retry_later bigint[] := '{}';
+  b_steps int;
+  b_messages int;
+  b_completed int;
+  b_exited int;
   eid bigint;
   r record;
 BEGIN
@@ -939,6 +950,28 @@ BEGIN
       FOR UPDATE OF e SKIP LOCKED) due;
     EXIT WHEN cardinality(ids) = 0;
     run.batches := run.batches + 1;
+    -- Fast path: the whole batch in one subtransaction.  Thousands of subtransactions in one
+    -- transaction overflow the backend's subtransaction cache and slow every snapshot, so
+    -- one per enrollment is only paid when the batch hits an error: then the batch is
+    -- rolled back and redone with one subtransaction per enrollment.
+    BEGIN
+      b_steps := 0; b_messages := 0; b_completed := 0; b_exited := 0;
+      FOREACH eid IN ARRAY ids LOOP
+        r := outreach._advance_enrollment(eid, at);
+        b_steps := b_steps + r.steps;
+        b_messages := b_messages + r.messages;
+        IF r.result = 'completed' THEN b_completed := b_completed + 1; END IF;
+        IF r.result = 'exited' THEN b_exited := b_exited + 1; END IF;
+      END LOOP;
+      run.processed := run.processed + cardinality(ids);
+      run.steps := run.steps + b_steps;
+      run.messages := run.messages + b_messages;
+      run.completed := run.completed + b_completed;
+      run.exited := run.exited + b_exited;
+      CONTINUE;
+    EXCEPTION WHEN OTHERS THEN
+      NULL;   -- fall through to the careful path below
+    END;
     FOREACH eid IN ARRAY ids LOOP
       BEGIN
         r := outreach._advance_enrollment(eid, at);
