@@ -348,6 +348,10 @@ BEGIN
       HINT = 'Pass the csv folder of a Synthea export, not one of its files.';
   END IF;
 
+  -- One import at a time: two concurrent imports of the same export would both see its
+  -- clinical rows as new.  The second waits, then finds them imported.
+  PERFORM pg_advisory_xact_lock(hashtext('outreach.import_synthea'));
+
   -- 1. Stage every file (headers and field counts checked).
   FOREACH f IN ARRAY files LOOP
     IF outreach._synthea_stage(dir, f, f = 'patients') IS NOT NULL THEN

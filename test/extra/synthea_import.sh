@@ -210,6 +210,17 @@ import "$src" >/dev/null
 check "without synthesize_channels: no e-mail, no phone, letter preferred" "107|0|0" \
 	"$(q -c "SELECT count(*) FILTER (WHERE preferred_channel = 'letter') || '|' || count(email) || '|' || count(phone) FROM outreach.contact")"
 
+# Two imports of the same export at once: the second waits for the first and finds its rows.
+fresh
+q -c "SELECT count(*) FROM outreach.import_synthea('$src')" >"$TMP/conc1" 2>&1 &
+p1=$!
+q -c "SELECT count(*) FROM outreach.import_synthea('$src')" >"$TMP/conc2" 2>&1 &
+p2=$!
+wait $p1; r1=$?; wait $p2; r2=$?
+check "concurrent imports both succeed" "0 0" "$r1 $r2"
+check "concurrent imports leave no duplicates" "107|1274|3190|1323" \
+	"$(q -c "SELECT (SELECT count(*) FROM outreach.contact) || '|' || (SELECT count(*) FROM outreach.encounter) || '|' || (SELECT count(*) FROM outreach.observation) || '|' || (SELECT count(*) FROM outreach.immunization)")"
+
 # Error cases.  expect_error LABEL FOLDER SQLSTATE MESSAGE-FRAGMENT: the import fails with that
 # SQLSTATE and message, and nothing at all was loaded.
 expect_error() {
