@@ -102,12 +102,16 @@ static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr pending_plan = NULL;
 static SPIPlanPtr stamp_plan = NULL;
 static int	depth = 0;			/* nesting of our entry points: rebuild only at 0 */
+static uint64 inval_count = 0;	/* invalidations seen, to detect one during a rebuild */
 
 static void
 membership_relcache_cb(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == segment_relid || !OidIsValid(segment_relid))
+	{
 		cache_valid = false;
+		inval_count++;
+	}
 }
 
 /*
@@ -211,6 +215,7 @@ rebuild_cache(void)
 	HASHCTL		ctl;
 	int			ret;
 	bool		changed;
+	uint64		inval_at_start;
 
 	if (!callback_registered)
 	{
@@ -237,8 +242,9 @@ rebuild_cache(void)
 
 	elog(DEBUG1, "outreach: loading the live segments");
 
-	/* valid from here: invalidations arriving while we read mark it invalid again */
-	cache_valid = true;
+	/* an invalidation arriving while we read (or an error) leaves the cache invalid */
+	cache_valid = false;
+	inval_at_start = inval_count;
 	segment_relid = get_relname_relid("segment", get_namespace_oid("outreach", false));
 
 	ret = SPI_execute("SELECT s.id, s.mode = 'deferred', s.kind = 'static', s.restricted_sql "
@@ -354,6 +360,7 @@ rebuild_cache(void)
 		}
 		MemoryContextSwitchTo(old);
 	}
+	cache_valid = (inval_count == inval_at_start);
 }
 
 static void
@@ -385,7 +392,7 @@ diff_sql(int *ixs, int n)
 		SegEntry   *s = &segs[ixs[k]];
 
 		if (k > 0)
-			appendStringInfoString(&buf, " UNION ");
+			appendStringInfoString(&buf, " UNION ALL ");
 		appendStringInfo(&buf,
 						 "SELECT " INT64_FORMAT "::bigint AS segment_id, w.contact_id FROM (%s) AS w(contact_id) "
 						 "WHERE w.contact_id = ANY($1)", s->id, s->sql);
