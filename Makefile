@@ -5,7 +5,12 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" outreach
 MODULE_big = outreach
 OBJS = \
 	src/outreach.o \
-	src/datamodel.o
+	src/datamodel.o \
+	src/query_parse.o \
+	src/query_type.o \
+	src/query_compile.o \
+	src/membership.o \
+	src/render.o
 
 # The install script is assembled from ordered parts so that each concern owns a file.
 SQL_PARTS  = $(sort $(wildcard sql/parts/*.sql))

@@ -140,6 +140,19 @@ extern QueryNode *segment_query_parse(const char *text);
 extern char *segment_query_deparse(const QueryNode *node);
 
 /*
+ * query_parse.c: a fully parenthesised dump of the tree (every field; with or without the
+ * source locations), for tests and debugging; outreach._segment_query_tree() in SQL.
+ */
+extern char *segment_query_tree_string(const QueryNode *node, bool with_locations);
+
+/*
+ * query_type.c: the canonical text of an outreach.segment_query datum (palloc'd,
+ * NUL-terminated); parse it with segment_query_parse() to get the tree.  Locations in that
+ * tree are offsets into this canonical text.
+ */
+extern char *segment_query_datum_to_cstring(Datum d);
+
+/*
  * query_compile.c: tree -> SQL returning one column "contact_id" (bigint), distinct.
  * Validates names against the registry (ereport with position, hint).  When restricted is
  * true the SQL takes $1 bigint[] and evaluates only those contacts.  time_zone is used for
@@ -150,6 +163,7 @@ typedef struct CompileOptions
 	bool		restricted;
 	const char *time_zone;
 	const char *source_text;	/* for error positions; may be NULL */
+	const char *segment_name;	/* the segment being defined: references back to it are refused; may be NULL */
 } CompileOptions;
 
 extern char *segment_query_compile(const QueryNode *node, const CompileOptions *opts);

@@ -1,0 +1,571 @@
+-- 70_synthea.sql: import of a Synthea CSV export folder into the built-in tables.
+--
+-- outreach.import_synthea(folder) reads the export with server-side COPY into temporary
+-- staging tables (all text, one per file, with the CSV line number of each row), checks each
+-- file's header against the Synthea layouts it knows (2.x and 3.x), checks every value it
+-- will convert (dates, timestamps, numbers, codes, references to patients and encounters)
+-- and names the first bad one by file, line and column, and only then loads, set-based.
+-- It is one function call, so one transaction: an error leaves nothing half loaded.
+--
+-- Re-runs do not duplicate: patients and encounters are matched by external_id (the Synthea
+-- Id); organizations and payers (as accounts) too; clinical rows, which have no Synthea id,
+-- by a natural key (patient, encounter, code, start time and the row's ordinal among equal
+-- keys) recorded in outreach.synthea_source_row next to the id of the row it produced.
+-- Rows whose values did not change are not touched (no trigger work, no updated_at change).
+
+CREATE TABLE outreach.synthea_source_row (
+  entity     text NOT NULL,
+  source_key text NOT NULL,
+  row_id     bigint NOT NULL,
+  PRIMARY KEY (entity, source_key)
+);
+CREATE INDEX ON outreach.synthea_source_row (entity, row_id);
+COMMENT ON TABLE outreach.synthea_source_row IS
+  'Provenance of imported Synthea clinical rows: the natural key of the CSV row and the id of the row it produced, so re-imports update instead of duplicating';
+
+-- The CSV layouts the importer accepts, per file.  Synthea 2.x and 3.x differ in a few files
+-- (see docs/synthea-import.md); columns the other layout lacks are added empty after COPY.
+CREATE FUNCTION outreach._synthea_layouts()
+RETURNS TABLE (file text, layout text, header text)
+LANGUAGE sql IMMUTABLE AS $$
+  VALUES
+  ('organizations', 'any', 'Id,NAME,ADDRESS,CITY,STATE,ZIP,LAT,LON,PHONE,REVENUE,UTILIZATION'),
+  ('payers', 'any', 'Id,NAME,ADDRESS,CITY,STATE_HEADQUARTERED,ZIP,PHONE,AMOUNT_COVERED,AMOUNT_UNCOVERED,REVENUE,COVERED_ENCOUNTERS,UNCOVERED_ENCOUNTERS,COVERED_MEDICATIONS,UNCOVERED_MEDICATIONS,COVERED_PROCEDURES,UNCOVERED_PROCEDURES,COVERED_IMMUNIZATIONS,UNCOVERED_IMMUNIZATIONS,UNIQUE_CUSTOMERS,QOLS_AVG,MEMBER_MONTHS'),
+  ('patients', '2.x/3.x', 'Id,BIRTHDATE,DEATHDATE,SSN,DRIVERS,PASSPORT,PREFIX,FIRST,LAST,SUFFIX,MAIDEN,MARITAL,RACE,ETHNICITY,GENDER,BIRTHPLACE,ADDRESS,CITY,STATE,COUNTY,ZIP,LAT,LON,HEALTHCARE_EXPENSES,HEALTHCARE_COVERAGE'),
+  ('patients', '3.x with INCOME', 'Id,BIRTHDATE,DEATHDATE,SSN,DRIVERS,PASSPORT,PREFIX,FIRST,LAST,SUFFIX,MAIDEN,MARITAL,RACE,ETHNICITY,GENDER,BIRTHPLACE,ADDRESS,CITY,STATE,COUNTY,ZIP,LAT,LON,HEALTHCARE_EXPENSES,HEALTHCARE_COVERAGE,INCOME'),
+  ('encounters', '2.x', 'Id,START,STOP,PATIENT,PROVIDER,PAYER,ENCOUNTERCLASS,CODE,DESCRIPTION,BASE_ENCOUNTER_COST,TOTAL_CLAIM_COST,PAYER_COVERAGE,REASONCODE,REASONDESCRIPTION'),
+  ('encounters', '3.x', 'Id,START,STOP,PATIENT,ORGANIZATION,PROVIDER,PAYER,ENCOUNTERCLASS,CODE,DESCRIPTION,BASE_ENCOUNTER_COST,TOTAL_CLAIM_COST,PAYER_COVERAGE,REASONCODE,REASONDESCRIPTION'),
+  ('conditions', 'any', 'START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION'),
+  ('observations', '2.x', 'DATE,PATIENT,ENCOUNTER,CODE,DESCRIPTION,VALUE,UNITS,TYPE'),
+  ('observations', '3.x', 'DATE,PATIENT,ENCOUNTER,CATEGORY,CODE,DESCRIPTION,VALUE,UNITS,TYPE'),
+  ('procedures', '2.x', 'DATE,PATIENT,ENCOUNTER,CODE,DESCRIPTION,BASE_COST,REASONCODE,REASONDESCRIPTION'),
+  ('procedures', '3.x', 'START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION,BASE_COST,REASONCODE,REASONDESCRIPTION'),
+  ('immunizations', 'any', 'DATE,PATIENT,ENCOUNTER,CODE,DESCRIPTION,BASE_COST'),
+  ('medications', 'any', 'START,STOP,PATIENT,PAYER,ENCOUNTER,CODE,DESCRIPTION,BASE_COST,PAYER_COVERAGE,DISPENSES,TOTALCOST,REASONCODE,REASONDESCRIPTION'),
+  ('allergies', '2.x', 'START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION'),
+  ('allergies', '3.x', 'START,STOP,PATIENT,ENCOUNTER,CODE,SYSTEM,DESCRIPTION,TYPE,CATEGORY,REACTION1,DESCRIPTION1,SEVERITY1,REACTION2,DESCRIPTION2,SEVERITY2')
+$$;
+
+-- The IANA time zone of a US state as Synthea writes it (full name); for states spanning two
+-- zones, the zone most of its people live in.  NULL for anything else.
+CREATE FUNCTION outreach._synthea_state_time_zone(state text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE
+    WHEN state IN ('Connecticut','Delaware','District of Columbia','Florida','Georgia','Indiana','Maine',
+                   'Maryland','Massachusetts','Michigan','New Hampshire','New Jersey','New York',
+                   'North Carolina','Ohio','Pennsylvania','Rhode Island','South Carolina','Vermont',
+                   'Virginia','West Virginia','Kentucky') THEN 'America/New_York'
+    WHEN state IN ('Alabama','Arkansas','Illinois','Iowa','Kansas','Louisiana','Minnesota','Mississippi',
+                   'Missouri','Nebraska','North Dakota','Oklahoma','South Dakota','Tennessee','Texas',
+                   'Wisconsin') THEN 'America/Chicago'
+    WHEN state IN ('Colorado','Idaho','Montana','New Mexico','Utah','Wyoming') THEN 'America/Denver'
+    WHEN state = 'Arizona' THEN 'America/Phoenix'
+    WHEN state IN ('California','Nevada','Oregon','Washington') THEN 'America/Los_Angeles'
+    WHEN state = 'Alaska' THEN 'America/Anchorage'
+    WHEN state = 'Hawaii' THEN 'Pacific/Honolulu'
+    WHEN state = 'Puerto Rico' THEN 'America/Puerto_Rico'
+  END
+$$;
+
+-- Synthea timestamps: ISO-8601 with Z (3.x), or a plain date (2.x).  Values without a zone
+-- are read as UTC, so the result does not depend on the session's TimeZone.
+CREATE FUNCTION outreach._synthea_ts(v text) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE
+    WHEN v IS NULL OR v = '' THEN NULL
+    WHEN v ~ '(Z|[+-]\d\d(:?\d\d)?)$' THEN v::timestamptz
+    ELSE v::timestamp AT TIME ZONE 'UTC'
+  END
+$$;
+
+-- Is v a valid value of kind ('date', 'timestamp', 'number')?  Used by the checked pass, so
+-- the load itself never meets a conversion error it cannot place.  Checked by pattern and
+-- field ranges, without trying the cast: an exception block per row (a subtransaction) made
+-- the check pass of a 200,000-row observations file take half a minute.
+CREATE FUNCTION outreach._synthea_valid(kind text, v text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  m text[];
+BEGIN
+  IF kind = 'number' THEN
+    RETURN v ~ '^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d{1,3})?$';
+  ELSIF kind = 'date' THEN
+    m := regexp_match(v, '^(\d{4})-(\d\d)-(\d\d)$');
+  ELSIF kind = 'timestamp' THEN
+    m := regexp_match(v, '^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.\d{1,6})?)?(?:Z|[+-](\d\d)(?::?(\d\d))?)?)?$');
+  ELSE
+    RAISE EXCEPTION 'unknown value kind "%"', kind;
+  END IF;
+  IF m IS NULL OR m[1]::int < 1 OR m[2]::int NOT BETWEEN 1 AND 12 THEN
+    RETURN false;
+  END IF;
+  RETURN m[3]::int BETWEEN 1 AND extract(day FROM make_date(m[1]::int, m[2]::int, 1) + interval '1 month - 1 day')::int
+     AND coalesce(m[4]::int, 0) <= 23 AND coalesce(m[5]::int, 0) <= 59 AND coalesce(m[6]::int, 0) <= 59
+     AND coalesce(m[7]::int, 0) <= 15 AND coalesce(m[8]::int, 0) <= 59;
+END $$;
+
+-- Drop a staging table of this session if it exists (quietly: no NOTICE).
+CREATE FUNCTION outreach._synthea_drop(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF to_regclass(format('pg_temp.%I', name)) IS NOT NULL THEN
+    EXECUTE format('DROP TABLE pg_temp.%I', name);
+  END IF;
+END $$;
+
+-- Read one file of the export into pg_temp.synthea_<file>: header checked against the known
+-- layouts, rows copied as text with their CSV line number in _line.  Returns the layout, or
+-- NULL when the file is absent (and not required).
+CREATE FUNCTION outreach._synthea_stage(folder text, file text, required boolean) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  path     text := folder || '/' || file || '.csv';
+  stg      text := 'synthea_' || file;
+  st       record;
+  head     text;
+  found    text;
+  matched  text;
+  expected text;
+  cols     text[];
+  msg      text;
+  detail   text;
+  ctx      text;
+  code     text;
+BEGIN
+  PERFORM outreach._synthea_drop(stg);
+  st := pg_stat_file(path, true);
+  IF st IS NULL THEN
+    IF required THEN
+      RAISE EXCEPTION 'file "%.csv" is missing from the Synthea folder "%"', file, folder
+        USING ERRCODE = 'undefined_file',
+        DETAIL = format('A Synthea CSV export always has %s.csv; the other files are optional.', file),
+        HINT = 'Point to the csv folder of the export (Synthea writes it to output/csv).';
+    END IF;
+    RETURN NULL;
+  END IF;
+  IF st.isdir THEN
+    RAISE EXCEPTION '"%" is a folder, not a CSV file', path USING ERRCODE = 'wrong_object_type';
+  END IF;
+
+  BEGIN
+    head := pg_read_file(path, 0, 16384);
+  EXCEPTION WHEN insufficient_privilege OR undefined_file OR io_error THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    RAISE EXCEPTION 'the database server cannot read "%"', path USING ERRCODE = 'insufficient_privilege',
+      DETAIL = msg || '.',
+      HINT = 'The server reads the files itself, as the operating system user it runs as (usually postgres): make the folder and its files readable by that user, e.g. chmod -R a+rX on the folder.';
+  END;
+  head := split_part(head, E'\n', 1);
+  head := regexp_replace(head, E'^\uFEFF', '');
+  head := rtrim(head, E'\r');
+
+  SELECT l.layout INTO matched FROM outreach._synthea_layouts() l WHERE l.file = _synthea_stage.file AND l.header = head;
+  IF matched IS NULL THEN
+    SELECT string_agg(format('%s (%s)', l.header, l.layout), '; ') INTO expected
+    FROM outreach._synthea_layouts() l WHERE l.file = _synthea_stage.file;
+    found := CASE WHEN head = '' THEN 'an empty first line' ELSE head END;
+    RAISE EXCEPTION 'file "%.csv" has an unexpected header', file USING ERRCODE = 'bad_copy_file_format',
+      DETAIL = format('Found: %s. Expected one of: %s.', found, expected),
+      HINT = 'The importer reads Synthea 2.x and 3.x CSV exports; check that this is an unmodified Synthea file.';
+  END IF;
+
+  cols := string_to_array(lower(head), ',');
+  EXECUTE format('CREATE TEMP TABLE %I (_line bigint GENERATED ALWAYS AS IDENTITY (START 2) PRIMARY KEY, %s)',
+                 stg, (SELECT string_agg(format('%I text', c), ', ') FROM unnest(cols) c));
+  BEGIN
+    EXECUTE format('COPY pg_temp.%I (%s) FROM %L WITH (FORMAT csv, HEADER true, ENCODING ''UTF8'')',
+                   stg, (SELECT string_agg(format('%I', c), ', ') FROM unnest(cols) c), path);
+  EXCEPTION WHEN data_exception OR insufficient_privilege OR undefined_file OR io_error THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, ctx = PG_EXCEPTION_CONTEXT, code = RETURNED_SQLSTATE;
+    -- COPY's context reads "COPY synthea_x, line N[, column c]: ..."; keep the line and column.
+    detail := substring(ctx FROM 'line \d+(?:, column \w+)?');
+    RAISE EXCEPTION 'bad row in "%.csv"%: %', file, coalesce(' at ' || detail, ''), msg USING ERRCODE = code,
+      HINT = 'Every row of a Synthea CSV file has as many fields as its header; the file may be truncated or edited.';
+  END;
+
+  -- Columns only one layout has, so the load reads both layouts alike.
+  IF file = 'procedures' AND matched = '2.x' THEN
+    EXECUTE 'ALTER TABLE pg_temp.synthea_procedures RENAME COLUMN date TO start';
+    EXECUTE 'ALTER TABLE pg_temp.synthea_procedures ADD COLUMN stop text';
+  ELSIF file = 'observations' AND matched = '2.x' THEN
+    EXECUTE 'ALTER TABLE pg_temp.synthea_observations ADD COLUMN category text';
+  ELSIF file = 'encounters' AND matched = '2.x' THEN
+    EXECUTE 'ALTER TABLE pg_temp.synthea_encounters ADD COLUMN organization text';
+  ELSIF file = 'allergies' AND matched = '2.x' THEN
+    EXECUTE 'ALTER TABLE pg_temp.synthea_allergies ADD COLUMN system text';
+  END IF;
+  -- Other files' rows are checked against patients and encounters by Id: index them.
+  IF file IN ('patients', 'encounters') THEN
+    EXECUTE format('CREATE INDEX ON pg_temp.%I (id)', stg);
+  END IF;
+  EXECUTE format('ANALYZE pg_temp.%I', stg);
+  RETURN matched;
+END $$;
+
+-- The checked pass: for each (column, rule) find the first line that breaks the rule and
+-- raise an error naming file, line, column and value.  Rules:
+--   required   not empty             unique     not repeated on an earlier line
+--   date, timestamp, number          empty allowed unless also required
+--   patient    a patient of patients.csv or already imported
+--   encounter  an encounter of encounters.csv or already imported (empty allowed)
+--   any other  a SQL condition on the row (the staging table is aliased s), described by rule_text
+CREATE FUNCTION outreach._synthea_check(file text, col text, rule text, rule_text text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  stg  text := format('pg_temp.%I', 'synthea_' || file);
+  c    text := format('s.%I', col);
+  cond text;
+  what text;
+  bad  record;
+BEGIN
+  CASE rule
+    WHEN 'required' THEN cond := format('coalesce(%s, '''') <> ''''', c); what := 'a value (it must not be empty)';
+    WHEN 'date' THEN cond := format('coalesce(%1$s, '''') = '''' OR outreach._synthea_valid(''date'', %1$s)', c);
+      what := 'a date written YYYY-MM-DD';
+    WHEN 'timestamp' THEN
+      -- Fast path for Synthea's own format with a day that exists in every month; the
+      -- function (field ranges, month lengths) only sees the rest.
+      cond := format('coalesce(%1$s, '''') = ''''
+                      OR %1$s ~ ''^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])(T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ)?$''
+                      OR outreach._synthea_valid(''timestamp'', %1$s)', c);
+      what := 'a timestamp written YYYY-MM-DDThh:mm:ssZ (or a date YYYY-MM-DD)';
+    WHEN 'number' THEN cond := format('coalesce(%1$s, '''') = '''' OR outreach._synthea_valid(''number'', %1$s)', c);
+      what := 'a number';
+    WHEN 'patient' THEN
+      cond := format('EXISTS (SELECT 1 FROM pg_temp.synthea_patients p WHERE p.id = %1$s)
+                      OR EXISTS (SELECT 1 FROM outreach.contact k WHERE k.external_id = %1$s)', c);
+      what := 'the Id of a patient in patients.csv';
+    WHEN 'encounter' THEN
+      IF to_regclass('pg_temp.synthea_encounters') IS NOT NULL THEN
+        cond := format('coalesce(%1$s, '''') = ''''
+                        OR EXISTS (SELECT 1 FROM pg_temp.synthea_encounters e WHERE e.id = %1$s)
+                        OR EXISTS (SELECT 1 FROM outreach.encounter k WHERE k.external_id = %1$s)', c);
+        what := 'the Id of an encounter in encounters.csv';
+      ELSE
+        RETURN;  -- without encounters.csv, rows link to already imported encounters or to none
+      END IF;
+    WHEN 'unique' THEN
+      EXECUTE format('SELECT _line, v FROM (SELECT s._line, %1$s AS v, row_number() OVER (PARTITION BY %1$s ORDER BY s._line) AS n
+                      FROM %2$s s) d WHERE n > 1 ORDER BY _line LIMIT 1', c, stg) INTO bad;
+      IF bad._line IS NOT NULL THEN
+        RAISE EXCEPTION 'bad value in "%.csv" line % column %: "%" appears twice', file, bad._line, upper(col), bad.v
+          USING ERRCODE = 'unique_violation', DETAIL = format('Each %s has its own Id in column %s.', rtrim(file, 's'), upper(col));
+      END IF;
+      RETURN;
+    ELSE
+      cond := rule; what := rule_text;
+  END CASE;
+  EXECUTE format('SELECT s._line, %s::text AS v FROM %s s WHERE NOT coalesce(%s, false) ORDER BY s._line LIMIT 1', c, stg, cond)
+    INTO bad;
+  IF bad._line IS NOT NULL THEN
+    RAISE EXCEPTION 'bad value in "%.csv" line % column %: %', file, bad._line, upper(col),
+      CASE WHEN bad.v IS NULL OR bad.v = '' THEN 'empty' ELSE format('"%s"', bad.v) END
+      USING ERRCODE = CASE WHEN rule IN ('patient', 'encounter') THEN 'foreign_key_violation' ELSE 'invalid_text_representation' END,
+      DETAIL = format('Column %s must hold %s.', upper(col), what),
+      HINT = 'Nothing was imported; fix the file (or re-export it) and run the import again.';
+  END IF;
+END $$;
+
+-- Load one clinical entity: select_sql yields source_key, _line and the target columns cols.
+-- Rows already imported (same source_key) are updated when a value changed; new rows are
+-- inserted with ids drawn up front so their provenance can be recorded set-based.
+CREATE FUNCTION outreach._synthea_upsert(entity text, select_sql text, cols text[], OUT inserted bigint, OUT updated bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  target text := format('outreach.%I', entity);
+  seq    text := pg_get_serial_sequence(format('outreach.%I', entity), 'id');
+  clist  text := (SELECT string_agg(format('%I', c), ', ') FROM unnest(cols) c);
+  rlist  text := (SELECT string_agg(format('r.%I', c), ', ') FROM unnest(cols) c);
+  tlist  text := (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(cols) c);
+BEGIN
+  -- Provenance of rows deleted since the last import is stale: those rows come back as new.
+  EXECUTE format('DELETE FROM outreach.synthea_source_row m WHERE m.entity = %L
+                  AND NOT EXISTS (SELECT 1 FROM %s t WHERE t.id = m.row_id)', entity, target);
+
+  PERFORM outreach._synthea_drop('synthea_rows');
+  EXECUTE format('CREATE TEMP TABLE synthea_rows AS
+                  SELECT q.*, m.row_id AS existing_id, NULL::bigint AS new_id
+                  FROM (%s) q LEFT JOIN outreach.synthea_source_row m ON m.entity = %L AND m.source_key = q.source_key',
+                 select_sql, entity);
+  EXECUTE format('UPDATE %s t SET (%s) = ROW(%s) FROM pg_temp.synthea_rows r
+                  WHERE t.id = r.existing_id AND ROW(%s) IS DISTINCT FROM ROW(%s)',
+                 target, clist, rlist, tlist, rlist);
+  GET DIAGNOSTICS updated = ROW_COUNT;
+  -- New ids follow the CSV's line order.
+  EXECUTE format('UPDATE pg_temp.synthea_rows r SET new_id = n.id
+                  FROM (SELECT o._line, nextval(%L) AS id
+                        FROM (SELECT _line FROM pg_temp.synthea_rows WHERE existing_id IS NULL ORDER BY _line) o) n
+                  WHERE r._line = n._line', seq);
+  EXECUTE format('INSERT INTO %s (id, %s) SELECT r.new_id, %s FROM pg_temp.synthea_rows r
+                  WHERE r.new_id IS NOT NULL ORDER BY r._line', target, clist, rlist);
+  GET DIAGNOSTICS inserted = ROW_COUNT;
+  INSERT INTO outreach.synthea_source_row (entity, source_key, row_id)
+  SELECT _synthea_upsert.entity, r.source_key, r.new_id FROM pg_temp.synthea_rows r WHERE r.new_id IS NOT NULL;
+  DROP TABLE pg_temp.synthea_rows;
+END $$;
+
+CREATE FUNCTION outreach.import_synthea(folder text, synthesize_channels boolean DEFAULT false)
+RETURNS TABLE (entity text, rows_in_csv bigint, inserted bigint, updated bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  files   text[] := ARRAY['organizations','payers','patients','encounters','conditions','observations',
+                          'procedures','immunizations','medications','allergies'];
+  f       text;
+  dir     text;
+  st      record;
+  present text[] := '{}';
+  n       bigint;
+  ins     bigint;
+  upd     bigint;
+  r       record;
+  -- The natural key of a clinical row: patient, encounter, code, time and the ordinal among equal keys.
+  key_of  constant text := $k$md5(concat_ws('|', s.patient, s.encounter, s.code, %1$s,
+                              row_number() OVER (PARTITION BY s.patient, s.encounter, s.code, %1$s ORDER BY s._line)))$k$;
+BEGIN
+  IF folder IS NULL OR btrim(folder) = '' THEN
+    RAISE EXCEPTION 'a folder is required' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Pass the absolute path, on the database server, of the csv folder of a Synthea export.';
+  END IF;
+  dir := rtrim(folder, '/');
+  IF left(folder, 1) <> '/' THEN
+    RAISE EXCEPTION 'folder "%" is not an absolute path', folder USING ERRCODE = 'invalid_parameter_value',
+      DETAIL = 'The database server reads the files itself, so a relative path would be read from its data directory.',
+      HINT = 'Pass the absolute path of the folder on the database server, e.g. ''/data/synthea/output/csv''.';
+  END IF;
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+     AND NOT pg_has_role(current_user, 'pg_read_server_files', 'MEMBER') THEN
+    RAISE EXCEPTION 'permission denied to import Synthea files' USING ERRCODE = 'insufficient_privilege',
+      DETAIL = 'The import reads files on the database server with COPY.',
+      HINT = 'Run it as a superuser or as a member of pg_read_server_files.';
+  END IF;
+  st := pg_stat_file(dir, true);
+  IF st IS NULL THEN
+    RAISE EXCEPTION 'folder "%" does not exist on the database server', folder USING ERRCODE = 'undefined_file',
+      HINT = 'The path is read by the server, not the client; give the path as the server sees it.';
+  ELSIF NOT st.isdir THEN
+    RAISE EXCEPTION '"%" is not a folder', folder USING ERRCODE = 'wrong_object_type',
+      HINT = 'Pass the csv folder of a Synthea export, not one of its files.';
+  END IF;
+
+  -- One import at a time: two concurrent imports of the same export would both see its
+  -- clinical rows as new.  The second waits, then finds them imported.
+  PERFORM pg_advisory_xact_lock(hashtext('outreach.import_synthea'));
+
+  -- 1. Stage every file (headers and field counts checked).
+  FOREACH f IN ARRAY files LOOP
+    IF outreach._synthea_stage(dir, f, f = 'patients') IS NOT NULL THEN
+      present := present || f;
+    ELSE
+      PERFORM outreach._synthea_drop('synthea_' || f);
+    END IF;
+  END LOOP;
+
+  -- 2. Check every value the load converts or resolves.
+  PERFORM outreach._synthea_check('patients', 'id', 'required');
+  PERFORM outreach._synthea_check('patients', 'id', 'unique');
+  PERFORM outreach._synthea_check('patients', 'birthdate', 'required');
+  PERFORM outreach._synthea_check('patients', 'birthdate', 'date');
+  PERFORM outreach._synthea_check('patients', 'deathdate', 'date');
+  PERFORM outreach._synthea_check('patients', 'gender', $c$coalesce(s.gender, '') IN ('M', 'F', '')$c$, 'M, F or nothing');
+  IF 'organizations' = ANY (present) THEN
+    PERFORM outreach._synthea_check('organizations', 'id', 'required');
+    PERFORM outreach._synthea_check('organizations', 'id', 'unique');
+    PERFORM outreach._synthea_check('organizations', 'name', 'required');
+  END IF;
+  IF 'payers' = ANY (present) THEN
+    PERFORM outreach._synthea_check('payers', 'id', 'required');
+    PERFORM outreach._synthea_check('payers', 'id', 'unique');
+    PERFORM outreach._synthea_check('payers', 'name', 'required');
+  END IF;
+  IF 'encounters' = ANY (present) THEN
+    PERFORM outreach._synthea_check('encounters', 'id', 'required');
+    PERFORM outreach._synthea_check('encounters', 'id', 'unique');
+    PERFORM outreach._synthea_check('encounters', 'patient', 'patient');
+    PERFORM outreach._synthea_check('encounters', 'start', 'required');
+    PERFORM outreach._synthea_check('encounters', 'start', 'timestamp');
+    PERFORM outreach._synthea_check('encounters', 'stop', 'timestamp');
+    PERFORM outreach._synthea_check('encounters', 'stop',
+      $c$coalesce(s.stop, '') = '' OR outreach._synthea_ts(s.stop) >= outreach._synthea_ts(s.start)$c$,
+      'a time not before START');
+  END IF;
+  FOREACH f IN ARRAY ARRAY['conditions','observations','procedures','immunizations','medications','allergies'] LOOP
+    CONTINUE WHEN NOT f = ANY (present);
+    PERFORM outreach._synthea_check(f, 'patient', 'patient');
+    PERFORM outreach._synthea_check(f, 'encounter', 'encounter');
+    PERFORM outreach._synthea_check(f, 'code', 'required');
+  END LOOP;
+  IF 'conditions' = ANY (present) THEN
+    PERFORM outreach._synthea_check('conditions', 'start', 'required');
+    PERFORM outreach._synthea_check('conditions', 'start', 'date');
+    PERFORM outreach._synthea_check('conditions', 'stop', 'date');
+  END IF;
+  IF 'observations' = ANY (present) THEN
+    PERFORM outreach._synthea_check('observations', 'date', 'required');
+    PERFORM outreach._synthea_check('observations', 'date', 'timestamp');
+    PERFORM outreach._synthea_check('observations', 'value',
+      $c$s.type IS DISTINCT FROM 'numeric' OR coalesce(s.value, '') = '' OR outreach._synthea_valid('number', s.value)$c$,
+      'a number when TYPE is numeric');
+  END IF;
+  IF 'procedures' = ANY (present) THEN
+    PERFORM outreach._synthea_check('procedures', 'start', 'required');
+    PERFORM outreach._synthea_check('procedures', 'start', 'timestamp');
+    PERFORM outreach._synthea_check('procedures', 'stop', 'timestamp');
+  END IF;
+  IF 'immunizations' = ANY (present) THEN
+    PERFORM outreach._synthea_check('immunizations', 'date', 'required');
+    PERFORM outreach._synthea_check('immunizations', 'date', 'timestamp');
+  END IF;
+  IF 'medications' = ANY (present) THEN
+    PERFORM outreach._synthea_check('medications', 'start', 'required');
+    PERFORM outreach._synthea_check('medications', 'start', 'timestamp');
+    PERFORM outreach._synthea_check('medications', 'stop', 'timestamp');
+  END IF;
+  IF 'allergies' = ANY (present) THEN
+    PERFORM outreach._synthea_check('allergies', 'start', 'required');
+    PERFORM outreach._synthea_check('allergies', 'start', 'timestamp');
+    PERFORM outreach._synthea_check('allergies', 'stop', 'timestamp');
+  END IF;
+
+  -- 3. Load, parents first.
+  IF 'organizations' = ANY (present) OR 'payers' = ANY (present) THEN
+    FOREACH f IN ARRAY ARRAY['organizations', 'payers'] LOOP
+      CONTINUE WHEN NOT f = ANY (present);
+      EXECUTE format($q$
+        WITH up AS (
+          INSERT INTO outreach.account AS a (external_id, name, kind)
+          SELECT s.id, s.name, %L FROM pg_temp.%I s ORDER BY s._line
+          ON CONFLICT (external_id) DO UPDATE SET name = excluded.name, kind = excluded.kind
+          WHERE (a.name, a.kind) IS DISTINCT FROM (excluded.name, excluded.kind)
+          RETURNING (xmax = 0) AS is_new)
+        SELECT (SELECT count(*) FROM pg_temp.%I), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) FROM up$q$,
+        CASE f WHEN 'organizations' THEN 'medical_center' ELSE 'insurer' END, 'synthea_' || f, 'synthea_' || f)
+      INTO n, ins, upd;
+      entity := f; rows_in_csv := n; inserted := ins; updated := upd;
+      RETURN NEXT;
+    END LOOP;
+  END IF;
+
+  WITH src AS (
+    SELECT s._line, s.id AS external_id, nullif(s.first, '') AS first_name, nullif(s.last, '') AS last_name,
+           s.birthdate::date AS birthdate,
+           CASE s.gender WHEN 'M' THEN 'male' WHEN 'F' THEN 'female' ELSE 'unknown' END AS gender,
+           nullif(s.address, '') AS address_line, nullif(s.city, '') AS city, nullif(s.state, '') AS state,
+           nullif(s.zip, '') AS postal_code, 'US' AS country,
+           outreach._synthea_state_time_zone(s.state) AS time_zone,
+           CASE WHEN coalesce(s.deathdate, '') <> '' THEN s.deathdate::date::timestamp AT TIME ZONE 'UTC' END AS deceased_at,
+           -- Synthesised channels (demos only): reserved example.org mailboxes and fictional
+           -- 555-01xx numbers, derived from the Synthea id so re-runs give the same values.
+           CASE WHEN synthesize_channels THEN
+             lower(regexp_replace(coalesce(s.first, '') || '.' || coalesce(s.last, ''), '[^A-Za-z.]', '', 'g'))
+             || '.' || left(s.id, 8) || '@example.org' END AS email,
+           CASE WHEN synthesize_channels THEN
+             format('+1%s55501%s', 201 + abs(hashtext(s.id)) % 780, lpad((abs(hashtext(s.id || '#')) % 100)::text, 2, '0')) END AS phone,
+           CASE WHEN synthesize_channels THEN 'email'
+                WHEN coalesce(s.address, '') <> '' THEN 'letter' END AS preferred_channel
+    FROM pg_temp.synthea_patients s
+  ), up AS (
+    INSERT INTO outreach.contact AS c (external_id, first_name, last_name, birthdate, gender, address_line, city, state,
+                                       postal_code, country, time_zone, deceased_at, email, phone, preferred_channel, contact_type)
+    SELECT external_id, first_name, last_name, birthdate, gender, address_line, city, state,
+           postal_code, country, time_zone, deceased_at, email, phone, preferred_channel, 'patient'
+    FROM src ORDER BY _line
+    ON CONFLICT (external_id) DO UPDATE SET
+      first_name = excluded.first_name, last_name = excluded.last_name, birthdate = excluded.birthdate,
+      gender = excluded.gender, address_line = excluded.address_line, city = excluded.city, state = excluded.state,
+      postal_code = excluded.postal_code, country = excluded.country,
+      time_zone = coalesce(c.time_zone, excluded.time_zone), deceased_at = excluded.deceased_at,
+      email = coalesce(c.email, excluded.email), phone = coalesce(c.phone, excluded.phone),
+      preferred_channel = coalesce(c.preferred_channel, excluded.preferred_channel)
+    WHERE (c.first_name, c.last_name, c.birthdate, c.gender, c.address_line, c.city, c.state, c.postal_code, c.country,
+           c.deceased_at) IS DISTINCT FROM
+          (excluded.first_name, excluded.last_name, excluded.birthdate, excluded.gender, excluded.address_line,
+           excluded.city, excluded.state, excluded.postal_code, excluded.country, excluded.deceased_at)
+       OR (c.time_zone IS NULL AND excluded.time_zone IS NOT NULL)
+       OR (c.email IS NULL AND excluded.email IS NOT NULL)
+       OR (c.phone IS NULL AND excluded.phone IS NOT NULL)
+       OR (c.preferred_channel IS NULL AND excluded.preferred_channel IS NOT NULL)
+    RETURNING (xmax = 0) AS is_new
+  )
+  SELECT (SELECT count(*) FROM pg_temp.synthea_patients), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new)
+  FROM up INTO n, ins, upd;
+  entity := 'patients'; rows_in_csv := n; inserted := ins; updated := upd;
+  RETURN NEXT;
+
+  IF 'encounters' = ANY (present) THEN
+    WITH up AS (
+      INSERT INTO outreach.encounter AS e (external_id, patient_id, class, code, code_system, description, start_at, end_at)
+      SELECT s.id, c.id,
+             CASE WHEN s.encounterclass IN ('ambulatory','wellness','outpatient','inpatient','emergency','urgentcare',
+                                            'virtual','home','snf','hospice') THEN s.encounterclass ELSE 'other' END,
+             nullif(s.code, ''), 'SNOMED', nullif(s.description, ''),
+             outreach._synthea_ts(s.start), outreach._synthea_ts(s.stop)
+      FROM pg_temp.synthea_encounters s JOIN outreach.contact c ON c.external_id = s.patient
+      ORDER BY s._line
+      ON CONFLICT (external_id) WHERE external_id IS NOT NULL DO UPDATE SET
+        patient_id = excluded.patient_id, class = excluded.class, code = excluded.code, code_system = excluded.code_system,
+        description = excluded.description, start_at = excluded.start_at, end_at = excluded.end_at
+      WHERE (e.patient_id, e.class, e.code, e.code_system, e.description, e.start_at, e.end_at) IS DISTINCT FROM
+            (excluded.patient_id, excluded.class, excluded.code, excluded.code_system, excluded.description,
+             excluded.start_at, excluded.end_at)
+      RETURNING (xmax = 0) AS is_new
+    )
+    SELECT (SELECT count(*) FROM pg_temp.synthea_encounters), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new)
+    FROM up INTO n, ins, upd;
+    entity := 'encounters'; rows_in_csv := n; inserted := ins; updated := upd;
+    RETURN NEXT;
+  END IF;
+
+  FOR r IN
+    SELECT * FROM (VALUES
+      ('conditions', 'condition', 's.start',
+       $s$nullif(s.code, '') AS code, 'SNOMED' AS code_system, nullif(s.description, '') AS description,
+          CASE WHEN coalesce(s.stop, '') = '' THEN 'active' ELSE 'resolved' END AS clinical_status,
+          s.start::date AS onset_date, nullif(s.stop, '')::date AS abatement_date$s$,
+       ARRAY['code','code_system','description','clinical_status','onset_date','abatement_date']),
+      ('observations', 'observation', 's.date',
+       $s$nullif(s.code, '') AS code, 'LOINC' AS code_system, nullif(s.description, '') AS description,
+          CASE WHEN s.type = 'numeric' THEN nullif(s.value, '')::numeric END AS value_numeric,
+          CASE WHEN s.type IS DISTINCT FROM 'numeric' THEN nullif(s.value, '') END AS value_text,
+          nullif(s.units, '') AS unit, outreach._synthea_ts(s.date) AS effective_at$s$,
+       ARRAY['code','code_system','description','value_numeric','value_text','unit','effective_at']),
+      ('procedures', 'procedure', 's.start',
+       $s$nullif(s.code, '') AS code, 'SNOMED' AS code_system, nullif(s.description, '') AS description,
+          outreach._synthea_ts(s.start) AS performed_at$s$,
+       ARRAY['code','code_system','description','performed_at']),
+      ('immunizations', 'immunization', 's.date',
+       $s$nullif(s.code, '') AS code, 'CVX' AS code_system, nullif(s.description, '') AS description,
+          outreach._synthea_ts(s.date) AS administered_at$s$,
+       ARRAY['code','code_system','description','administered_at']),
+      ('medications', 'medication', 's.start',
+       $s$nullif(s.code, '') AS code, 'RxNorm' AS code_system, nullif(s.description, '') AS description,
+          outreach._synthea_ts(s.start) AS start_at, outreach._synthea_ts(s.stop) AS stop_at$s$,
+       ARRAY['code','code_system','description','start_at','stop_at']),
+      ('allergies', 'allergy', 's.start',
+       $s$nullif(s.code, '') AS code,
+          CASE WHEN coalesce(s.system, '') IN ('', 'SNOMED-CT', 'SNOMED CT', 'SNOMED') THEN 'SNOMED'
+               WHEN lower(s.system) = 'rxnorm' THEN 'RxNorm' ELSE s.system END AS code_system,
+          nullif(s.description, '') AS description,
+          outreach._synthea_ts(s.start) AS start_at, outreach._synthea_ts(s.stop) AS stop_at$s$,
+       ARRAY['code','code_system','description','start_at','stop_at'])
+    ) v(file, tbl, time_col, cols_sql, cols)
+  LOOP
+    CONTINUE WHEN NOT r.file = ANY (present);
+    SELECT u.inserted, u.updated INTO ins, upd
+    FROM outreach._synthea_upsert(r.tbl, format(
+      'SELECT s._line, %s AS source_key, c.id AS patient_id, e.id AS encounter_id, %s
+       FROM pg_temp.%I s JOIN outreach.contact c ON c.external_id = s.patient
+       LEFT JOIN outreach.encounter e ON e.external_id = nullif(s.encounter, '''')',
+      format(key_of, r.time_col), r.cols_sql, 'synthea_' || r.file),
+      ARRAY['patient_id', 'encounter_id'] || r.cols) u;
+    EXECUTE format('SELECT count(*) FROM pg_temp.%I', 'synthea_' || r.file) INTO n;
+    entity := r.file; rows_in_csv := n; inserted := ins; updated := upd;
+    RETURN NEXT;
+  END LOOP;
+
+  FOREACH f IN ARRAY files LOOP
+    PERFORM outreach._synthea_drop('synthea_' || f);
+  END LOOP;
+END $$;
+COMMENT ON FUNCTION outreach.import_synthea(text, boolean) IS
+  'Imports a Synthea CSV export folder (2.x or 3.x layout) into the built-in tables, atomically and re-runnably; see docs/synthea-import.md';

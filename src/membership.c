@@ -1,0 +1,941 @@
+/*
+ * membership.c: keeps segment membership current (DESIGN §4).
+ *
+ * Every registered entity table carries four statement-level AFTER triggers (INSERT, UPDATE,
+ * DELETE with transition tables, and TRUNCATE) that call outreach_membership_trigger.  From
+ * the changed rows the trigger finds the affected contacts through the entity's link path
+ * (one set-based query over the transition tables), locks those contacts, re-evaluates only
+ * the live segments that depend on the entity and only for those contacts, writes the
+ * difference to segment_member and segment_change, and cascades to the segments built on
+ * the changed ones (compound segments, `in segment`).
+ *
+ * Per-contact serialisation: before evaluating, the contacts are "stamped": one upsert per
+ * contact into outreach.contact_stamp, in id order.  Two writers of the same contact thus
+ * queue on that row lock (writers of different contacts never meet), and in READ COMMITTED
+ * the evaluation that follows runs with a fresh snapshot that sees the other writer's
+ * committed rows.  Under REPEATABLE READ / SERIALIZABLE a stamp written by a transaction
+ * that committed after our snapshot makes the upsert fail with a serialization failure
+ * (40001), which the client retries: membership is never silently computed from a stale
+ * snapshot.
+ *
+ * A per-backend cache holds the live segments, which entity each depends on, the dependency
+ * order between segments, and the SPI plans (kept with SPI_keepplan).  It is rebuilt when a
+ * relcache invalidation of outreach.segment arrives; outreach._membership_invalidate() sends
+ * one from every function that changes what is live or how it is defined.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+
+#include "outreach.h"
+#include "membership.h"
+
+PG_FUNCTION_INFO_V1(outreach_membership_trigger);
+PG_FUNCTION_INFO_V1(outreach_apply_segment);
+PG_FUNCTION_INFO_V1(outreach_cascade_segment);
+PG_FUNCTION_INFO_V1(outreach_lock_contacts);
+PG_FUNCTION_INFO_V1(outreach_membership_invalidate);
+
+/* One live segment. */
+typedef struct SegEntry
+{
+	int64		id;
+	bool		deferred;
+	bool		is_static;
+	char	   *sql;			/* restricted SQL ($1 bigint[]), NULL for static */
+	int			level;			/* 0: no segment dependencies; else 1 + max(level of deps) */
+	int			ndeps;			/* segments this one reads */
+	int		   *deps;			/* indexes */
+	int			ndependents;	/* segments reading this one */
+	int		   *dependents;		/* indexes */
+	SPIPlanPtr	diff_plan;
+	char	   *diff_sql;
+} SegEntry;
+
+/* One registered entity table with live segments that depend on it. */
+typedef struct EntityEntry
+{
+	Oid			relid;			/* hash key */
+	char	   *entity;
+	int			nsegs;
+	int		   *segs;			/* indexes of the live segments depending on it */
+	int			nbase;			/* immediate, dynamic, level 0: evaluated together */
+	int		   *base;
+	SPIPlanPtr	base_plan;
+	char	   *base_sql;
+	SPIPlanPtr	affected_plan[3];	/* insert, update, delete */
+	AttrNumber	direct_attnum;	/* 0: not looked up; -1: none; else the contact id column */
+} EntityEntry;
+
+enum
+{
+	EV_INSERT = 0, EV_UPDATE = 1, EV_DELETE = 2
+};
+
+static MemoryContext cache_cxt = NULL;
+static bool cache_valid = false;
+static bool callback_registered = false;
+static Oid	segment_relid = InvalidOid;
+static int	nsegs = 0;
+static SegEntry *segs = NULL;
+static int *seg_order = NULL;	/* indexes by level */
+static HTAB *entity_hash = NULL;
+static List *kept_plans = NIL;	/* every plan we kept, freed on rebuild */
+static SPIPlanPtr apply_plan = NULL;
+static SPIPlanPtr pending_plan = NULL;
+static SPIPlanPtr stamp_plan = NULL;
+static int	depth = 0;			/* nesting of our entry points: rebuild only at 0 */
+static uint64 inval_count = 0;	/* invalidations seen, to detect one during a rebuild */
+
+static void
+membership_relcache_cb(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == segment_relid || !OidIsValid(segment_relid))
+	{
+		cache_valid = false;
+		inval_count++;
+	}
+}
+
+/*
+ * Prepare and keep a plan.  Generic plans: the parameters are contact id arrays of a few
+ * elements, and re-planning per statement would cost more than the evaluation itself.
+ * (run_diff plans large arrays one-shot instead.)
+ */
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	MemoryContext old;
+
+	if (plan == NULL)
+		elog(ERROR, "outreach: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), sql);
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "outreach: SPI_keepplan failed");
+	old = MemoryContextSwitchTo(cache_cxt);
+	kept_plans = lappend(kept_plans, plan);
+	MemoryContextSwitchTo(old);
+	return plan;
+}
+
+static int
+seg_index(int64 id)
+{
+	int			lo = 0,
+				hi = nsegs - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (segs[mid].id == id)
+			return mid;
+		if (segs[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+static int64 *
+datum_int8_array(Datum d, int *n)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(d);
+	Datum	   *elems;
+	bool	   *nulls;
+	int64	   *out;
+	int			k = 0;
+
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, n);
+	out = palloc(sizeof(int64) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		if (!nulls[i])
+			out[k++] = DatumGetInt64(elems[i]);
+	*n = k;
+	return out;
+}
+
+static Datum
+int8_array_datum(int64 *vals, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(vals[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* sort and de-duplicate in place, returning the new length */
+static int
+sort_unique(int64 *v, int n)
+{
+	int			k = 0;
+
+	if (n <= 1)
+		return n;
+	qsort(v, n, sizeof(int64), cmp_int64);
+	for (int i = 0; i < n; i++)
+		if (k == 0 || v[k - 1] != v[i])
+			v[k++] = v[i];
+	return k;
+}
+
+/* Load the live segments and their dependencies.  Caller is connected to SPI. */
+static void
+rebuild_cache(void)
+{
+	MemoryContext old;
+	HASHCTL		ctl;
+	int			ret;
+	bool		changed;
+	uint64		inval_at_start;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(membership_relcache_cb, (Datum) 0);
+		callback_registered = true;
+	}
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "outreach membership cache",
+										  ALLOCSET_DEFAULT_SIZES);
+	/* plans first: they live outside cache_cxt */
+	{
+		ListCell   *lc;
+
+		foreach(lc, kept_plans)
+			SPI_freeplan((SPIPlanPtr) lfirst(lc));
+	}
+	kept_plans = NIL;
+	apply_plan = pending_plan = stamp_plan = NULL;
+	MemoryContextReset(cache_cxt);
+	entity_hash = NULL;
+	segs = NULL;
+	nsegs = 0;
+	seg_order = NULL;
+
+	elog(DEBUG1, "outreach: loading the live segments");
+
+	/* an invalidation arriving while we read (or an error) leaves the cache invalid */
+	cache_valid = false;
+	inval_at_start = inval_count;
+	segment_relid = get_relname_relid("segment", get_namespace_oid("outreach", false));
+
+	ret = SPI_execute("SELECT s.id, s.mode = 'deferred', s.kind = 'static', s.restricted_sql "
+					  "FROM outreach.segment s WHERE s.status = 'live' ORDER BY s.id", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "outreach: reading live segments failed: %s", SPI_result_code_string(ret));
+	old = MemoryContextSwitchTo(cache_cxt);
+	nsegs = (int) SPI_processed;
+	segs = palloc0(sizeof(SegEntry) * Max(nsegs, 1));
+	for (int i = 0; i < nsegs; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+
+		segs[i].id = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+		segs[i].deferred = DatumGetBool(SPI_getbinval(tup, td, 2, &isnull));
+		segs[i].is_static = DatumGetBool(SPI_getbinval(tup, td, 3, &isnull));
+		d = SPI_getbinval(tup, td, 4, &isnull);
+		segs[i].sql = isnull ? NULL : TextDatumGetCString(d);
+		if (segs[i].sql == NULL)
+			segs[i].is_static = true;
+		segs[i].deps = palloc(sizeof(int) * Max(nsegs, 1));
+		segs[i].dependents = palloc(sizeof(int) * Max(nsegs, 1));
+	}
+	MemoryContextSwitchTo(old);
+
+	ret = SPI_execute("SELECT d.segment_id, d.depends_on FROM outreach.segment_dependency d "
+					  "JOIN outreach.segment s ON s.id = d.segment_id AND s.status = 'live' "
+					  "JOIN outreach.segment t ON t.id = d.depends_on AND t.status = 'live'", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "outreach: reading segment dependencies failed: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int			a = seg_index(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)));
+		int			b = seg_index(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull)));
+
+		if (a < 0 || b < 0 || a == b)
+			continue;
+		segs[a].deps[segs[a].ndeps++] = b;
+		segs[b].dependents[segs[b].ndependents++] = a;
+	}
+	/* levels by relaxation; the graph is acyclic (checked when definitions change) */
+	do
+	{
+		changed = false;
+		for (int i = 0; i < nsegs; i++)
+			for (int k = 0; k < segs[i].ndeps; k++)
+				if (segs[i].level < segs[segs[i].deps[k]].level + 1 && segs[i].level <= nsegs)
+				{
+					segs[i].level = segs[segs[i].deps[k]].level + 1;
+					changed = true;
+				}
+	} while (changed);
+	old = MemoryContextSwitchTo(cache_cxt);
+	seg_order = palloc(sizeof(int) * Max(nsegs, 1));
+	{
+		int			k = 0;
+
+		for (int lvl = 0; k < nsegs && lvl <= nsegs + 1; lvl++)
+			for (int i = 0; i < nsegs; i++)
+				if (segs[i].level == lvl)
+					seg_order[k++] = i;
+	}
+	MemoryContextSwitchTo(old);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(EntityEntry);
+	ctl.hcxt = cache_cxt;
+	entity_hash = hash_create("outreach membership entities", 32, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	ret = SPI_execute("SELECT e.relation::oid, e.name, array_agg(se.segment_id ORDER BY se.segment_id) "
+					  "FROM outreach.segment_entity se "
+					  "JOIN outreach.entity e ON e.name = se.entity "
+					  "JOIN outreach.segment s ON s.id = se.segment_id AND s.status = 'live' "
+					  "GROUP BY 1, 2", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "outreach: reading segment entities failed: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull));
+		char	   *name = SPI_getvalue(tup, td, 2);
+		int			n;
+		int64	   *ids = datum_int8_array(SPI_getbinval(tup, td, 3, &isnull), &n);
+		EntityEntry *e;
+		bool		found;
+
+		e = hash_search(entity_hash, &relid, HASH_ENTER, &found);
+		old = MemoryContextSwitchTo(cache_cxt);
+		e->entity = pstrdup(name);
+		e->segs = palloc(sizeof(int) * Max(n, 1));
+		e->base = palloc(sizeof(int) * Max(n, 1));
+		e->nsegs = e->nbase = 0;
+		e->base_plan = NULL;
+		e->base_sql = NULL;
+		e->direct_attnum = 0;
+		memset(e->affected_plan, 0, sizeof(e->affected_plan));
+		for (int i = 0; i < n; i++)
+		{
+			int			ix = seg_index(ids[i]);
+
+			if (ix < 0 || segs[ix].is_static)
+				continue;
+			e->segs[e->nsegs++] = ix;
+			if (!segs[ix].deferred && segs[ix].level == 0)
+				e->base[e->nbase++] = ix;
+		}
+		MemoryContextSwitchTo(old);
+	}
+	cache_valid = (inval_count == inval_at_start);
+}
+
+static void
+ensure_cache(void)
+{
+	if (cache_valid && segs != NULL)
+		return;
+	if (depth > 1 && segs != NULL)
+		return;					/* nested call: keep using what the outer level uses */
+	rebuild_cache();
+}
+
+/*
+ * The SQL computing the difference between what segments want and what they have, for
+ * the contacts in $1.  Written as two anti-joins probing segment_member's primary key, so
+ * the generic plan never scans a segment's whole membership.
+ */
+static char *
+diff_sql(int *ixs, int n)
+{
+	StringInfoData buf;
+	StringInfoData list;
+
+	initStringInfo(&buf);
+	initStringInfo(&list);
+	appendStringInfoString(&buf, "WITH want AS MATERIALIZED (");
+	for (int k = 0; k < n; k++)
+	{
+		SegEntry   *s = &segs[ixs[k]];
+
+		if (k > 0)
+			appendStringInfoString(&buf, " UNION ALL ");
+		appendStringInfo(&buf,
+						 "SELECT " INT64_FORMAT "::bigint AS segment_id, w.contact_id FROM (%s) AS w(contact_id) "
+						 "WHERE w.contact_id = ANY($1)", s->id, s->sql);
+		appendStringInfo(&list, "%s" INT64_FORMAT, k > 0 ? "," : "", s->id);
+	}
+	appendStringInfo(&buf,
+					 ") SELECT w.segment_id, w.contact_id, true FROM want w "
+					 "WHERE NOT EXISTS (SELECT 1 FROM outreach.segment_member m "
+					 "                  WHERE m.segment_id = w.segment_id AND m.contact_id = w.contact_id) "
+					 "UNION ALL "
+					 "SELECT m.segment_id, m.contact_id, false "
+					 "FROM unnest($1) AS u(contact_id) "
+					 "JOIN outreach.segment_member m ON m.contact_id = u.contact_id AND m.segment_id = ANY('{%s}'::bigint[]) "
+					 "WHERE NOT EXISTS (SELECT 1 FROM want w WHERE w.segment_id = m.segment_id AND w.contact_id = m.contact_id)",
+					 list.data);
+	return buf.data;
+}
+
+/* Per-segment lists of changed contacts, filled by apply_diff. */
+typedef struct Work
+{
+	int64	  **eval;			/* contacts to evaluate, per segment index */
+	int		   *neval;
+	int64	  **changed;		/* contacts whose membership changed */
+	int		   *nchanged;
+	int64		total_changes;
+} Work;
+
+static Work *
+work_new(void)
+{
+	Work	   *w = palloc0(sizeof(Work));
+
+	w->eval = palloc0(sizeof(int64 *) * Max(nsegs, 1));
+	w->neval = palloc0(sizeof(int) * Max(nsegs, 1));
+	w->changed = palloc0(sizeof(int64 *) * Max(nsegs, 1));
+	w->nchanged = palloc0(sizeof(int) * Max(nsegs, 1));
+	return w;
+}
+
+static void
+work_add(int64 **arr, int *n, int64 *vals, int nvals)
+{
+	int64	   *m;
+
+	if (nvals == 0)
+		return;
+	m = palloc(sizeof(int64) * (*n + nvals));
+	if (*n > 0)
+		memcpy(m, *arr, sizeof(int64) * *n);
+	memcpy(m + *n, vals, sizeof(int64) * nvals);
+	*n = sort_unique(m, *n + nvals);
+	*arr = m;
+}
+
+/*
+ * Run a diff plan for the given contacts and write the difference: members in and out,
+ * one INSERT into segment_change for all of it (journeys hook on that statement).
+ */
+#define ONE_SHOT_THRESHOLD 1000
+
+static void
+run_diff(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w)
+{
+	Datum		arg = int8_array_datum(ids, n);
+	int			ret;
+	uint64		nrows;
+	Datum	   *sd,
+			   *cd,
+			   *ad;
+	Datum		args[3];
+
+	if (n > ONE_SHOT_THRESHOLD)
+	{
+		/* bulk statements: plan for the actual array rather than for a handful of ids */
+		Oid			types[1] = {INT8ARRAYOID};
+
+		ret = SPI_execute_with_args(sql, 1, types, &arg, NULL, false, 0);
+	}
+	else
+		ret = SPI_execute_plan(plan, &arg, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "outreach: evaluating segments failed: %s", SPI_result_code_string(ret));
+	nrows = SPI_processed;
+	if (nrows == 0)
+		return;
+	sd = palloc(sizeof(Datum) * nrows);
+	cd = palloc(sizeof(Datum) * nrows);
+	ad = palloc(sizeof(Datum) * nrows);
+	for (uint64 r = 0; r < nrows; r++)
+	{
+		bool		isnull;
+
+		sd[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+		cd[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
+		ad[r] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3, &isnull);
+	}
+	if (apply_plan == NULL)
+	{
+		Oid			types[3] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID};
+
+		apply_plan = keep_plan(
+							   "WITH d AS (SELECT * FROM unnest($1, $2, $3) AS d(segment_id, contact_id, added)), "
+							   "del AS (DELETE FROM outreach.segment_member m USING d "
+							   "        WHERE NOT d.added AND m.segment_id = d.segment_id AND m.contact_id = d.contact_id "
+							   "        RETURNING m.segment_id, m.contact_id), "
+							   "ins AS (INSERT INTO outreach.segment_member (segment_id, contact_id, added_at) "
+							   "        SELECT d.segment_id, d.contact_id, outreach.now() FROM d WHERE d.added "
+							   "        ON CONFLICT DO NOTHING RETURNING segment_id, contact_id) "
+							   "INSERT INTO outreach.segment_change (segment_id, contact_id, change, changed_at) "
+							   "SELECT segment_id, contact_id, 'added', outreach.now() FROM ins "
+							   "UNION ALL SELECT segment_id, contact_id, 'removed', outreach.now() FROM del "
+							   "RETURNING segment_id, contact_id", 3, types);
+	}
+	args[0] = PointerGetDatum(construct_array(sd, nrows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(cd, nrows, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(ad, nrows, BOOLOID, 1, true, TYPALIGN_CHAR));
+	ret = SPI_execute_plan(apply_plan, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "outreach: applying membership changes failed: %s", SPI_result_code_string(ret));
+	w->total_changes += SPI_processed;
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		sid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		int64		cid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+		int			ix = seg_index(sid);
+
+		if (ix >= 0)
+			work_add(&w->changed[ix], &w->nchanged[ix], &cid, 1);
+	}
+}
+
+static void
+record_pending(SegEntry *s, int64 *ids, int n)
+{
+	Datum		args[2];
+	int			ret;
+
+	if (pending_plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, INT8ARRAYOID};
+
+		pending_plan = keep_plan("INSERT INTO outreach.segment_pending (segment_id, contact_id) "
+								 "SELECT $1, c FROM unnest($2) AS c ON CONFLICT DO NOTHING", 2, types);
+	}
+	args[0] = Int64GetDatum(s->id);
+	args[1] = int8_array_datum(ids, n);
+	ret = SPI_execute_plan(pending_plan, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "outreach: recording deferred changes failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Serialise maintenance per contact (see the file header).  ids must be sorted and distinct,
+ * so two transactions lock common contacts in the same order.
+ */
+static void
+stamp_contacts(int64 *ids, int n)
+{
+	Datum		arg;
+	int			ret;
+
+	if (n == 0)
+		return;
+	if (stamp_plan == NULL)
+	{
+		Oid			types[1] = {INT8ARRAYOID};
+
+		stamp_plan = keep_plan("INSERT INTO outreach.contact_stamp AS s (contact_id, stamped_by) "
+							   "SELECT c, pg_current_xact_id() FROM unnest($1) WITH ORDINALITY AS u(c, o) ORDER BY o "
+							   "ON CONFLICT (contact_id) DO UPDATE SET stamped_by = excluded.stamped_by", 1, types);
+	}
+	arg = int8_array_datum(ids, n);
+	ret = SPI_execute_plan(stamp_plan, &arg, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "outreach: locking contacts failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Evaluate what the work asks for, in dependency order, cascading changes to dependents.
+ * Deferred segments only record the contacts unless apply_deferred (the tick).
+ */
+static void
+run_work(Work *w, int root, bool apply_deferred)
+{
+	for (int k = 0; k < nsegs; k++)
+	{
+		int			i = seg_order[k];
+		SegEntry   *s = &segs[i];
+
+		if (w->neval[i] > 0 && !s->is_static)
+		{
+			if (s->deferred && !(apply_deferred && i == root))
+				record_pending(s, w->eval[i], w->neval[i]);
+			else
+			{
+				if (s->diff_plan == NULL)
+				{
+					Oid			types[1] = {INT8ARRAYOID};
+					MemoryContext old = MemoryContextSwitchTo(cache_cxt);
+
+					s->diff_sql = diff_sql(&i, 1);
+					MemoryContextSwitchTo(old);
+					s->diff_plan = keep_plan(s->diff_sql, 1, types);
+				}
+				run_diff(s->diff_plan, s->diff_sql, w->eval[i], w->neval[i], w);
+			}
+		}
+		if (w->nchanged[i] > 0)
+			for (int d = 0; d < s->ndependents; d++)
+				work_add(&w->eval[s->dependents[d]], &w->neval[s->dependents[d]],
+						 w->changed[i], w->nchanged[i]);
+	}
+}
+
+static bool
+needs_stamp(Work *w)
+{
+	for (int i = 0; i < nsegs; i++)
+		if (w->neval[i] > 0 && !segs[i].deferred)
+			return true;
+	return false;
+}
+
+static char *
+affected_sql(const char *entity, int event)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	static const char *const events[] = {"insert", "update", "delete"};
+	int			ret;
+	bool		isnull;
+	Datum		d;
+
+	args[0] = CStringGetTextDatum(entity);
+	args[1] = CStringGetTextDatum(events[event]);
+	ret = SPI_execute_with_args("SELECT outreach._affected_contacts_sql($1, $2)", 2, types, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "outreach: building the link path of entity \"%s\" failed", entity);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		elog(ERROR, "outreach: entity \"%s\" has no link path to contact", entity);
+	return TextDatumGetCString(d);
+}
+
+/* Which column of the entity's rows holds the contact id, if that is all we need. */
+static AttrNumber
+direct_column(EntityEntry *e, Relation rel)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		arg = CStringGetTextDatum(e->entity);
+	int			ret;
+	bool		isnull;
+	Datum		d;
+	AttrNumber	att;
+
+	ret = SPI_execute_with_args("SELECT outreach._direct_contact_column($1)::text", 1, types, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "outreach: reading the link of entity \"%s\" failed", e->entity);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return -1;
+	att = SPI_fnumber(RelationGetDescr(rel), TextDatumGetCString(d));
+	if (att <= 0 || TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid != INT8OID)
+		return -1;
+	return att;
+}
+
+/* Append the non-null values of column att of a transition table. */
+static void
+collect_column(Tuplestorestate *ts, Relation rel, AttrNumber att, int64 **ids, int *n, int *cap)
+{
+	TupleTableSlot *slot;
+	int			ptr;
+
+	if (ts == NULL)
+		return;
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, att, &isnull);
+
+		if (isnull)
+			continue;
+		if (*n >= *cap)
+		{
+			*cap *= 2;
+			*ids = repalloc(*ids, sizeof(int64) * *cap);
+		}
+		(*ids)[(*n)++] = DatumGetInt64(d);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+static void
+membership_trigger_body(TriggerData *td)
+{
+	Oid			relid = RelationGetRelid(td->tg_relation);
+	EntityEntry *e;
+	int			event;
+	int			ret;
+	int			n;
+	int64	   *ids;
+	bool		isnull;
+	Work	   *w;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "outreach: SPI_connect failed");
+	ensure_cache();
+	e = entity_hash ? hash_search(entity_hash, &relid, HASH_FIND, NULL) : NULL;
+	if (e == NULL || e->nsegs == 0)
+	{
+		SPI_finish();
+		return;
+	}
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		arg = CStringGetTextDatum(e->entity);
+
+		ret = SPI_execute_with_args("SELECT outreach._entity_truncated($1)", 1, types, &arg, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "outreach: re-evaluating segments after TRUNCATE failed: %s", SPI_result_code_string(ret));
+		SPI_finish();
+		return;
+	}
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		event = EV_INSERT;
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		event = EV_UPDATE;
+	else
+		event = EV_DELETE;
+
+	if (e->direct_attnum == 0)
+		e->direct_attnum = direct_column(e, td->tg_relation);
+	if (e->direct_attnum > 0)
+	{
+		/* the contact id is a column of the changed rows: read the transition tables */
+		int			cap = 16;
+
+		n = 0;
+		isnull = false;
+		ids = palloc(sizeof(int64) * cap);
+		if (event != EV_DELETE)
+			collect_column(td->tg_newtable, td->tg_relation, e->direct_attnum, &ids, &n, &cap);
+		if (event != EV_INSERT)
+			collect_column(td->tg_oldtable, td->tg_relation, e->direct_attnum, &ids, &n, &cap);
+	}
+	else
+	{
+		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "outreach: SPI_register_trigger_data failed");
+		if (e->affected_plan[event] == NULL)
+			e->affected_plan[event] = keep_plan(affected_sql(e->entity, event), 0, NULL);
+		ret = SPI_execute_plan(e->affected_plan[event], NULL, NULL, true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "outreach: finding the contacts of changed %s rows failed: %s", e->entity, SPI_result_code_string(ret));
+		ids = datum_int8_array(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &n);
+	}
+	if (isnull || n == 0)
+	{
+		SPI_finish();
+		return;
+	}
+	n = sort_unique(ids, n);
+
+	w = work_new();
+	for (int k = 0; k < e->nsegs; k++)
+	{
+		int			i = e->segs[k];
+		bool		is_base = false;
+
+		for (int b = 0; b < e->nbase; b++)
+			if (e->base[b] == i)
+				is_base = true;
+		if (!is_base)
+			work_add(&w->eval[i], &w->neval[i], ids, n);
+	}
+	if (e->nbase > 0 || needs_stamp(w))
+		stamp_contacts(ids, n);
+	if (e->nbase > 0)
+	{
+		if (e->base_plan == NULL)
+		{
+			Oid			types[1] = {INT8ARRAYOID};
+			MemoryContext old = MemoryContextSwitchTo(cache_cxt);
+
+			e->base_sql = diff_sql(e->base, e->nbase);
+			MemoryContextSwitchTo(old);
+			e->base_plan = keep_plan(e->base_sql, 1, types);
+		}
+		run_diff(e->base_plan, e->base_sql, ids, n, w);
+	}
+	run_work(w, -1, false);
+	SPI_finish();
+}
+
+Datum
+outreach_membership_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("outreach._membership_trigger() must be called as a trigger")));
+	if (!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("outreach._membership_trigger() must be an AFTER ... FOR EACH STATEMENT trigger"),
+				 errhint("Register the table with outreach.register_entity(), which attaches the triggers.")));
+
+	/* cheap exit: a valid cache that knows no live segment on this table */
+	if (cache_valid && segs != NULL && entity_hash != NULL)
+	{
+		Oid			relid = RelationGetRelid(td->tg_relation);
+
+		if (hash_search(entity_hash, &relid, HASH_FIND, NULL) == NULL)
+			return PointerGetDatum(NULL);
+	}
+
+	depth++;
+	PG_TRY();
+	{
+		membership_trigger_body(td);
+	}
+	PG_FINALLY();
+	{
+		depth--;
+	}
+	PG_END_TRY();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * _apply_segment(segment_id, contact_ids) -> number of membership changes (with cascades).
+ * Re-evaluates one live segment for the given contacts, deferred or not (the tick and
+ * definition changes use it), and cascades to the segments built on it.
+ */
+static Datum
+apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate)
+{
+	int64		sid = PG_GETARG_INT64(0);
+	int			n;
+	int64	   *ids;
+	int			ix;
+	Work	   *w;
+	int64		total = 0;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_INT64(0);
+	ids = datum_int8_array(PG_GETARG_DATUM(1), &n);
+	n = sort_unique(ids, n);
+	if (n == 0)
+		PG_RETURN_INT64(0);
+
+	depth++;
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "outreach: SPI_connect failed");
+		ensure_cache();
+		ix = seg_index(sid);
+		if (ix < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("segment " INT64_FORMAT " is not live", sid),
+					 errdetail("Only live segments have members that are maintained.")));
+		w = work_new();
+		if (evaluate)
+			work_add(&w->eval[ix], &w->neval[ix], ids, n);
+		else
+			work_add(&w->changed[ix], &w->nchanged[ix], ids, n);
+		stamp_contacts(ids, n);
+		run_work(w, ix, true);
+		total = w->total_changes;
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		depth--;
+	}
+	PG_END_TRY();
+	PG_RETURN_INT64(total);
+}
+
+Datum
+outreach_apply_segment(PG_FUNCTION_ARGS)
+{
+	return apply_or_cascade(fcinfo, true);
+}
+
+/* _cascade_segment(segment_id, changed_contact_ids): members changed by hand (static). */
+Datum
+outreach_cascade_segment(PG_FUNCTION_ARGS)
+{
+	return apply_or_cascade(fcinfo, false);
+}
+
+/* _lock_contacts(ids): the per-contact serialisation, for SQL callers (add_members). */
+Datum
+outreach_lock_contacts(PG_FUNCTION_ARGS)
+{
+	int			n;
+	int64	   *ids;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
+	ids = datum_int8_array(PG_GETARG_DATUM(0), &n);
+	n = sort_unique(ids, n);
+	if (n == 0)
+		PG_RETURN_VOID();
+	depth++;
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "outreach: SPI_connect failed");
+		ensure_cache();
+		stamp_contacts(ids, n);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		depth--;
+	}
+	PG_END_TRY();
+	PG_RETURN_VOID();
+}
+
+/* Tell every backend (this one at the next command) to reload the live segments. */
+Datum
+outreach_membership_invalidate(PG_FUNCTION_ARGS)
+{
+	Oid			relid = get_relname_relid("segment", get_namespace_oid("outreach", false));
+
+	if (OidIsValid(relid))
+		CacheInvalidateRelcacheByRelid(relid);
+	cache_valid = false;
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,1950 @@
+/*
+ * query_compile.c: validation of a segment query against the entity registry, and its
+ * compilation to SQL.
+ *
+ * The compiler walks the tree once.  Every name is checked against the registry (entities,
+ * their columns, the links between them, value sets, segments) and every literal against
+ * the type of the field it is compared with; errors name the problem, the character
+ * position in the query and, for names, the closest registered one.  Identifiers in the
+ * output come only from the registry and the catalogs and are quoted; literals go through
+ * quote_literal_cstr, numbers are re-checked character by character, dates are re-encoded.
+ *
+ * The SQL returns one column, contact_id, without duplicates.  Relations compile to
+ * EXISTS / NOT EXISTS (semi- and anti-joins).  For the whole population, aggregates and
+ * latest(...) compile to one grouped (or DISTINCT ON) subquery joined to the scope, never a
+ * per-row loop; for the restricted variant (a handful of contacts, $1 bigint[]) they
+ * compile to correlated subqueries, which are cheapest there.  Relative dates are computed
+ * once per query: every expression reading the clock is a scalar subquery (an InitPlan).
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/htup_details.h"
+#include "funcapi.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "parser/parse_type.h"
+#include "pgtime.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "outreach.h"
+#include "query.h"
+
+PG_FUNCTION_INFO_V1(outreach_compile);
+PG_FUNCTION_INFO_V1(outreach_validate);
+PG_FUNCTION_INFO_V1(outreach_query_dependencies);
+
+/* ---------------------------------------------------------------------------------------
+ * Registry snapshot
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct EntityInfo
+{
+	char	   *name;
+	Oid			relid;
+	char	   *qualname;		/* quoted, schema-qualified table name */
+	char	   *key_column;		/* NULL: none */
+	char	   *time_column;	/* NULL: none */
+} EntityInfo;
+
+typedef struct LinkInfo
+{
+	char	   *entity;			/* entity.link_column references target's key */
+	char	   *link_column;
+	char	   *target;
+} LinkInfo;
+
+/* How a field compares: decides which values and operators it accepts. */
+typedef enum FieldKind
+{
+	FK_TEXT, FK_NUMBER, FK_BOOL, FK_DATE, FK_TIMESTAMP, FK_TIMESTAMPTZ, FK_OTHER
+} FieldKind;
+
+typedef struct FieldInfo
+{
+	char	   *name;
+	FieldKind	kind;
+	Oid			typid;
+	bool		is_age;			/* contact's virtual age */
+	const char *label;			/* how messages name it when not a field (count(...)) */
+	List	   *allowed;		/* enumerated values, or NIL */
+} FieldInfo;
+
+/* The entity whose rows a condition is evaluated on, and its alias in the SQL. */
+typedef struct Scope
+{
+	EntityInfo *entity;
+	char		alias[16];
+	bool		top;			/* the contact scope of the query itself */
+} Scope;
+
+typedef struct CompileState
+{
+	const CompileOptions *opts;
+	const char *tz;				/* validated time zone name */
+	List	   *entities;		/* EntityInfo * */
+	List	   *links;			/* LinkInfo * */
+	int			next_alias;
+	List	   *segment_path;	/* names of segments being expanded, for cycle detection */
+} CompileState;
+
+static MemoryContext
+spi_connect_checked(void)
+{
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return outer;
+}
+
+static char *
+copy_value(MemoryContext outer, HeapTuple tup, TupleDesc desc, int col)
+{
+	MemoryContext old = MemoryContextSwitchTo(outer);
+	char	   *v = SPI_getvalue(tup, desc, col);
+
+	MemoryContextSwitchTo(old);
+	return v;
+}
+
+static void
+load_registry(CompileState *st)
+{
+	MemoryContext outer = spi_connect_checked();
+	int			ret;
+
+	ret = SPI_execute("SELECT e.name, e.relation::oid, e.key_column::text, e.time_column::text, "
+					  "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+					  "FROM outreach.entity e JOIN pg_catalog.pg_class c ON c.oid = e.relation "
+					  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY e.name",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading outreach.entity failed: %s", SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(outer);
+		EntityInfo *e = palloc0(sizeof(EntityInfo));
+		char	   *oidtxt;
+
+		e->name = SPI_getvalue(tup, desc, 1);
+		oidtxt = SPI_getvalue(tup, desc, 2);
+		e->relid = (Oid) strtoul(oidtxt, NULL, 10);
+		e->key_column = SPI_getvalue(tup, desc, 3);
+		e->time_column = SPI_getvalue(tup, desc, 4);
+		e->qualname = SPI_getvalue(tup, desc, 5);
+		st->entities = lappend(st->entities, e);
+		MemoryContextSwitchTo(old);
+	}
+	ret = SPI_execute("SELECT entity, link_column::text, target_entity FROM outreach.entity_link "
+					  "ORDER BY entity, link_column", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading outreach.entity_link failed: %s", SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(outer);
+		LinkInfo   *l = palloc0(sizeof(LinkInfo));
+
+		l->entity = SPI_getvalue(tup, desc, 1);
+		l->link_column = SPI_getvalue(tup, desc, 2);
+		l->target = SPI_getvalue(tup, desc, 3);
+		st->links = lappend(st->links, l);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------- */
+
+/* 1-based character position of a 0-based node offset, for messages */
+#define POS(loc) ((loc) < 0 ? 0 : (loc) + 1)
+
+/* The candidate closest to name (edit distance), or NULL when nothing is close enough. */
+static const char *
+closest_name(const char *name, List *candidates)
+{
+	const char *best = NULL;
+	int			best_score = INT_MAX;
+	int			best_d = 0;
+	int			best_len = 0;
+	int			nlen = strlen(name);
+	ListCell   *lc;
+
+	foreach(lc, candidates)
+	{
+		const char *c = (const char *) lfirst(lc);
+		int			clen = strlen(c);
+		int			d = varstr_levenshtein(name, nlen, c, clen, 1, 1, 1, true);
+
+		/* on a tie, prefer the candidate of the same length (a transposition) */
+		int			score = 2 * d + (clen != nlen);
+
+		if (score < best_score)
+		{
+			best_score = score;
+			best = c;
+			best_d = d;
+			best_len = clen;
+		}
+	}
+	/* a suggestion that shares little with the name is noise */
+	if (best == NULL || (best_d > 2 && 2 * best_d >= Max(nlen, best_len)))
+		return NULL;
+	return best;
+}
+
+static char *
+join_with(List *names, const char *quote, const char *sep)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+	{
+		if (buf.len > 0)
+			appendStringInfoString(&buf, sep);
+		appendStringInfo(&buf, "%s%s%s", quote, (char *) lfirst(lc), quote);
+	}
+	return buf.data;
+}
+
+static char *
+join_names(List *names, const char *quote)
+{
+	return join_with(names, quote, ", ");
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Entities, fields, links
+ * ------------------------------------------------------------------------------------- */
+
+static List *
+entity_names(CompileState *st)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, st->entities)
+		names = lappend(names, ((EntityInfo *) lfirst(lc))->name);
+	return names;
+}
+
+static EntityInfo *
+find_entity(CompileState *st, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->entities)
+	{
+		EntityInfo *e = lfirst(lc);
+
+		if (strcmp(e->name, name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static EntityInfo *
+require_entity(CompileState *st, const char *name, int location)
+{
+	EntityInfo *e = find_entity(st, name);
+
+	if (e == NULL)
+	{
+		const char *near = closest_name(name, entity_names(st));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown entity \"%s\" at character %d", name, POS(location)),
+				 errdetail("Registered entities: %s.", join_names(entity_names(st), "")),
+				 near ? errhint("Did you mean \"%s\"?", near) :
+				 errhint("Register the table with outreach.register_entity() first.")));
+	}
+	return e;
+}
+
+static List *
+column_names(EntityInfo *e)
+{
+	List	   *names = NIL;
+	HeapTuple	tp;
+	int			natts;
+
+	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(e->relid));
+	if (!HeapTupleIsValid(tp))
+		elog(ERROR, "cache lookup failed for relation %u", e->relid);
+	natts = ((Form_pg_class) GETSTRUCT(tp))->relnatts;
+	ReleaseSysCache(tp);
+	for (int i = 1; i <= natts; i++)
+	{
+		char	   *n = get_attname(e->relid, i, true);
+
+		if (n)
+			names = lappend(names, n);
+	}
+	if (strcmp(e->name, "contact") == 0)
+		names = lappend(names, "age");
+	return names;
+}
+
+static FieldKind
+kind_of_type(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	switch (base)
+	{
+		case DATEOID:
+			return FK_DATE;
+		case TIMESTAMPOID:
+			return FK_TIMESTAMP;
+		case TIMESTAMPTZOID:
+			return FK_TIMESTAMPTZ;
+		case BOOLOID:
+			return FK_BOOL;
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			return FK_NUMBER;
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+			return FK_TEXT;
+		default:
+			return FK_OTHER;
+	}
+}
+
+static const char *
+kind_name(FieldKind k)
+{
+	switch (k)
+	{
+		case FK_TEXT:
+			return "text";
+		case FK_NUMBER:
+			return "a number";
+		case FK_BOOL:
+			return "a boolean";
+		case FK_DATE:
+			return "a date";
+		case FK_TIMESTAMP:
+		case FK_TIMESTAMPTZ:
+			return "a timestamp";
+		default:
+			return "of another type";
+	}
+}
+
+static FieldInfo *
+resolve_field(CompileState *st, EntityInfo *e, const char *name, int location)
+{
+	FieldInfo  *f = palloc0(sizeof(FieldInfo));
+	AttrNumber	attnum = get_attnum(e->relid, name);
+
+	f->name = pstrdup(name);
+	if (attnum == InvalidAttrNumber || attnum < 0)
+	{
+		if (strcmp(e->name, "contact") == 0 && strcmp(name, "age") == 0 &&
+			get_attnum(e->relid, "birthdate") > 0)
+		{
+			f->is_age = true;
+			f->kind = FK_NUMBER;
+			f->typid = INT4OID;
+			return f;
+		}
+		{
+			const char *near = closest_name(name, column_names(e));
+
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("entity \"%s\" has no field \"%s\" at character %d", e->name, name, POS(location)),
+					 near ? errhint("Did you mean \"%s\"?", near) :
+					 errhint("The fields of an entity are listed in outreach.entity_field.")));
+		}
+	}
+	f->typid = get_atttype(e->relid, attnum);
+	f->kind = kind_of_type(f->typid);
+	if (f->kind == FK_TEXT)
+		f->allowed = outreach_column_allowed_values(e->relid, attnum);
+	return f;
+}
+
+/* SQL for the field on a row of the scope */
+static char *
+field_sql(CompileState *st, Scope *s, FieldInfo *f)
+{
+	if (f->is_age)
+		return psprintf("EXTRACT(YEAR FROM pg_catalog.age((SELECT (outreach.now() AT TIME ZONE %s)::date)::timestamp, %s.%s::timestamp))::integer",
+						quote_literal_cstr(st->tz), s->alias, quote_identifier("birthdate"));
+	return psprintf("%s.%s", s->alias, quote_identifier(f->name));
+}
+
+/*
+ * How relation r is reached from scope entity s: a one-to-many edge (r.column references
+ * s's key) or a many-to-one edge (s.column references r's key).
+ */
+typedef struct Edge
+{
+	bool		one_to_many;
+	char	   *column;
+} Edge;
+
+static Edge
+resolve_edge(CompileState *st, EntityInfo *s, EntityInfo *r, QRelation *rel)
+{
+	List	   *cands = NIL;	/* Edge * */
+	List	   *descr = NIL;
+	ListCell   *lc;
+	Edge	   *found = NULL;
+	int			nfound = 0;
+
+	foreach(lc, st->links)
+	{
+		LinkInfo   *l = lfirst(lc);
+		Edge	   *e = NULL;
+
+		if (strcmp(l->entity, r->name) == 0 && strcmp(l->target, s->name) == 0)
+		{
+			e = palloc0(sizeof(Edge));
+			e->one_to_many = true;
+			e->column = l->link_column;
+			descr = lappend(descr, psprintf("%s.%s -> %s", r->name, l->link_column, s->name));
+			cands = lappend(cands, e);
+		}
+		/* a self link (account.parent_id) is read one way: the rows pointing at the scope row */
+		if (strcmp(l->entity, s->name) == 0 && strcmp(l->target, r->name) == 0 &&
+			strcmp(s->name, r->name) != 0)
+		{
+			e = palloc0(sizeof(Edge));
+			e->one_to_many = false;
+			e->column = l->link_column;
+			descr = lappend(descr, psprintf("%s.%s -> %s", s->name, l->link_column, r->name));
+			cands = lappend(cands, e);
+		}
+	}
+	if (cands == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("entity \"%s\" is not linked to \"%s\" at character %d", r->name, s->name, POS(rel->location)),
+				 errdetail("A relation needs a link between the two entities: a column of one that references the other."),
+				 errhint("Links are listed in outreach.entity_overview; add one with outreach.add_entity_link().")));
+	foreach(lc, cands)
+	{
+		Edge	   *e = lfirst(lc);
+
+		if (rel->via != NULL && strcmp(rel->via, e->column) != 0)
+			continue;
+		found = e;
+		nfound++;
+	}
+	if (nfound == 0)
+	{
+		List	   *cols = NIL;
+
+		foreach(lc, cands)
+			cols = lappend(cols, ((Edge *) lfirst(lc))->column);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("\"%s\" does not link \"%s\" to \"%s\" at character %d", rel->via, r->name, s->name, POS(rel->location)),
+				 errdetail("Links between them: %s.", join_names(descr, "")),
+				 errhint("Write via %s.", join_names(cols, ""))));
+	}
+	if (nfound > 1)
+	{
+		List	   *cols = NIL;
+
+		foreach(lc, cands)
+			cols = lappend(cols, ((Edge *) lfirst(lc))->column);
+		ereport(ERROR,
+				(errcode(ERRCODE_AMBIGUOUS_COLUMN),
+				 errmsg("relation \"%s\" is ambiguous at character %d", r->name, POS(rel->location)),
+				 errdetail("\"%s\" and \"%s\" are linked in more than one way: %s.", s->name, r->name, join_names(descr, "")),
+				 errhint("Name the link column, e.g. \"%s via %s\".", r->name, (char *) linitial(cols))));
+	}
+	return *found;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Values
+ * ------------------------------------------------------------------------------------- */
+
+static const char *
+unit_word(QUnit u)
+{
+	switch (u)
+	{
+		case QUNIT_MINUTE:
+			return "minutes";
+		case QUNIT_HOUR:
+			return "hours";
+		case QUNIT_DAY:
+			return "days";
+		case QUNIT_WEEK:
+			return "weeks";
+		case QUNIT_MONTH:
+			return "months";
+		case QUNIT_YEAR:
+			return "years";
+	}
+	return "days";
+}
+
+static char *
+interval_sql(int64 amount, QUnit unit)
+{
+	const char *w = unit_word(unit);
+
+	/* "1 year", "2 years" */
+	if (amount == 1)
+		return psprintf("'1 %.*s'::interval", (int) strlen(w) - 1, w);
+	return psprintf("'" INT64_FORMAT " %s'::interval", amount, w);
+}
+
+/*
+ * A point in time relative to the clock, as SQL computed once (a scalar subquery).
+ * base_today: from today's date in the time zone, else from now.  The result has the type
+ * that suits the field: a date for date fields when the offset is whole days, a local
+ * timestamp for date and timestamp fields, a timestamptz for timestamptz fields.
+ */
+/* relative amounts beyond this many units are mistakes, and would overflow an interval */
+#define MAX_RELATIVE_AMOUNT 100000
+
+static void
+check_amount(int64 amount, int location)
+{
+	if (amount > MAX_RELATIVE_AMOUNT || amount < -MAX_RELATIVE_AMOUNT)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("amount " INT64_FORMAT " is out of range at character %d", amount, POS(location)),
+				 errdetail("Relative dates go back or ahead at most %d units.", MAX_RELATIVE_AMOUNT)));
+}
+
+static char *
+relative_sql(CompileState *st, FieldKind fk, bool base_today, int sign, int64 amount, QUnit unit)
+{
+	const char *tz = quote_literal_cstr(st->tz);
+	char	   *local_now = psprintf("(outreach.now() AT TIME ZONE %s)", tz);
+	char	   *expr;
+	bool		whole_days = (unit != QUNIT_MINUTE && unit != QUNIT_HOUR);
+
+	if (amount < 0)
+	{
+		amount = -amount;
+		sign = -sign;
+	}
+	/* the current instant needs no time zone arithmetic */
+	if (fk == FK_TIMESTAMPTZ && !base_today && (sign == 0 || amount == 0))
+		return pstrdup("(SELECT outreach.now())");
+	if (base_today)
+		expr = psprintf("%s::date", local_now);
+	else
+		expr = local_now;
+	if (sign != 0 && amount != 0)
+		expr = psprintf("%s %s %s", expr, sign > 0 ? "+" : "-", interval_sql(amount, unit));
+	/* date + interval is a timestamp: back to a date when the offset is whole days */
+	if (base_today && sign != 0 && amount != 0 && whole_days)
+		expr = psprintf("(%s)::date", expr);
+	if (fk == FK_TIMESTAMPTZ)
+	{
+		if (base_today && (sign == 0 || amount == 0 || whole_days))
+			expr = psprintf("(%s)::timestamp AT TIME ZONE %s", expr, tz);
+		else
+			expr = psprintf("(%s) AT TIME ZONE %s", expr, tz);
+	}
+	return psprintf("(SELECT %s)", expr);
+}
+
+static bool
+is_number_text(const char *s)
+{
+	const char *p = s;
+	bool		digits = false;
+
+	if (s == NULL)
+		return false;
+	if (*p == '-' || *p == '+')
+		p++;
+	while (isdigit((unsigned char) *p))
+		p++, digits = true;
+	if (*p == '.')
+	{
+		p++;
+		while (isdigit((unsigned char) *p))
+			p++, digits = true;
+	}
+	if (!digits)
+		return false;
+	if (*p == 'e' || *p == 'E')
+	{
+		p++;
+		if (*p == '-' || *p == '+')
+			p++;
+		if (!isdigit((unsigned char) *p))
+			return false;
+		while (isdigit((unsigned char) *p))
+			p++;
+	}
+	return *p == '\0';
+}
+
+/*
+ * Parse a date or timestamp written in the query; re-encode it in ISO so the SQL does not
+ * depend on DateStyle.  Returns the SQL literal for a field of kind fk.
+ */
+static char *
+temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want_date, int location,
+					 const char *fieldname)
+{
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	struct pg_tm tt,
+			   *tm = &tt;
+	fsec_t		fsec = 0;
+	int			tz = 0;
+	bool		has_tz = false;
+	int			dterr;
+	char		buf[MAXDATELEN + 1];
+
+	dterr = (strlen(text) >= MAXDATELEN) ? DTERR_BAD_FORMAT :
+		ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
+	if (dterr == 0)
+	{
+		for (int i = 0; i < nf; i++)
+		{
+			/* words that mean "the server's clock" would bypass the segment's clock */
+			if (ftype[i] == DTK_STRING &&
+				(pg_strcasecmp(field[i], "now") == 0 || pg_strcasecmp(field[i], "today") == 0 ||
+				 pg_strcasecmp(field[i], "tomorrow") == 0 || pg_strcasecmp(field[i], "yesterday") == 0 ||
+				 pg_strcasecmp(field[i], "epoch") == 0 || pg_strcasecmp(field[i], "allballs") == 0 ||
+				 pg_strcasecmp(field[i], "infinity") == 0 || pg_strcasecmp(field[i], "-infinity") == 0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+						 errmsg("invalid %s \"%s\" for field \"%s\" at character %d",
+								want_date ? "date" : "timestamp", text, fieldname, POS(location)),
+						 errdetail("Only calendar dates and times can be written as strings."),
+						 errhint("For relative dates write today or now, e.g. today - 1 year.")));
+		}
+		memset(tm, 0, sizeof(*tm));
+		dterr = DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, NULL);
+		if (dterr != 0)
+		{
+			/* decoding may rewrite the fields: parse again, then accept a time zone */
+			memset(tm, 0, sizeof(*tm));
+			fsec = 0;
+			dterr = ParseDateTime(text, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf);
+			if (dterr == 0)
+				dterr = DecodeDateTime(field, ftype, nf, &dtype, tm, &fsec, &tz);
+			has_tz = (dterr == 0);
+		}
+		if (dterr == 0 && has_tz)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+					 errmsg("invalid %s \"%s\" for field \"%s\" at character %d",
+							want_date ? "date" : "timestamp", text, fieldname, POS(location)),
+					 errdetail("A time zone is not allowed."),
+					 errhint("Dates and timestamps are read in the segment's time zone; leave out the time zone.")));
+		if (dterr == 0 && dtype != DTK_DATE)
+			dterr = DTERR_BAD_FORMAT;
+		if (dterr == 0 && !IS_VALID_JULIAN(tm->tm_year, tm->tm_mon, tm->tm_mday))
+			dterr = DTERR_FIELD_OVERFLOW;
+		if (dterr == 0 && want_date && (tm->tm_hour || tm->tm_min || tm->tm_sec || fsec || has_tz))
+			dterr = DTERR_BAD_FORMAT;
+		/* dates are compared with timestamps too: keep both within the timestamp range */
+		if (dterr == 0)
+		{
+			Timestamp	ts;
+
+			if (tm2timestamp(tm, fsec, NULL, &ts) != 0 || !IS_VALID_TIMESTAMP(ts))
+				dterr = DTERR_FIELD_OVERFLOW;
+		}
+	}
+	if (dterr != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+				 errmsg("invalid %s \"%s\" for field \"%s\" at character %d",
+						want_date ? "date" : "timestamp", text, fieldname, POS(location)),
+				 want_date ? errhint("Write dates as 'YYYY-MM-DD', e.g. '2024-01-31'.")
+				 : errhint("Write timestamps as 'YYYY-MM-DD HH:MM[:SS]', e.g. '2024-01-31 14:30'.")));
+
+	if (want_date)
+	{
+		EncodeDateOnly(tm, USE_ISO_DATES, buf);
+		if (fk == FK_TIMESTAMPTZ)
+			return psprintf("(%s::date::timestamp AT TIME ZONE %s)", quote_literal_cstr(buf), quote_literal_cstr(st->tz));
+		return psprintf("%s::date", quote_literal_cstr(buf));
+	}
+	EncodeDateTime(tm, fsec, false, 0, NULL, USE_ISO_DATES, buf);
+	if (fk == FK_TIMESTAMPTZ)
+		return psprintf("(%s::timestamp AT TIME ZONE %s)", quote_literal_cstr(buf), quote_literal_cstr(st->tz));
+	return psprintf("%s::timestamp", quote_literal_cstr(buf));
+}
+
+static const char *
+value_description(const QValue *v)
+{
+	switch (v->kind)
+	{
+		case QV_STRING:
+			return "a string";
+		case QV_NUMBER:
+			return "a number";
+		case QV_BOOL:
+			return "a boolean";
+		case QV_DATE:
+			return "a date";
+		case QV_TIMESTAMP:
+			return "a timestamp";
+		case QV_TODAY:
+			return "today";
+		case QV_NOW:
+			return "now";
+	}
+	return "a value";
+}
+
+static void
+value_mismatch(const FieldInfo *f, const QValue *v, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("%s is %s and cannot be compared with %s at character %d",
+					f->label ? f->label : psprintf("field \"%s\"", f->name),
+					kind_name(f->kind), value_description(v), POS(v->location)),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+static void
+check_allowed(const FieldInfo *f, const QValue *v)
+{
+	ListCell   *lc;
+	const char *near = NULL;
+
+	if (f->allowed == NIL || v->kind != QV_STRING)
+		return;
+	foreach(lc, f->allowed)
+	{
+		if (strcmp((char *) lfirst(lc), v->text) == 0)
+			return;
+		if (pg_strcasecmp((char *) lfirst(lc), v->text) == 0)
+			near = lfirst(lc);
+	}
+	if (near == NULL)
+		near = closest_name(v->text, f->allowed);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("\"%s\" is not an allowed value of field \"%s\" at character %d", v->text, f->name, POS(v->location)),
+			 errdetail("Allowed values: %s.", join_names(f->allowed, "'")),
+			 near ? errhint("Did you mean '%s'?", near) : 0));
+}
+
+/* SQL for a value compared with field f; validates that the two fit together. */
+static char *
+value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
+{
+	switch (f->kind)
+	{
+		case FK_TEXT:
+			if (v->kind != QV_STRING)
+				value_mismatch(f, v, v->kind == QV_NUMBER ? "Write text values in single quotes, e.g. '42'." : NULL);
+			return quote_literal_cstr(v->text);
+		case FK_NUMBER:
+			if (v->kind != QV_NUMBER)
+				value_mismatch(f, v, v->kind == QV_STRING ? "Write numbers without quotes, e.g. 42." : NULL);
+			if (!is_number_text(v->text))
+				elog(ERROR, "malformed number \"%s\" in segment query", v->text);
+			return v->text[0] == '-' ? psprintf("(%s)", v->text) : pstrdup(v->text);
+		case FK_BOOL:
+			if (v->kind != QV_BOOL)
+				value_mismatch(f, v, "Write true or false without quotes.");
+			return pstrdup(v->boolval ? "true" : "false");
+		case FK_DATE:
+		case FK_TIMESTAMP:
+		case FK_TIMESTAMPTZ:
+			switch (v->kind)
+			{
+				case QV_STRING:
+					return temporal_literal_sql(st, f->kind, v->text, f->kind == FK_DATE, v->location, f->name);
+				case QV_DATE:
+					return temporal_literal_sql(st, f->kind, v->text, true, v->location, f->name);
+				case QV_TIMESTAMP:
+					return temporal_literal_sql(st, f->kind, v->text, false, v->location, f->name);
+				case QV_TODAY:
+					check_amount(v->offset_amount, v->location);
+					return relative_sql(st, f->kind, true, v->offset_sign, v->offset_amount, v->offset_unit);
+				case QV_NOW:
+					check_amount(v->offset_amount, v->location);
+					return relative_sql(st, f->kind, false, v->offset_sign, v->offset_amount, v->offset_unit);
+				default:
+					value_mismatch(f, v, "Write dates as date 'YYYY-MM-DD', or relative to today or now.");
+			}
+			break;
+		case FK_OTHER:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("field \"%s\" of type %s can only be tested with is empty at character %d",
+							f->name, format_type_be(f->typid), POS(v->location))));
+	}
+	return NULL;				/* keep compiler quiet */
+}
+
+static const char *
+cmp_sql(QCmpOp op)
+{
+	switch (op)
+	{
+		case QCMP_EQ:
+			return "=";
+		case QCMP_NE:
+			return "<>";
+		case QCMP_LT:
+			return "<";
+		case QCMP_LE:
+			return "<=";
+		case QCMP_GT:
+			return ">";
+		case QCMP_GE:
+			return ">=";
+	}
+	return "=";
+}
+
+static bool
+cmp_holds(double a, QCmpOp op, double b)
+{
+	switch (op)
+	{
+		case QCMP_EQ:
+			return a == b;
+		case QCMP_NE:
+			return a != b;
+		case QCMP_LT:
+			return a < b;
+		case QCMP_LE:
+			return a <= b;
+		case QCMP_GT:
+			return a > b;
+		case QCMP_GE:
+			return a >= b;
+	}
+	return false;
+}
+
+static void
+check_ordering(const FieldInfo *f, QCmpOp op, int location)
+{
+	if (op == QCMP_EQ || op == QCMP_NE)
+		return;
+	if (f->kind == FK_BOOL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("field \"%s\" is a boolean and can only be compared with = or != at character %d",
+						f->name, POS(location))));
+}
+
+/* LIKE pattern matching s literally: \, % and _ escaped with the default escape \ */
+static char *
+literal_like_pattern(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (const char *p = s; *p; p++)
+	{
+		if (*p == '\\' || *p == '%' || *p == '_')
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *p);
+	}
+	return buf.data;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Conditions
+ * ------------------------------------------------------------------------------------- */
+
+static void compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind);
+static void compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind);
+
+static void
+newline(StringInfo out, int ind)
+{
+	appendStringInfoChar(out, '\n');
+	appendStringInfoSpaces(out, ind * 2);
+}
+
+static Scope *
+new_scope(CompileState *st, EntityInfo *e, char prefix)
+{
+	Scope	   *s = palloc0(sizeof(Scope));
+
+	s->entity = e;
+	snprintf(s->alias, sizeof(s->alias), "%c%d", prefix, st->next_alias++);
+	return s;
+}
+
+/* links always target a key (register_entity checks it), so a missing one is a bug */
+static void
+require_key(EntityInfo *e, int location)
+{
+	if (e->key_column == NULL)
+		elog(ERROR, "entity \"%s\" has no key column but is the target of a link", e->name);
+}
+
+/* "outer = inner" column pair of an edge between scope s and the related rows r */
+static void
+edge_columns(Scope *s, Scope *r, Edge *edge, char **outer, char **inner, int location)
+{
+	if (edge->one_to_many)
+	{
+		require_key(s->entity, location);
+		*outer = psprintf("%s.%s", s->alias, quote_identifier(s->entity->key_column));
+		*inner = psprintf("%s.%s", r->alias, quote_identifier(edge->column));
+	}
+	else
+	{
+		require_key(r->entity, location);
+		*outer = psprintf("%s.%s", s->alias, quote_identifier(edge->column));
+		*inner = psprintf("%s.%s", r->alias, quote_identifier(r->entity->key_column));
+	}
+}
+
+/*
+ * A filter on a new line as "AND cond": the conjuncts of an AND line up under the first,
+ * an OR is parenthesized.
+ */
+static void
+append_and_cond(CompileState *st, StringInfo out, const QueryNode *filter, Scope *r, int ind)
+{
+	newline(out, ind);
+	appendStringInfoString(out, "AND ");
+	if (filter->type == QN_AND)
+		compile_cond(st, out, filter, r, ind);
+	else if (filter->type == QN_OR)
+	{
+		appendStringInfoChar(out, '(');
+		compile_cond(st, out, filter, r, ind + 1);
+		appendStringInfoChar(out, ')');
+	}
+	else
+		compile_cond(st, out, filter, r, ind + 1);
+}
+
+/* the filter of a relation's rows, if any, under its WHERE at indentation ind */
+static void
+append_filter(CompileState *st, StringInfo out, const QueryNode *filter, Scope *r, int ind)
+{
+	if (filter != NULL)
+		append_and_cond(st, out, filter, r, ind + 1);
+}
+
+static void
+compile_has(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+{
+	EntityInfo *re = require_entity(st, n->relation->entity, n->relation->location);
+	Edge		edge = resolve_edge(st, s->entity, re, n->relation);
+	Scope	   *r = new_scope(st, re, 'r');
+	char	   *outer,
+			   *inner;
+
+	edge_columns(s, r, &edge, &outer, &inner, n->relation->location);
+	appendStringInfo(out, "%sEXISTS (", n->negated ? "NOT " : "");
+	newline(out, ind + 1);
+	appendStringInfoString(out, "SELECT 1");
+	newline(out, ind + 1);
+	appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+	newline(out, ind + 1);
+	appendStringInfo(out, "WHERE %s = %s", inner, outer);
+	append_filter(st, out, n->filter, r, ind + 1);
+	newline(out, ind);
+	appendStringInfoChar(out, ')');
+}
+
+static const char *
+agg_name(QAggFunc a)
+{
+	switch (a)
+	{
+		case QAGG_COUNT:
+			return "count";
+		case QAGG_MIN:
+			return "min";
+		case QAGG_MAX:
+			return "max";
+		case QAGG_SUM:
+			return "sum";
+		case QAGG_AVG:
+			return "avg";
+	}
+	return "count";
+}
+
+/*
+ * agg(relation[.field] [where filter]) cmp value.
+ * Whole population: scope rows whose link is among the groups satisfying the comparison
+ * (semi-join on a grouped subquery); when the comparison also holds for no rows at all
+ * (count < 2, count = 0), scope rows for which no group violates it (anti-join).
+ * Restricted: a correlated scalar subquery per scope row.
+ */
+static void
+compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+{
+	EntityInfo *re = require_entity(st, n->relation->entity, n->relation->location);
+	Edge		edge = resolve_edge(st, s->entity, re, n->relation);
+	Scope	   *r = new_scope(st, re, 'r');
+	char	   *outer,
+			   *inner;
+	char	   *aggexpr;
+	char	   *valsql;
+	FieldInfo  *f = NULL;
+	bool		zero_true = false;
+
+	edge_columns(s, r, &edge, &outer, &inner, n->relation->location);
+
+	if (n->field)
+		f = resolve_field(st, re, n->field, n->field_location);
+	if (n->agg == QAGG_COUNT)
+	{
+		FieldInfo	countf = {"count", FK_NUMBER, INT8OID, false, "count(...)", NIL};
+
+		valsql = value_sql(st, &countf, n->value);
+		zero_true = cmp_holds(0.0, n->cmp, strtod(n->value->text, NULL));
+		aggexpr = f ? psprintf("count(%s)", field_sql(st, r, f)) : pstrdup("count(*)");
+	}
+	else
+	{
+		if (f == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s needs a field at character %d", agg_name(n->agg), POS(n->location)),
+					 errhint("Write %s(%s.field ...).", agg_name(n->agg), re->name)));
+		if ((n->agg == QAGG_SUM || n->agg == QAGG_AVG) && f->kind != FK_NUMBER)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("%s needs a numeric field, but \"%s\" is %s at character %d",
+							agg_name(n->agg), f->name, kind_name(f->kind), POS(n->field_location))));
+		if (f->kind == FK_BOOL || f->kind == FK_OTHER)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("%s cannot be applied to field \"%s\" of type %s at character %d",
+							agg_name(n->agg), f->name, format_type_be(f->typid), POS(n->field_location))));
+		if (f->kind == FK_TEXT)
+		{
+			/* min/max of text compare strings; the allowed-values check does not apply */
+			FieldInfo	plain = *f;
+
+			plain.allowed = NIL;
+			valsql = value_sql(st, &plain, n->value);
+		}
+		else
+		{
+			FieldInfo	numf = *f;
+
+			/* avg of an integer column is fractional; compare as numbers */
+			valsql = value_sql(st, &numf, n->value);
+		}
+		aggexpr = psprintf("%s(%s)", agg_name(n->agg), field_sql(st, r, f));
+	}
+
+	if (st->opts->restricted)
+	{
+		appendStringInfoString(out, "(");
+		newline(out, ind + 1);
+		appendStringInfo(out, "SELECT %s", aggexpr);
+		newline(out, ind + 1);
+		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		newline(out, ind + 1);
+		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		append_filter(st, out, n->filter, r, ind + 1);
+		newline(out, ind);
+		appendStringInfo(out, ") %s %s", cmp_sql(n->cmp), valsql);
+		return;
+	}
+
+	if (!zero_true)
+	{
+		appendStringInfo(out, "%s IN (", outer);
+		newline(out, ind + 1);
+		appendStringInfo(out, "SELECT %s", inner);
+		newline(out, ind + 1);
+		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		newline(out, ind + 1);
+		appendStringInfo(out, "WHERE %s IS NOT NULL", inner);
+		append_filter(st, out, n->filter, r, ind + 1);
+		newline(out, ind + 1);
+		appendStringInfo(out, "GROUP BY %s", inner);
+		newline(out, ind + 1);
+		appendStringInfo(out, "HAVING %s %s %s", aggexpr, cmp_sql(n->cmp), valsql);
+		newline(out, ind);
+		appendStringInfoChar(out, ')');
+	}
+	else
+	{
+		char		galias[16];
+
+		snprintf(galias, sizeof(galias), "g%d", st->next_alias++);
+		appendStringInfoString(out, "NOT EXISTS (");
+		newline(out, ind + 1);
+		appendStringInfoString(out, "SELECT 1");
+		newline(out, ind + 1);
+		appendStringInfoString(out, "FROM (");
+		newline(out, ind + 2);
+		appendStringInfo(out, "SELECT %s AS link", inner);
+		newline(out, ind + 2);
+		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		newline(out, ind + 2);
+		appendStringInfo(out, "WHERE %s IS NOT NULL", inner);
+		append_filter(st, out, n->filter, r, ind + 2);
+		newline(out, ind + 2);
+		appendStringInfo(out, "GROUP BY %s", inner);
+		newline(out, ind + 2);
+		appendStringInfo(out, "HAVING NOT (%s %s %s)", aggexpr, cmp_sql(n->cmp), valsql);
+		newline(out, ind + 1);
+		appendStringInfo(out, ") AS %s", galias);
+		newline(out, ind + 1);
+		appendStringInfo(out, "WHERE %s.link = %s", galias, outer);
+		newline(out, ind);
+		appendStringInfoChar(out, ')');
+	}
+}
+
+/*
+ * latest(relation.field [where filter]) cmp value: the field on the newest row by the
+ * entity's time column (rows without a time come last; ties broken by key, newest first).
+ */
+static void
+compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+{
+	EntityInfo *re = require_entity(st, n->relation->entity, n->relation->location);
+	Edge		edge;
+	Scope	   *r;
+	char	   *outer,
+			   *inner;
+	FieldInfo  *f;
+	char	   *valsql;
+	StringInfoData order;
+
+	if (re->time_column == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("entity \"%s\" has no time column, so latest(...) cannot order its rows at character %d",
+						re->name, POS(n->relation->location)),
+				 errhint("Register the entity with time_column => '...' to use latest.")));
+	edge = resolve_edge(st, s->entity, re, n->relation);
+	r = new_scope(st, re, 'r');
+	edge_columns(s, r, &edge, &outer, &inner, n->relation->location);
+	if (n->field == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("latest needs a field at character %d", POS(n->location)),
+				 errhint("Write latest(%s.field ...).", re->name)));
+	f = resolve_field(st, re, n->field, n->field_location);
+	check_ordering(f, n->cmp, n->value->location);
+	if (n->cmp == QCMP_EQ || n->cmp == QCMP_NE)
+		check_allowed(f, n->value);
+	valsql = value_sql(st, f, n->value);
+
+	initStringInfo(&order);
+	appendStringInfo(&order, "%s.%s DESC NULLS LAST", r->alias, quote_identifier(re->time_column));
+	if (re->key_column)
+		appendStringInfo(&order, ", %s.%s DESC", r->alias, quote_identifier(re->key_column));
+
+	if (st->opts->restricted)
+	{
+		appendStringInfoString(out, "(");
+		newline(out, ind + 1);
+		appendStringInfo(out, "SELECT %s", field_sql(st, r, f));
+		newline(out, ind + 1);
+		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		newline(out, ind + 1);
+		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		append_filter(st, out, n->filter, r, ind + 1);
+		newline(out, ind + 1);
+		appendStringInfo(out, "ORDER BY %s", order.data);
+		newline(out, ind + 1);
+		appendStringInfoString(out, "LIMIT 1");
+		newline(out, ind);
+		appendStringInfo(out, ") %s %s", cmp_sql(n->cmp), valsql);
+		return;
+	}
+	{
+		char		lalias[16];
+
+		snprintf(lalias, sizeof(lalias), "l%d", st->next_alias++);
+		appendStringInfo(out, "%s IN (", outer);
+		newline(out, ind + 1);
+		appendStringInfo(out, "SELECT %s.link", lalias);
+		newline(out, ind + 1);
+		appendStringInfoString(out, "FROM (");
+		newline(out, ind + 2);
+		appendStringInfo(out, "SELECT DISTINCT ON (%s) %s AS link, %s AS value", inner, inner, field_sql(st, r, f));
+		newline(out, ind + 2);
+		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		newline(out, ind + 2);
+		appendStringInfo(out, "WHERE %s IS NOT NULL", inner);
+		append_filter(st, out, n->filter, r, ind + 2);
+		newline(out, ind + 2);
+		appendStringInfo(out, "ORDER BY %s, %s", inner, order.data);
+		newline(out, ind + 1);
+		appendStringInfo(out, ") AS %s", lalias);
+		newline(out, ind + 1);
+		appendStringInfo(out, "WHERE %s.value %s %s", lalias, cmp_sql(n->cmp), valsql);
+		newline(out, ind);
+		appendStringInfoChar(out, ')');
+	}
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Segments
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct SegmentInfo
+{
+	int64		id;
+	char	   *name;
+	char	   *status;
+	char	   *definition;		/* NULL for static segments */
+} SegmentInfo;
+
+static SegmentInfo *
+lookup_segment(const char *name, List **all_names)
+{
+	MemoryContext outer = spi_connect_checked();
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	int			ret;
+	SegmentInfo *seg = NULL;
+
+	args[0] = CStringGetTextDatum(name);
+	ret = SPI_execute_with_args("SELECT id, name, status, definition::text FROM outreach.segment WHERE name = $1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading outreach.segment failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(outer);
+		char	   *idtxt = SPI_getvalue(tup, desc, 1);
+
+		seg = palloc0(sizeof(SegmentInfo));
+		seg->id = strtoi64(idtxt, NULL, 10);
+		seg->name = SPI_getvalue(tup, desc, 2);
+		seg->status = SPI_getvalue(tup, desc, 3);
+		seg->definition = SPI_getvalue(tup, desc, 4);
+		MemoryContextSwitchTo(old);
+	}
+	else if (all_names)
+	{
+		ret = SPI_execute("SELECT name FROM outreach.segment ORDER BY name", true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading outreach.segment failed: %s", SPI_result_code_string(ret));
+		for (uint64 i = 0; i < SPI_processed; i++)
+			*all_names = lappend(*all_names, copy_value(outer, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	}
+	SPI_finish();
+	return seg;
+}
+
+static void collect_segment_refs(const QueryNode *n, List **names, List **locations);
+
+/*
+ * Does segment `name` (through its definition and the definitions it refers to) refer to
+ * the segment being compiled?  path holds the chain for the message; done, the segments
+ * already explored without reaching it (so shared references are read once).
+ */
+static bool
+refers_to(const char *target, const char *name, List *path, List **chain, List **done)
+{
+	SegmentInfo *seg;
+	QueryNode  *q;
+	List	   *names = NIL;
+	List	   *locs = NIL;
+	ListCell   *lc;
+
+	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
+	if (strcmp(name, target) == 0)
+	{
+		*chain = lappend(list_copy(path), (char *) name);
+		return true;
+	}
+	foreach(lc, path)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return false;		/* a cycle not through target: stop */
+	foreach(lc, *done)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return false;
+	seg = lookup_segment(name, NULL);
+	if (seg == NULL || seg->definition == NULL)
+		return false;
+	q = segment_query_parse(seg->definition);
+	collect_segment_refs(q, &names, &locs);
+	path = lappend(list_copy(path), (char *) name);
+	foreach(lc, names)
+		if (refers_to(target, (char *) lfirst(lc), path, chain, done))
+			return true;
+	*done = lappend(*done, pstrdup(name));
+	return false;
+}
+
+/* the live segment name refers to, after every check */
+static SegmentInfo *
+require_segment(CompileState *st, const char *name, int location)
+{
+	SegmentInfo *seg;
+	List	   *all = NIL;
+	List	   *chain = NIL;
+	List	   *done = NIL;
+
+	if (st->opts->segment_name != NULL && strcmp(name, st->opts->segment_name) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_RECURSION),
+				 errmsg("segment \"%s\" cannot refer to itself at character %d", name, POS(location))));
+	seg = lookup_segment(name, &all);
+	if (seg == NULL)
+	{
+		const char *near = closest_name(name, all);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("segment \"%s\" does not exist at character %d", name, POS(location)),
+				 near ? errhint("Did you mean '%s'?", near) :
+				 errhint("Segments are listed in outreach.segment.")));
+	}
+	if (st->opts->segment_name != NULL &&
+		refers_to(st->opts->segment_name, name, NIL, &chain, &done))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_RECURSION),
+				 errmsg("segment \"%s\" would refer to itself through \"%s\" at character %d",
+						st->opts->segment_name, name, POS(location)),
+				 errdetail("Chain of references: %s -> %s.", st->opts->segment_name, join_with(chain, "", " -> "))));
+	if (strcmp(seg->status, "live") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("segment \"%s\" is not live at character %d", name, POS(location)),
+				 errdetail("Segment \"%s\" is %s; only live segments have members.", name, seg->status),
+				 errhint("Make it live first: SELECT outreach.go_live(%s);", quote_literal_cstr(name))));
+	return seg;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * age as a range of birthdates
+ *
+ * age >= n exactly when birthdate <= today - n years (PostgreSQL clamps 29 February to the
+ * 28th, which is what age() counts), for every birthdate up to today.  Comparisons of age
+ * with whole numbers therefore compile to birthdate ranges computed once, which an index
+ * on birthdate can serve; other forms compute age() per row.
+ * ------------------------------------------------------------------------------------- */
+
+#define MAX_AGE_YEARS 1000
+
+static bool
+whole_years(const QValue *v, int64 *n)
+{
+	const char *p;
+
+	if (v->kind != QV_NUMBER || v->text == NULL)
+		return false;
+	p = v->text[0] == '-' ? v->text + 1 : v->text;
+	if (*p == '\0' || strlen(p) > 4)
+		return false;
+	for (const char *q = p; *q; q++)
+		if (!isdigit((unsigned char) *q))
+			return false;
+	*n = strtol(v->text, NULL, 10);
+	return *n >= -MAX_AGE_YEARS && *n <= MAX_AGE_YEARS;
+}
+
+/* SQL for the latest birthdate of someone aged at least n: today - n years */
+static char *
+age_bound(CompileState *st, int64 n)
+{
+	return relative_sql(st, FK_DATE, true, -1, n, QUNIT_YEAR);
+}
+
+static bool
+compile_age_cmp(CompileState *st, StringInfo out, Scope *s, const QueryNode *n)
+{
+	int64		v;
+	char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
+
+	if (!whole_years(n->value, &v))
+		return false;
+	switch (n->cmp)
+	{
+		case QCMP_GE:
+			appendStringInfo(out, "%s <= %s", bd, age_bound(st, v));
+			break;
+		case QCMP_GT:
+			appendStringInfo(out, "%s <= %s", bd, age_bound(st, v + 1));
+			break;
+		case QCMP_LT:
+			appendStringInfo(out, "%s > %s", bd, age_bound(st, v));
+			break;
+		case QCMP_LE:
+			appendStringInfo(out, "%s > %s", bd, age_bound(st, v + 1));
+			break;
+		case QCMP_EQ:
+			appendStringInfo(out, "(%s <= %s AND %s > %s)", bd, age_bound(st, v), bd, age_bound(st, v + 1));
+			break;
+		case QCMP_NE:
+			appendStringInfo(out, "(%s > %s OR %s <= %s)", bd, age_bound(st, v), bd, age_bound(st, v + 1));
+			break;
+	}
+	return true;
+}
+
+static bool
+compile_age_between(CompileState *st, StringInfo out, Scope *s, const QueryNode *n)
+{
+	int64		lo,
+				hi;
+	char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
+
+	if (!whole_years(n->value, &lo) || !whole_years(n->value2, &hi))
+		return false;
+	if (n->negated)
+		appendStringInfo(out, "(%s > %s OR %s <= %s)", bd, age_bound(st, lo), bd, age_bound(st, hi + 1));
+	else
+		appendStringInfo(out, "(%s <= %s AND %s > %s)", bd, age_bound(st, lo), bd, age_bound(st, hi + 1));
+	return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Condition dispatcher
+ * ------------------------------------------------------------------------------------- */
+
+static void
+compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+{
+	FieldInfo  *f = NULL;
+	char	   *fs = NULL;
+	ListCell   *lc;
+
+	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
+
+	switch (n->type)
+	{
+		case QN_CMP:
+		case QN_MATCH:
+		case QN_EMPTY:
+		case QN_IN_LIST:
+		case QN_IN_VALUE_SET:
+		case QN_BETWEEN:
+		case QN_WITHIN:
+		case QN_OLDER_THAN:
+			f = resolve_field(st, s->entity, n->field, n->field_location);
+			fs = field_sql(st, s, f);
+			break;
+		default:
+			break;
+	}
+
+	switch (n->type)
+	{
+		case QN_AND:
+		case QN_OR:
+			{
+				bool		first = true;
+
+				foreach(lc, n->args)
+				{
+					const QueryNode *a = lfirst(lc);
+					bool		paren = (n->type == QN_AND && a->type == QN_OR) ||
+						(n->type == QN_OR && a->type == QN_AND);
+
+					if (!first)
+					{
+						newline(out, ind);
+						appendStringInfoString(out, n->type == QN_AND ? "AND " : "OR ");
+					}
+					first = false;
+					if (paren)
+						appendStringInfoChar(out, '(');
+					compile_cond(st, out, a, s, ind + (paren ? 1 : 0));
+					if (paren)
+						appendStringInfoChar(out, ')');
+				}
+			}
+			break;
+		case QN_NOT:
+			appendStringInfoString(out, "NOT (");
+			compile_cond(st, out, n->arg, s, ind + 1);
+			appendStringInfoChar(out, ')');
+			break;
+		case QN_CMP:
+			check_ordering(f, n->cmp, n->value->location);
+			if (n->cmp == QCMP_EQ || n->cmp == QCMP_NE)
+				check_allowed(f, n->value);
+			if (f->is_age && compile_age_cmp(st, out, s, n))
+				break;
+			appendStringInfo(out, "%s %s %s", fs, cmp_sql(n->cmp), value_sql(st, f, n->value));
+			break;
+		case QN_MATCH:
+			{
+				char	   *pat;
+
+				if (f->kind != FK_TEXT)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATATYPE_MISMATCH),
+							 errmsg("field \"%s\" is %s; contains, starts with and ends with apply to text at character %d",
+									f->name, f->kind == FK_OTHER ? psprintf("of type %s", format_type_be(f->typid)) : kind_name(f->kind),
+									POS(n->field_location)),
+							 errhint("Compare it with =, <, > or between instead.")));
+				if (n->value->kind != QV_STRING)
+					value_mismatch(f, n->value, "Write the text in single quotes.");
+				pat = literal_like_pattern(n->value->text);
+				switch (n->match)
+				{
+					case QMATCH_CONTAINS:
+						pat = psprintf("%%%s%%", pat);
+						break;
+					case QMATCH_STARTS_WITH:
+						pat = psprintf("%s%%", pat);
+						break;
+					case QMATCH_ENDS_WITH:
+						pat = psprintf("%%%s", pat);
+						break;
+				}
+				appendStringInfo(out, "%s %sILIKE %s", fs, n->negated ? "NOT " : "", quote_literal_cstr(pat));
+			}
+			break;
+		case QN_EMPTY:
+			if (f->kind == FK_TEXT)
+				appendStringInfo(out, n->negated ? "(%s IS NOT NULL AND %s <> '')" : "(%s IS NULL OR %s = '')", fs, fs);
+			else if (f->is_age)
+				appendStringInfo(out, "%s.%s IS %sNULL", s->alias, quote_identifier("birthdate"), n->negated ? "NOT " : "");
+			else
+				appendStringInfo(out, "%s IS %sNULL", fs, n->negated ? "NOT " : "");
+			break;
+		case QN_IN_LIST:
+			{
+				bool		first = true;
+
+				if (f->kind == FK_BOOL || f->kind == FK_OTHER)
+					check_ordering(f, QCMP_EQ, n->field_location);
+				appendStringInfo(out, "%s %sIN (", fs, n->negated ? "NOT " : "");
+				foreach(lc, n->values)
+				{
+					QValue	   *v = lfirst(lc);
+
+					check_allowed(f, v);
+					if (!first)
+						appendStringInfoString(out, ", ");
+					first = false;
+					appendStringInfoString(out, value_sql(st, f, v));
+				}
+				appendStringInfoChar(out, ')');
+			}
+			break;
+		case QN_IN_VALUE_SET:
+			{
+				MemoryContext outer;
+				Oid			argtypes[1] = {TEXTOID};
+				Datum		args[1];
+				int			ret;
+				bool		exists;
+				List	   *names = NIL;
+
+				if (f->kind != FK_TEXT)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATATYPE_MISMATCH),
+							 errmsg("field \"%s\" is %s; value sets hold text codes at character %d",
+									f->name, kind_name(f->kind), POS(n->field_location))));
+				outer = spi_connect_checked();
+				args[0] = CStringGetTextDatum(n->name);
+				ret = SPI_execute_with_args("SELECT 1 FROM outreach.value_set WHERE name = $1 LIMIT 1",
+											1, argtypes, args, NULL, true, 1);
+				if (ret != SPI_OK_SELECT)
+					elog(ERROR, "reading outreach.value_set failed: %s", SPI_result_code_string(ret));
+				exists = (SPI_processed > 0);
+				if (!exists)
+				{
+					ret = SPI_execute("SELECT DISTINCT name FROM outreach.value_set ORDER BY name", true, 0);
+					if (ret != SPI_OK_SELECT)
+						elog(ERROR, "reading outreach.value_set failed: %s", SPI_result_code_string(ret));
+					for (uint64 i = 0; i < SPI_processed; i++)
+						names = lappend(names, copy_value(outer, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+				}
+				SPI_finish();
+				if (!exists)
+				{
+					const char *near = closest_name(n->name, names);
+
+					ereport(ERROR,
+							(errcode(ERRCODE_UNDEFINED_OBJECT),
+							 errmsg("value set \"%s\" does not exist at character %d", n->name, POS(n->name_location)),
+							 near ? errhint("Did you mean '%s'?", near) :
+							 errhint("Value sets are rows of outreach.value_set; add the codes first.")));
+				}
+				appendStringInfo(out, "%s %sIN (SELECT vs.code FROM outreach.value_set AS vs WHERE vs.name = %s)",
+								 fs, n->negated ? "NOT " : "", quote_literal_cstr(n->name));
+			}
+			break;
+		case QN_BETWEEN:
+			check_ordering(f, QCMP_LT, n->value->location);
+			if (f->is_age && compile_age_between(st, out, s, n))
+				break;
+			appendStringInfo(out, "%s %sBETWEEN %s AND %s", fs, n->negated ? "NOT " : "",
+							 value_sql(st, f, n->value), value_sql(st, f, n->value2));
+			break;
+		case QN_WITHIN:
+		case QN_OLDER_THAN:
+			{
+				bool		base_today;
+
+				if (f->kind != FK_DATE && f->kind != FK_TIMESTAMP && f->kind != FK_TIMESTAMPTZ)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATATYPE_MISMATCH),
+							 errmsg("field \"%s\" is %s; %s applies to dates and timestamps at character %d",
+									f->name, kind_name(f->kind),
+									n->type == QN_WITHIN ? "within" : "older than", POS(n->field_location))));
+				check_amount(n->amount, n->location);
+				/* dates count whole days from today; times count from now */
+				base_today = (f->kind == FK_DATE && n->unit != QUNIT_MINUTE && n->unit != QUNIT_HOUR);
+				if (n->type == QN_OLDER_THAN)
+					appendStringInfo(out, "%s < %s", fs, relative_sql(st, f->kind, base_today, -1, n->amount, n->unit));
+				else if (n->direction == QDIR_LAST)
+					appendStringInfo(out, "%s BETWEEN %s AND %s", fs,
+									 relative_sql(st, f->kind, base_today, -1, n->amount, n->unit),
+									 relative_sql(st, f->kind, base_today, 0, 0, n->unit));
+				else
+					appendStringInfo(out, "%s BETWEEN %s AND %s", fs,
+									 relative_sql(st, f->kind, base_today, 0, 0, n->unit),
+									 relative_sql(st, f->kind, base_today, +1, n->amount, n->unit));
+			}
+			break;
+		case QN_HAS:
+			compile_has(st, out, n, s, ind);
+			break;
+		case QN_AGG:
+			compile_agg(st, out, n, s, ind);
+			break;
+		case QN_LATEST:
+			compile_latest(st, out, n, s, ind);
+			break;
+		case QN_IN_SEGMENT:
+			{
+				SegmentInfo *seg;
+
+				if (strcmp(s->entity->name, "contact") != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("in segment applies to contacts, not to \"%s\", at character %d",
+									s->entity->name, POS(n->location)),
+							 errhint("Move the test out of the relation's where.")));
+				seg = require_segment(st, n->name, n->name_location);
+				appendStringInfo(out, "EXISTS (SELECT 1 FROM outreach.segment_member AS sm WHERE sm.segment_id = " INT64_FORMAT " AND sm.contact_id = %s.%s)",
+								 seg->id, s->alias, quote_identifier(s->entity->key_column));
+			}
+			break;
+		default:
+			elog(ERROR, "unexpected segment query node %d in a condition", (int) n->type);
+	}
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Queries
+ * ------------------------------------------------------------------------------------- */
+
+static void
+compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
+{
+	check_stack_depth();
+	switch (n->type)
+	{
+		case QN_CONTACT:
+			{
+				EntityInfo *ce = find_entity(st, "contact");
+				Scope	   *s;
+				char	   *key;
+
+				if (ce == NULL || ce->key_column == NULL)
+					elog(ERROR, "entity \"contact\" is not registered");
+				s = new_scope(st, ce, 'c');
+				s->top = true;
+				key = psprintf("%s.%s", s->alias, quote_identifier(ce->key_column));
+				appendStringInfo(out, "SELECT %s AS contact_id", key);
+				newline(out, ind);
+				appendStringInfo(out, "FROM %s AS %s", ce->qualname, s->alias);
+				if (st->opts->restricted)
+				{
+					newline(out, ind);
+					appendStringInfo(out, "WHERE %s = ANY ($1::bigint[])", key);
+					if (n->filter)
+						append_and_cond(st, out, n->filter, s, ind + 1);
+				}
+				else if (n->filter)
+				{
+					newline(out, ind);
+					appendStringInfoString(out, "WHERE ");
+					compile_cond(st, out, n->filter, s, ind + 1);
+				}
+			}
+			break;
+		case QN_SEGMENT:
+			{
+				SegmentInfo *seg = require_segment(st, n->name, n->name_location);
+
+				appendStringInfoString(out, "SELECT sm.contact_id");
+				newline(out, ind);
+				appendStringInfoString(out, "FROM outreach.segment_member AS sm");
+				newline(out, ind);
+				appendStringInfo(out, "WHERE sm.segment_id = " INT64_FORMAT, seg->id);
+				if (st->opts->restricted)
+					appendStringInfoString(out, " AND sm.contact_id = ANY ($1::bigint[])");
+			}
+			break;
+		case QN_SETOP:
+			appendStringInfoChar(out, '(');
+			newline(out, ind + 1);
+			compile_query(st, out, n->left, ind + 1);
+			newline(out, ind);
+			appendStringInfoChar(out, ')');
+			newline(out, ind);
+			appendStringInfoString(out, n->setop == QSET_UNION ? "UNION" :
+								   n->setop == QSET_INTERSECT ? "INTERSECT" : "EXCEPT");
+			newline(out, ind);
+			appendStringInfoChar(out, '(');
+			newline(out, ind + 1);
+			compile_query(st, out, n->right, ind + 1);
+			newline(out, ind);
+			appendStringInfoChar(out, ')');
+			break;
+		default:
+			elog(ERROR, "unexpected segment query node %d at query level", (int) n->type);
+	}
+}
+
+static const char *
+validated_time_zone(const char *tz)
+{
+	if (tz == NULL)
+		return pg_get_timezone_name(session_timezone);
+	if (tz[0] == '\0' || pg_tzset(tz) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid time zone \"%s\"", tz),
+				 errdetail("A time zone is an IANA name the server knows, as listed in pg_timezone_names."),
+				 errhint("For example 'America/New_York' or 'UTC'.")));
+	return tz;
+}
+
+char *
+segment_query_compile(const QueryNode *node, const CompileOptions *opts)
+{
+	CompileState st;
+	StringInfoData out;
+
+	memset(&st, 0, sizeof(st));
+	st.opts = opts;
+	st.tz = validated_time_zone(opts->time_zone);
+	load_registry(&st);
+	initStringInfo(&out);
+	compile_query(&st, &out, node, 0);
+	return out.data;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Dependencies
+ * ------------------------------------------------------------------------------------- */
+
+static void
+collect_segment_refs(const QueryNode *n, List **names, List **locations)
+{
+	ListCell   *lc;
+
+	if (n == NULL)
+		return;
+	check_stack_depth();
+	if (n->type == QN_SEGMENT || n->type == QN_IN_SEGMENT)
+	{
+		*names = lappend(*names, n->name);
+		*locations = lappend_int(*locations, n->name_location);
+	}
+	collect_segment_refs(n->left, names, locations);
+	collect_segment_refs(n->right, names, locations);
+	collect_segment_refs(n->arg, names, locations);
+	collect_segment_refs(n->filter, names, locations);
+	foreach(lc, n->args)
+		collect_segment_refs(lfirst(lc), names, locations);
+}
+
+static bool
+value_time_dependent(const QValue *v)
+{
+	return v != NULL && (v->kind == QV_TODAY || v->kind == QV_NOW);
+}
+
+static List *
+add_unique(List *l, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, l)
+		if (strcmp((char *) lfirst(lc), s) == 0)
+			return l;
+	return lappend(l, pstrdup(s));
+}
+
+static void
+collect_deps(const QueryNode *n, QueryDependencies *d)
+{
+	ListCell   *lc;
+
+	if (n == NULL)
+		return;
+	check_stack_depth();
+	switch (n->type)
+	{
+		case QN_CONTACT:
+			d->entities = add_unique(d->entities, "contact");
+			break;
+		case QN_SEGMENT:
+		case QN_IN_SEGMENT:
+			d->segments = add_unique(d->segments, n->name);
+			break;
+		case QN_WITHIN:
+		case QN_OLDER_THAN:
+			d->time_dependent = true;
+			break;
+		case QN_HAS:
+		case QN_AGG:
+		case QN_LATEST:
+			if (n->relation)
+				d->entities = add_unique(d->entities, n->relation->entity);
+			break;
+		default:
+			break;
+	}
+	if (n->field && strcmp(n->field, "age") == 0)
+		d->time_dependent = true;
+	if (value_time_dependent(n->value) || value_time_dependent(n->value2))
+		d->time_dependent = true;
+	foreach(lc, n->values)
+		if (value_time_dependent(lfirst(lc)))
+			d->time_dependent = true;
+	collect_deps(n->left, d);
+	collect_deps(n->right, d);
+	collect_deps(n->arg, d);
+	collect_deps(n->filter, d);
+	foreach(lc, n->args)
+		collect_deps(lfirst(lc), d);
+}
+
+QueryDependencies *
+segment_query_dependencies(const QueryNode *node)
+{
+	QueryDependencies *d = palloc0(sizeof(QueryDependencies));
+
+	collect_deps(node, d);
+	return d;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * SQL entry points
+ * ------------------------------------------------------------------------------------- */
+
+/* The tree of a segment_query argument, and its text (for positions). */
+static QueryNode *
+query_arg(FunctionCallInfo fcinfo, int argno, char **text_out)
+{
+	char	   *src = segment_query_datum_to_cstring(PG_GETARG_DATUM(argno));
+
+	if (text_out)
+		*text_out = src;
+	return segment_query_parse(src);
+}
+
+static ArrayType *
+text_list_to_array(List *l)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * (list_length(l) + 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, l)
+		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/* outreach.compile(q, restricted, time_zone) returns text */
+Datum
+outreach_compile(PG_FUNCTION_ARGS)
+{
+	CompileOptions opts;
+	char	   *src;
+	QueryNode  *q;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	memset(&opts, 0, sizeof(opts));
+	q = query_arg(fcinfo, 0, &src);
+	opts.restricted = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	opts.time_zone = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	opts.source_text = src;
+	PG_RETURN_TEXT_P(cstring_to_text(segment_query_compile(q, &opts)));
+}
+
+/* outreach.validate(q, segment_name, time_zone) returns void: compile and discard */
+Datum
+outreach_validate(PG_FUNCTION_ARGS)
+{
+	CompileOptions opts;
+	char	   *src;
+	QueryNode  *q;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
+	memset(&opts, 0, sizeof(opts));
+	q = query_arg(fcinfo, 0, &src);
+	opts.segment_name = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	opts.time_zone = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	opts.source_text = src;
+	(void) segment_query_compile(q, &opts);
+	PG_RETURN_VOID();
+}
+
+/* outreach.query_dependencies(q, OUT entities text[], OUT segments text[], OUT time_dependent boolean) */
+Datum
+outreach_query_dependencies(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	QueryDependencies *d;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	d = segment_query_dependencies(query_arg(fcinfo, 0, NULL));
+	values[0] = PointerGetDatum(text_list_to_array(d->entities));
+	values[1] = PointerGetDatum(text_list_to_array(d->segments));
+	values[2] = BoolGetDatum(d->time_dependent);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
