@@ -3,7 +3,8 @@
 # (ignored), starts a fresh throwaway cluster there, loads a population of SCALE contacts
 # (default 100000; SEED default 42) and times every case bench/cases/NN_name.sql.
 #
-# A case file is SQL run with psql; RUNS times (default 5) each, median reported.  Its first
+# A case file is SQL run with psql; RUNS times (default 5) each, median reported.  Files
+# named NN_setup_*.sql run once, untimed, in order (e.g. segments going live between cases).  Its first
 # line may say "-- baseline: NN_other" to be reported as a ratio to that case, measured in
 # the same run.  Cases that need something not merged yet may skip themselves by raising
 # (e.g. "SELECT outreach.evaluate(...)" on a build without segments): they are reported as
@@ -45,6 +46,16 @@ printf '\n%-32s %10s %8s  %s\n' case "median ms" runs "ratio to baseline"
 printf '%-32s %10s %8s\n' "00_generate_population" "$load_ms" 1
 for f in bench/cases/*.sql; do
 	name=$(basename "$f" .sql)
+	if [[ $name == *_setup_* ]]; then
+		"${PSQL[@]}" -f "$f" >/dev/null 2>"$BENCH_DIR/case.err" \
+			&& printf '%-32s %10s\n' "$name" "(set-up)" \
+			|| { printf '%-32s %10s %8s  %s\n' "$name" failed - "$(head -1 "$BENCH_DIR/case.err")"; setup_failed=$name; }
+		continue
+	fi
+	if [ -n "${setup_failed:-}" ]; then
+		printf '%-32s %10s %8s  %s\n' "$name" skipped - "set-up $setup_failed failed"
+		continue
+	fi
 	times=()
 	skipped=""
 	for _ in $(seq "$RUNS"); do

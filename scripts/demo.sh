@@ -37,8 +37,13 @@ mkdir -p "$DEMO_DIR"
 build_and_install "$DEMO_DIR"
 start_cluster "$DEMO_DIR" "$DEMO_DB"
 
+# Sections read files through the server (Synthea CSVs): give it a copy it can read.
+if [ -d data/synthea-sample ]; then
+	cp -r data/synthea-sample "$DEMO_DIR/synthea-sample"
+	chmod -R a+rX "$DEMO_DIR/synthea-sample"
+fi
 PSQL=("$PRIVATE_BIN/psql" -X -q -v ON_ERROR_STOP=1 -P pager=off
-      -v contacts="${DEMO_CONTACTS:-10000}" -v seed="${DEMO_SEED:-42}")
+      -v contacts="${DEMO_CONTACTS:-10000}" -v seed="${DEMO_SEED:-42}" -v synthea_dir="$DEMO_DIR/synthea-sample")
 "${PSQL[@]}" -c "CREATE EXTENSION outreach CASCADE" >/dev/null
 
 for f in scripts/demo.d/*.sql; do
