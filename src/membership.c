@@ -35,6 +35,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -505,8 +506,15 @@ run_diff(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w)
 	{
 		/* bulk statements: plan for the actual array rather than for a handful of ids */
 		Oid			types[1] = {INT8ARRAYOID};
+		int			nest = NewGUCNestLevel();
 
+		/*
+		 * Without JIT: the plan of all the table's segments is large, and compiling it
+		 * cost more than evaluating (72% of a 20,000-row COPY with 20 segments was LLVM).
+		 */
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		ret = SPI_execute_with_args(sql, 1, types, &arg, NULL, false, 0);
+		AtEOXact_GUC(true, nest);
 	}
 	else
 		ret = SPI_execute_plan(plan, &arg, NULL, false, 0);
@@ -550,15 +558,27 @@ run_diff(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w)
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "outreach: applying membership changes failed: %s", SPI_result_code_string(ret));
 	w->total_changes += SPI_processed;
-	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		bool		isnull;
-		int64		sid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		int64		cid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
-		int			ix = seg_index(sid);
+		/* gathered per segment first: adding one id at a time re-sorted the list each time */
+		int64	  **buf = palloc0(sizeof(int64 *) * Max(nsegs, 1));
+		int		   *nbuf = palloc0(sizeof(int) * Max(nsegs, 1));
 
-		if (ix >= 0)
-			work_add(&w->changed[ix], &w->nchanged[ix], &cid, 1);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			int64		sid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+			int64		cid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+			int			ix = seg_index(sid);
+
+			if (ix < 0)
+				continue;
+			if (buf[ix] == NULL)
+				buf[ix] = palloc(sizeof(int64) * SPI_processed);
+			buf[ix][nbuf[ix]++] = cid;
+		}
+		for (int ix = 0; ix < nsegs; ix++)
+			if (nbuf[ix] > 0)
+				work_add(&w->changed[ix], &w->nchanged[ix], buf[ix], nbuf[ix]);
 	}
 }
 
