@@ -9,7 +9,18 @@
 # make demo-stop (scripts/demo.sh stop): stops it.  Running make demo again starts over.
 source "$(dirname "$0")/lib.sh"
 
-DEMO_DIR="$OUTREACH_ROOT/.demo"
+# The cluster lives in .demo/ of the checkout when the postgres OS user can reach it there; a
+# checkout under a private directory (a clone in /root, say) gets it under /var/tmp instead,
+# at a path derived from the checkout's, so `make demo-stop` finds it again.
+demo_dir() {
+	if ! id postgres >/dev/null 2>&1 || runuser -u postgres -- test -x "$OUTREACH_ROOT" 2>/dev/null \
+		|| [ "$(id -un)" = postgres ]; then
+		echo "$OUTREACH_ROOT/.demo"
+	else
+		echo "/var/tmp/outreach-demo-$(printf '%s' "$OUTREACH_ROOT" | md5sum | cut -c1-12)"
+	fi
+}
+DEMO_DIR=$(demo_dir)
 DEMO_DB=outreach_demo
 export OUTREACH_PORT=${OUTREACH_PORT:-54330}
 
@@ -31,6 +42,7 @@ fi
 
 cd "$OUTREACH_ROOT"
 ensure_packages
+DEMO_DIR=$(demo_dir)
 stop_demo
 rm -rf "$DEMO_DIR"
 mkdir -p "$DEMO_DIR"

@@ -35,17 +35,20 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/tuplestore.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 
 #include "outreach.h"
 #include "membership.h"
+#include "query.h"
 
 PG_FUNCTION_INFO_V1(outreach_membership_trigger);
 PG_FUNCTION_INFO_V1(outreach_apply_segment);
@@ -60,6 +63,8 @@ typedef struct SegEntry
 	bool		deferred;
 	bool		is_static;
 	char	   *sql;			/* restricted SQL ($1 bigint[]), NULL for static */
+	char	   *definition;		/* canonical query text, NULL for static */
+	char	   *time_zone;
 	int			level;			/* 0: no segment dependencies; else 1 + max(level of deps) */
 	int			ndeps;			/* segments this one reads */
 	int		   *deps;			/* indexes */
@@ -82,7 +87,30 @@ typedef struct EntityEntry
 	char	   *base_sql;
 	SPIPlanPtr	affected_plan[3];	/* insert, update, delete */
 	AttrNumber	direct_attnum;	/* 0: not looked up; -1: none; else the contact id column */
+
+	/*
+	 * Relevance of changed rows (see relevance_prepare): per segment of segs, a predicate on
+	 * a row "tr" (NULL: every row is relevant).  All predicates are evaluated by one query
+	 * over the transition tables per statement, and only the segments a changed row is
+	 * relevant to are re-evaluated.
+	 */
+	bool		rel_ready;
+	char	  **rel_pred;		/* per segs[k] */
+	int			nrel;			/* non-NULL predicates */
+	bool	   *rel_local;		/* per segs[k]: the predicate reads only the row itself */
+	SPIPlanPtr	rel_plan[3];	/* insert, update, delete */
+	List	   *subset_plans;	/* SubsetPlan *: diff plans of subsets of base */
 } EntityEntry;
+
+/* A kept diff plan for a subset of an entity's base segments. */
+typedef struct SubsetPlan
+{
+	char	   *key;			/* the segment indexes, comma separated */
+	SPIPlanPtr	plan;
+	char	   *sql;
+} SubsetPlan;
+
+#define MAX_SUBSET_PLANS 64
 
 enum
 {
@@ -247,7 +275,8 @@ rebuild_cache(void)
 	inval_at_start = inval_count;
 	segment_relid = get_relname_relid("segment", get_namespace_oid("outreach", false));
 
-	ret = SPI_execute("SELECT s.id, s.mode = 'deferred', s.kind = 'static', s.restricted_sql "
+	ret = SPI_execute("SELECT s.id, s.mode = 'deferred', s.kind = 'static', s.restricted_sql, "
+					  "s.definition, s.time_zone "
 					  "FROM outreach.segment s WHERE s.status = 'live' ORDER BY s.id", true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "outreach: reading live segments failed: %s", SPI_result_code_string(ret));
@@ -266,6 +295,8 @@ rebuild_cache(void)
 		segs[i].is_static = DatumGetBool(SPI_getbinval(tup, td, 3, &isnull));
 		d = SPI_getbinval(tup, td, 4, &isnull);
 		segs[i].sql = isnull ? NULL : TextDatumGetCString(d);
+		segs[i].definition = SPI_getvalue(tup, td, 5);
+		segs[i].time_zone = SPI_getvalue(tup, td, 6);
 		if (segs[i].sql == NULL)
 			segs[i].is_static = true;
 		segs[i].deps = palloc(sizeof(int) * Max(nsegs, 1));
@@ -347,6 +378,12 @@ rebuild_cache(void)
 		e->base_plan = NULL;
 		e->base_sql = NULL;
 		e->direct_attnum = 0;
+		e->rel_ready = false;
+		e->rel_pred = NULL;
+		e->nrel = 0;
+		e->rel_local = NULL;
+		memset(e->rel_plan, 0, sizeof(e->rel_plan));
+		e->subset_plans = NIL;
 		memset(e->affected_plan, 0, sizeof(e->affected_plan));
 		for (int i = 0; i < n; i++)
 		{
@@ -469,8 +506,15 @@ run_diff(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w)
 	{
 		/* bulk statements: plan for the actual array rather than for a handful of ids */
 		Oid			types[1] = {INT8ARRAYOID};
+		int			nest = NewGUCNestLevel();
 
+		/*
+		 * Without JIT: the plan of all the table's segments is large, and compiling it
+		 * cost more than evaluating (72% of a 20,000-row COPY with 20 segments was LLVM).
+		 */
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		ret = SPI_execute_with_args(sql, 1, types, &arg, NULL, false, 0);
+		AtEOXact_GUC(true, nest);
 	}
 	else
 		ret = SPI_execute_plan(plan, &arg, NULL, false, 0);
@@ -514,15 +558,27 @@ run_diff(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w)
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "outreach: applying membership changes failed: %s", SPI_result_code_string(ret));
 	w->total_changes += SPI_processed;
-	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		bool		isnull;
-		int64		sid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		int64		cid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
-		int			ix = seg_index(sid);
+		/* gathered per segment first: adding one id at a time re-sorted the list each time */
+		int64	  **buf = palloc0(sizeof(int64 *) * Max(nsegs, 1));
+		int		   *nbuf = palloc0(sizeof(int) * Max(nsegs, 1));
 
-		if (ix >= 0)
-			work_add(&w->changed[ix], &w->nchanged[ix], &cid, 1);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			int64		sid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+			int64		cid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+			int			ix = seg_index(sid);
+
+			if (ix < 0)
+				continue;
+			if (buf[ix] == NULL)
+				buf[ix] = palloc(sizeof(int64) * SPI_processed);
+			buf[ix][nbuf[ix]++] = cid;
+		}
+		for (int ix = 0; ix < nsegs; ix++)
+			if (nbuf[ix] > 0)
+				work_add(&w->changed[ix], &w->nchanged[ix], buf[ix], nbuf[ix]);
 	}
 }
 
@@ -692,6 +748,199 @@ collect_column(Tuplestorestate *ts, Relation rel, AttrNumber att, int64 **ids, i
 	ExecDropSingleTupleTableSlot(slot);
 }
 
+/*
+ * One segment's relevance predicate for an entity, copied into cache_cxt; NULL (every row
+ * relevant) when it cannot be compiled any more, e.g. a value set the definition names has
+ * since been emptied: the trigger must not fail the user's write for that, and evaluating
+ * the segment is always correct.  Compiled in a subtransaction so such an error is undone.
+ */
+static char *
+relevance_compile(SegEntry *s, const char *entity, bool *local)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	char	   *volatile result = NULL;
+
+	*local = false;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		char	   *pred = segment_query_relevance(segment_query_parse(s->definition), entity,
+												   s->time_zone, local);
+
+		if (pred != NULL)
+			result = MemoryContextStrdup(cache_cxt, pred);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		elog(DEBUG1, "outreach: segment " INT64_FORMAT " is re-evaluated on every change of %s: %s",
+			 s->id, entity, edata->message);
+		FreeErrorData(edata);
+		result = NULL;
+		*local = false;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * Compile, once per cache, each dependent segment's relevance predicate for this entity
+ * (segment_query_relevance): a changed row can only change a segment's membership if it
+ * satisfies the filter of some use of the entity in the segment's query.
+ */
+static void
+relevance_prepare(EntityEntry *e)
+{
+	MemoryContext old;
+
+	if (e->rel_ready)
+		return;
+	old = MemoryContextSwitchTo(cache_cxt);
+	e->rel_pred = palloc0(sizeof(char *) * Max(e->nsegs, 1));
+	e->rel_local = palloc0(sizeof(bool) * Max(e->nsegs, 1));
+	MemoryContextSwitchTo(old);
+	e->nrel = 0;
+	for (int k = 0; k < e->nsegs; k++)
+	{
+		SegEntry   *s = &segs[e->segs[k]];
+		bool		local = false;
+		char	   *pred;
+
+		if (s->definition == NULL)
+			continue;
+		pred = relevance_compile(s, e->entity, &local);
+		if (pred == NULL)
+			continue;
+		e->rel_pred[k] = pred;
+		e->rel_local[k] = local;
+		e->nrel++;
+	}
+	e->rel_ready = true;
+}
+
+/*
+ * Whether segs[k]'s predicate is used for this event.  A predicate that reads other rows
+ * (has encounter where has condition ...) tells whether a row matters only in the state it
+ * is evaluated in: right for new rows (the evaluation sees the same state), not for old
+ * rows, whose filter held or not before the statement, when other tables may have changed
+ * in the same statement too (ON DELETE SET NULL, user triggers).  So UPDATE and DELETE
+ * use only the predicates that read the row alone.
+ */
+static inline bool
+pred_used(EntityEntry *e, int k, int event)
+{
+	return e->rel_pred[k] != NULL && (e->rel_local[k] || event == EV_INSERT);
+}
+
+/*
+ * relevant[k] for each segs[k]: whether a changed row satisfies the segment's relevance
+ * predicate.  One query over the transition tables for all the predicates.
+ */
+static void
+relevance_eval(EntityEntry *e, int event, bool *relevant)
+{
+	int			ret;
+
+	bool		any = false;
+
+	for (int k = 0; k < e->nsegs; k++)
+	{
+		relevant[k] = !pred_used(e, k, event);
+		any |= !relevant[k];
+	}
+	if (!any)
+		return;
+	if (e->rel_plan[event] == NULL)
+	{
+		StringInfoData buf;
+		bool		first = true;
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, "SELECT ");
+		for (int k = 0; k < e->nsegs; k++)
+		{
+			if (!pred_used(e, k, event))
+				continue;
+			appendStringInfo(&buf, "%s(%s)", first ? "" : ", ", e->rel_pred[k]);
+			first = false;
+		}
+		if (event == EV_INSERT)
+			appendStringInfoString(&buf, " FROM outreach_new AS tr");
+		else if (event == EV_DELETE)
+			appendStringInfoString(&buf, " FROM outreach_old AS tr");
+		else
+			appendStringInfoString(&buf, " FROM (SELECT * FROM outreach_new UNION ALL SELECT * FROM outreach_old) AS tr");
+		e->rel_plan[event] = keep_plan(buf.data, 0, NULL);
+	}
+	ret = SPI_execute_plan(e->rel_plan[event], NULL, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "outreach: testing changed %s rows against segment filters failed: %s",
+			 e->entity, SPI_result_code_string(ret));
+	/* one row per changed row (no aggregation: cheaper to start for a single row) */
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		int			col = 1;
+
+		for (int k = 0; k < e->nsegs; k++)
+		{
+			bool		isnull;
+			Datum		d;
+
+			if (!pred_used(e, k, event))
+				continue;
+			d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, col++, &isnull);
+			if (!isnull && DatumGetBool(d))
+				relevant[k] = true;
+		}
+	}
+}
+
+/* The kept diff plan of a subset of the entity's base segments (indexes into segs). */
+static SubsetPlan *
+subset_plan(EntityEntry *e, int *ixs, int n)
+{
+	StringInfoData key;
+	ListCell   *lc;
+	SubsetPlan *sp;
+	MemoryContext old;
+	Oid			types[1] = {INT8ARRAYOID};
+
+	initStringInfo(&key);
+	for (int k = 0; k < n; k++)
+		appendStringInfo(&key, "%s%d", k > 0 ? "," : "", ixs[k]);
+	foreach(lc, e->subset_plans)
+	{
+		sp = lfirst(lc);
+		if (strcmp(sp->key, key.data) == 0)
+			return sp;
+	}
+	old = MemoryContextSwitchTo(cache_cxt);
+	sp = palloc0(sizeof(SubsetPlan));
+	sp->key = pstrdup(key.data);
+	sp->sql = diff_sql(ixs, n);
+	MemoryContextSwitchTo(old);
+	sp->plan = keep_plan(sp->sql, 1, types);
+	if (list_length(e->subset_plans) < MAX_SUBSET_PLANS)
+	{
+		old = MemoryContextSwitchTo(cache_cxt);
+		e->subset_plans = lappend(e->subset_plans, sp);
+		MemoryContextSwitchTo(old);
+	}
+	return sp;
+}
+
 static void
 membership_trigger_body(TriggerData *td)
 {
@@ -703,6 +952,12 @@ membership_trigger_body(TriggerData *td)
 	int64	   *ids;
 	bool		isnull;
 	Work	   *w;
+	bool	   *relevant;
+	bool		registered = false;
+	bool		any;
+	bool		test_first = true;
+	int		   *base;
+	int			nbase = 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "outreach: SPI_connect failed");
@@ -732,6 +987,34 @@ membership_trigger_body(TriggerData *td)
 	else
 		event = EV_DELETE;
 
+	relevance_prepare(e);
+	relevant = palloc(sizeof(bool) * Max(e->nsegs, 1));
+	if (e->nrel > 0)
+	{
+		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "outreach: SPI_register_trigger_data failed");
+		registered = true;
+	}
+	for (int k = 0; k < e->nsegs; k++)
+		if (pred_used(e, k, event) && !e->rel_local[k])
+			test_first = false;
+	if (test_first)
+	{
+		/*
+		 * The predicates read only the changed rows themselves: test them first, and when
+		 * no segment is concerned, skip finding and locking the contacts altogether.
+		 */
+		relevance_eval(e, event, relevant);
+		any = false;
+		for (int k = 0; k < e->nsegs; k++)
+			any |= relevant[k];
+		if (!any)
+		{
+			SPI_finish();
+			return;
+		}
+	}
+
 	if (e->direct_attnum == 0)
 		e->direct_attnum = direct_column(e, td->tg_relation);
 	if (e->direct_attnum > 0)
@@ -749,8 +1032,9 @@ membership_trigger_body(TriggerData *td)
 	}
 	else
 	{
-		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		if (!registered && SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 			elog(ERROR, "outreach: SPI_register_trigger_data failed");
+		registered = true;
 		if (e->affected_plan[event] == NULL)
 			e->affected_plan[event] = keep_plan(affected_sql(e->entity, event), 0, NULL);
 		ret = SPI_execute_plan(e->affected_plan[event], NULL, NULL, true, 1);
@@ -765,32 +1049,63 @@ membership_trigger_body(TriggerData *td)
 	}
 	n = sort_unique(ids, n);
 
+	if (!test_first)
+	{
+		/*
+		 * Some predicate reads other rows (a nested relation): lock the contacts first, so
+		 * that the test sees what a concurrent writer of the same contacts committed, as
+		 * the evaluation does.
+		 */
+		bool		stamp = false;
+
+		for (int k = 0; k < e->nsegs; k++)
+			if (!segs[e->segs[k]].deferred)
+				stamp = true;
+		if (stamp)
+			stamp_contacts(ids, n);
+		relevance_eval(e, event, relevant);
+	}
+
 	w = work_new();
+	base = palloc(sizeof(int) * Max(e->nbase, 1));
 	for (int k = 0; k < e->nsegs; k++)
 	{
 		int			i = e->segs[k];
 		bool		is_base = false;
 
+		if (!relevant[k])
+			continue;
 		for (int b = 0; b < e->nbase; b++)
 			if (e->base[b] == i)
 				is_base = true;
-		if (!is_base)
+		if (is_base)
+			base[nbase++] = i;
+		else
 			work_add(&w->eval[i], &w->neval[i], ids, n);
 	}
-	if (e->nbase > 0 || needs_stamp(w))
+	if (test_first && (nbase > 0 || needs_stamp(w)))
 		stamp_contacts(ids, n);
-	if (e->nbase > 0)
+	if (nbase > 0)
 	{
-		if (e->base_plan == NULL)
+		if (nbase == e->nbase)
 		{
-			Oid			types[1] = {INT8ARRAYOID};
-			MemoryContext old = MemoryContextSwitchTo(cache_cxt);
+			if (e->base_plan == NULL)
+			{
+				Oid			types[1] = {INT8ARRAYOID};
+				MemoryContext old = MemoryContextSwitchTo(cache_cxt);
 
-			e->base_sql = diff_sql(e->base, e->nbase);
-			MemoryContextSwitchTo(old);
-			e->base_plan = keep_plan(e->base_sql, 1, types);
+				e->base_sql = diff_sql(e->base, e->nbase);
+				MemoryContextSwitchTo(old);
+				e->base_plan = keep_plan(e->base_sql, 1, types);
+			}
+			run_diff(e->base_plan, e->base_sql, ids, n, w);
 		}
-		run_diff(e->base_plan, e->base_sql, ids, n, w);
+		else
+		{
+			SubsetPlan *sp = subset_plan(e, base, nbase);
+
+			run_diff(sp->plan, sp->sql, ids, n, w);
+		}
 	}
 	run_work(w, -1, false);
 	SPI_finish();

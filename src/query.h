@@ -182,4 +182,13 @@ typedef struct QueryDependencies
 
 extern QueryDependencies *segment_query_dependencies(const QueryNode *node);
 
+/*
+ * query_compile.c: for maintenance, a boolean SQL expression over a row aliased "tr" of the
+ * entity that is false only when a change of that row cannot change the query's result
+ * (the OR of the filters of every use of the entity); NULL when every row may matter.
+ * *local: the expression reads only the row itself.
+ */
+extern char *segment_query_relevance(const QueryNode *node, const char *entity,
+									 const char *time_zone, bool *local);
+
 #endif							/* OUTREACH_QUERY_H */

@@ -1868,6 +1868,145 @@ segment_query_dependencies(const QueryNode *node)
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Relevance of a changed row (maintenance)
+ * ------------------------------------------------------------------------------------- */
+
+/* does the subtree read other rows (relations, segments) rather than only the row in scope? */
+static bool
+reads_other_rows(const QueryNode *n)
+{
+	ListCell   *lc;
+
+	if (n == NULL)
+		return false;
+	check_stack_depth();
+	if (n->type == QN_HAS || n->type == QN_AGG || n->type == QN_LATEST ||
+		n->type == QN_IN_SEGMENT || n->type == QN_SEGMENT || n->type == QN_CONTACT)
+		return true;
+	if (reads_other_rows(n->arg) || reads_other_rows(n->filter) ||
+		reads_other_rows(n->left) || reads_other_rows(n->right))
+		return true;
+	foreach(lc, n->args)
+		if (reads_other_rows(lfirst(lc)))
+			return true;
+	return false;
+}
+
+static bool
+uses_entity(const QueryNode *n, const char *entity)
+{
+	ListCell   *lc;
+
+	if (n == NULL)
+		return false;
+	check_stack_depth();
+	if ((n->type == QN_HAS || n->type == QN_AGG || n->type == QN_LATEST) &&
+		n->relation != NULL && strcmp(n->relation->entity, entity) == 0)
+		return true;
+	if (uses_entity(n->arg, entity) || uses_entity(n->filter, entity) ||
+		uses_entity(n->left, entity) || uses_entity(n->right, entity))
+		return true;
+	foreach(lc, n->args)
+		if (uses_entity(lfirst(lc), entity))
+			return true;
+	return false;
+}
+
+typedef struct RelevanceState
+{
+	CompileState *st;
+	const char *entity;
+	EntityInfo *info;
+	bool		always;			/* some use of the entity sees every row */
+	bool		local;			/* every filter reads only the row itself */
+	StringInfoData out;			/* OR of the filters */
+	int			nfilters;
+} RelevanceState;
+
+static void
+collect_relevance(RelevanceState *rs, const QueryNode *n)
+{
+	ListCell   *lc;
+
+	if (n == NULL || rs->always)
+		return;
+	check_stack_depth();
+	if ((n->type == QN_HAS || n->type == QN_AGG || n->type == QN_LATEST) &&
+		n->relation != NULL && strcmp(n->relation->entity, rs->entity) == 0)
+	{
+		if (n->filter == NULL || uses_entity(n->filter, rs->entity))
+		{
+			/* unfiltered, or the filter reads the entity again (possibly the changed row) */
+			rs->always = true;
+			return;
+		}
+		else
+		{
+			Scope		s;
+
+			memset(&s, 0, sizeof(s));
+			s.entity = rs->info;
+			strlcpy(s.alias, "tr", sizeof(s.alias));
+			if (reads_other_rows(n->filter))
+				rs->local = false;
+			appendStringInfoString(&rs->out, rs->nfilters > 0 ? " OR (" : "(");
+			compile_cond(rs->st, &rs->out, n->filter, &s, 1);
+			appendStringInfoChar(&rs->out, ')');
+			rs->nfilters++;
+		}
+	}
+	collect_relevance(rs, n->left);
+	collect_relevance(rs, n->right);
+	collect_relevance(rs, n->arg);
+	collect_relevance(rs, n->filter);
+	foreach(lc, n->args)
+		collect_relevance(rs, lfirst(lc));
+}
+
+/*
+ * A boolean SQL expression over a row "tr" of the given entity that is false only when a
+ * change of that row cannot change the query's result: every use of the entity in the query
+ * (has, count/sum/..., latest, at any depth) looks only at rows satisfying its filter, so the
+ * expression is the OR of those filters.  Returns NULL when any row may matter (the entity is
+ * contact, a use has no filter, or a filter reads the entity again).  *local is set when the
+ * expression reads only the row itself (no other table rows), so it can be evaluated before
+ * the contacts are locked.  Compiled restricted (correlated subqueries).
+ */
+char *
+segment_query_relevance(const QueryNode *node, const char *entity, const char *time_zone, bool *local)
+{
+	CompileState st;
+	CompileOptions opts;
+	RelevanceState rs;
+
+	*local = false;
+	if (strcmp(entity, "contact") == 0)
+		return NULL;
+	memset(&opts, 0, sizeof(opts));
+	opts.restricted = true;
+	opts.time_zone = time_zone;
+	memset(&st, 0, sizeof(st));
+	st.opts = &opts;
+	st.tz = validated_time_zone(time_zone);
+	load_registry(&st);
+	memset(&rs, 0, sizeof(rs));
+	rs.st = &st;
+	rs.entity = entity;
+	rs.info = find_entity(&st, entity);
+	rs.local = true;
+	if (rs.info == NULL)
+		return NULL;
+	initStringInfo(&rs.out);
+	collect_relevance(&rs, node);
+	if (rs.always)
+		return NULL;
+	*local = rs.local;
+	if (rs.nfilters == 0)
+		return pstrdup("false");
+	return rs.out.data;
+}
+
+/* ---------------------------------------------------------------------------------------
  * SQL entry points
  * ------------------------------------------------------------------------------------- */
 

@@ -63,7 +63,7 @@ typedef struct QParser
 
 /* every word with a meaning in the language: identifiers spelled like these are printed quoted */
 static const char *const all_keywords[] = {
-	"after", "and", "avg", "between", "contact", "contains", "count", "date", "day", "days",
+	"and", "avg", "between", "contact", "contains", "count", "date", "day", "days",
 	"empty", "ends", "except", "false", "has", "hour", "hours", "in", "intersect", "is",
 	"last", "latest", "max", "min", "minute", "minutes", "month", "months", "next", "no",
 	"not", "now", "older", "or", "segment", "starts", "sum", "than", "timestamp", "today",

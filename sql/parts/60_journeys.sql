@@ -385,7 +385,8 @@ BEGIN
   IF j.subscription_list IS NOT NULL AND NOT outreach._subscription_list_exists(j.subscription_list) THEN
     step := NULL; problem := format('subscription list "%s" does not exist', j.subscription_list); RETURN NEXT;
   END IF;
-  IF j.ends_at IS NOT NULL AND j.ends_at <= outreach.now() THEN
+  -- A stopped journey past its end may still be resumed so its enrollments can finish.
+  IF j.ends_at IS NOT NULL AND j.ends_at <= outreach.now() AND j.status = 'draft' THEN
     step := NULL; problem := format('the journey ended at %s', j.ends_at); RETURN NEXT;
   END IF;
   IF cardinality(keys) = 0 THEN

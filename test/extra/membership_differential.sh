@@ -86,12 +86,16 @@ BEGIN
                 WHEN r < 0.6 THEN format('DELETE FROM outreach.condition WHERE id IN (SELECT id FROM outreach.condition ORDER BY random() LIMIT %s)', 1 + floor(random() * 3))
                 WHEN r < 0.72 THEN format('UPDATE outreach.condition SET patient_id = %s WHERE id IN (SELECT id FROM outreach.condition ORDER BY random() LIMIT 2)', p)
                 WHEN r < 0.8 THEN format('UPDATE outreach.condition SET encounter_id = (SELECT id FROM outreach.encounter ORDER BY random() LIMIT 1) WHERE id IN (SELECT id FROM outreach.condition ORDER BY random() LIMIT 2)')
-                WHEN r < 0.97 THEN format('UPDATE outreach.condition SET code = %L WHERE patient_id = %s', mdiff.pick('{x,y,d1,z}'), p)
+                WHEN r < 0.9 THEN format('UPDATE outreach.condition SET code = %L WHERE patient_id = %s', mdiff.pick('{x,y,d1,z}'), p)
+                WHEN r < 0.97 THEN format('UPDATE outreach.condition SET description = %L WHERE id IN (SELECT id FROM outreach.condition ORDER BY random() LIMIT 2)',
+                                         mdiff.pick('{Diabetes,prediabetes,flu,asthma}'))
                 ELSE 'TRUNCATE outreach.condition' END;
   ELSIF ent = 'observation' THEN
     sql := CASE WHEN r < 0.45 THEN format('INSERT INTO outreach.observation (patient_id, code, value_numeric, effective_at) VALUES (%s, %L, %s, %L)',
                                          p, mdiff.pick('{bp,a1c,wt}'), round((random() * 200)::numeric, 1), mdiff.ts())
                 WHEN r < 0.6 THEN 'DELETE FROM outreach.observation WHERE id IN (SELECT id FROM outreach.observation ORDER BY random() LIMIT 1)'
+                WHEN r < 0.7 THEN format('UPDATE outreach.observation SET code = %L WHERE id IN (SELECT id FROM outreach.observation ORDER BY random() LIMIT 2)',
+                                         mdiff.pick('{bp,a1c,wt}'))
                 WHEN r < 0.97 THEN format('UPDATE outreach.observation SET value_numeric = %s, patient_id = %s WHERE id IN (SELECT id FROM outreach.observation ORDER BY random() LIMIT 1)',
                                          round((random() * 200)::numeric, 1), p)
                 ELSE 'TRUNCATE outreach.observation' END;
@@ -178,6 +182,10 @@ SELECT mdiff.seg('s_relative', 'contact where has procedure where performed_at >
 SELECT mdiff.seg('s_value_set', 'contact where has condition where code in value_set ''diab''');
 SELECT mdiff.seg('s_not_in', 'contact where has condition where code not in (''x'', ''y'', ''z'')');
 SELECT mdiff.seg('s_via', 'contact where has condition via patient_id where (code = ''y'' and description is not empty)');
+-- relevance filtering: two uses of one entity with different filters, filters on several
+-- columns, a filter reading other rows (s_nested, s_nested_up, s_lab above)
+SELECT mdiff.seg('s_two_uses', 'contact where has condition where code = ''z'' or count(condition where description = ''flu'') >= 2');
+SELECT mdiff.seg('s_multi_col', 'contact where has condition where (code = ''d1'' and description contains ''asth'') and not has observation where (code = ''wt'' and value_numeric < 50)');
 SELECT mdiff.seg('s_lab', 'contact where has encounter where has lab where result = ''pos''');
 SELECT mdiff.seg('s_in_segment', 'contact where in segment ''s_count'' and has condition where description contains ''diab''');
 SELECT mdiff.seg('c_union', 'segment ''s_has'' union segment ''s_in_or''');

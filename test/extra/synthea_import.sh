@@ -33,15 +33,16 @@ if [ -z "$DATA" ] || [ ! -f "$DATA/andrew-nguyen-59/patients.csv" ]; then
 	notok "shared Synthea data not found beside the repository (looked for $ROOT/../shared/data/synthea; set SYNTHEA_DATA)"
 	finish
 fi
-# The server (postgres OS user) reads the files itself.
-if ! runuser -u postgres -- test -r "$DATA/andrew-nguyen-59/patients.csv" 2>/dev/null && [ "$(id -un)" != postgres ]; then
-	notok "the postgres OS user cannot read $DATA (make it readable: chmod -R a+rX)"
-	finish
-fi
-
 TMP=$(mktemp -d /tmp/outreach-synthea.XXXXXX)
 chmod 755 "$TMP"
 trap 'rm -rf "$TMP"' EXIT
+
+# The server (postgres OS user) reads the files itself: when the checkout sits where it
+# cannot (a clone under /root, say), work on a readable copy.
+if [ "$(id -un)" != postgres ] && ! runuser -u postgres -- test -r "$DATA/andrew-nguyen-59/patients.csv" 2>/dev/null; then
+	mkdir "$TMP/shared" && cp -r "$DATA/." "$TMP/shared/" && chmod -R a+rX "$TMP/shared"
+	DATA="$TMP/shared"
+fi
 
 fresh() {
 	q -c "SET client_min_messages = warning; DROP EXTENSION IF EXISTS outreach CASCADE; CREATE EXTENSION outreach CASCADE;" >/dev/null

@@ -340,6 +340,8 @@ SET LOCAL outreach.now = '2030-03-02 10:00+00';
 SELECT outreach.add_members('jt_vip', pg_temp.cids('jt3'));
 SELECT is((SELECT count(*) FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id
            WHERE j.name = 'jt_window'), 2::bigint, 'after ends_at nobody enters');
+SELECT outreach.stop_journey('jt_window');
+SELECT is(outreach.launch_journey('jt_window'), 0, 'a stopped journey past its end can be resumed to finish, enrolling nobody');
 
 -- End to end on a dynamic segment: a clinical write enrolls the patient in the same
 -- transaction, and outreach.tick (the pg_cron job) advances the journey.
