@@ -228,8 +228,8 @@ expect_error() {
 	local label=$1 folder=$2 state=$3 frag=$4 out
 	fresh
 	out=$("$PSQL" -X -qtA -v VERBOSITY=verbose -c "SELECT * FROM outreach.import_synthea('$folder')" 2>&1)
-	if echo "$out" | grep -q "ERROR:  $state:"; then ok "$label: SQLSTATE $state"; else notok "$label: SQLSTATE $state (got: $(echo "$out" | head -3))"; fi
-	if echo "$out" | grep -qF -- "$frag"; then ok "$label: message names $frag"; else notok "$label: message names $frag (got: $(echo "$out" | head -3))"; fi
+	if grep -q "ERROR:  $state:" <<<"$out"; then ok "$label: SQLSTATE $state"; else notok "$label: SQLSTATE $state (got: $(echo "$out" | head -3))"; fi
+	if grep -qF -- "$frag" <<<"$out"; then ok "$label: message names $frag"; else notok "$label: message names $frag (got: $(echo "$out" | head -3))"; fi
 	check "$label: nothing loaded" "0|0|0" \
 		"$(q -c "SELECT (SELECT count(*) FROM outreach.contact) || '|' || (SELECT count(*) FROM outreach.account) || '|' || (SELECT count(*) FROM outreach.encounter)")"
 }

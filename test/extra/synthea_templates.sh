@@ -251,7 +251,7 @@ TMP=$(mktemp -d /tmp/outreach-synthea-demo.XXXXXX); chmod 755 "$TMP"; trap 'rm -
 cp -r "$sample" "$TMP/"; chmod -R a+rX "$TMP"
 q -c "SET client_min_messages = warning; DROP EXTENSION IF EXISTS outreach CASCADE; CREATE EXTENSION outreach CASCADE;" >/dev/null
 demo=$("$PSQL" -X -v ON_ERROR_STOP=1 -v synthea_dir="$TMP/synthea-sample" -f "$sample/demo.sql" 2>&1)
-if [ $? -eq 0 ] && echo "$demo" | grep -A2 members_now | grep -qE '^ +[0-9]+$'; then
+if [ $? -eq 0 ] && grep -qE '^ +[0-9]+$' <<<"$(grep -A2 members_now <<<"$demo")"; then
 	ok "data/synthea-sample/demo.sql runs: import, template segments, members, a gap closing"
 else
 	notok "data/synthea-sample/demo.sql runs ($(echo "$demo" | tail -3))"
