@@ -53,7 +53,8 @@ build_and_install() {
 }
 
 as_postgres() {
-	if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
+	# from / so that a checkout the postgres user cannot enter (e.g. under /root) does not matter
+	if [ "$(id -un)" = postgres ]; then "$@"; else (cd / && runuser -u postgres -- "$@"); fi
 }
 
 # start_cluster DIR DBNAME: initdb in DIR/data, socket in DIR/sock, pg_cron preloaded and

@@ -140,6 +140,12 @@ extern QueryNode *segment_query_parse(const char *text);
 extern char *segment_query_deparse(const QueryNode *node);
 
 /*
+ * query_parse.c: a fully parenthesised dump of the tree (every field; with or without the
+ * source locations), for tests and debugging; outreach._segment_query_tree() in SQL.
+ */
+extern char *segment_query_tree_string(const QueryNode *node, bool with_locations);
+
+/*
  * query_type.c: the canonical text of an outreach.segment_query datum (palloc'd,
  * NUL-terminated); parse it with segment_query_parse() to get the tree.  Locations in that
  * tree are offsets into this canonical text.

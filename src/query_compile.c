@@ -1353,6 +1353,89 @@ require_segment(CompileState *st, const char *name, int location)
 }
 
 /* ---------------------------------------------------------------------------------------
+ * age as a range of birthdates
+ *
+ * age >= n exactly when birthdate <= today - n years (PostgreSQL clamps 29 February to the
+ * 28th, which is what age() counts), for every birthdate up to today.  Comparisons of age
+ * with whole numbers therefore compile to birthdate ranges computed once, which an index
+ * on birthdate can serve; other forms compute age() per row.
+ * ------------------------------------------------------------------------------------- */
+
+#define MAX_AGE_YEARS 1000
+
+static bool
+whole_years(const QValue *v, int64 *n)
+{
+	const char *p;
+
+	if (v->kind != QV_NUMBER || v->text == NULL)
+		return false;
+	p = v->text[0] == '-' ? v->text + 1 : v->text;
+	if (*p == '\0' || strlen(p) > 4)
+		return false;
+	for (const char *q = p; *q; q++)
+		if (!isdigit((unsigned char) *q))
+			return false;
+	*n = strtol(v->text, NULL, 10);
+	return *n >= -MAX_AGE_YEARS && *n <= MAX_AGE_YEARS;
+}
+
+/* SQL for the latest birthdate of someone aged at least n: today - n years */
+static char *
+age_bound(CompileState *st, int64 n)
+{
+	return relative_sql(st, FK_DATE, true, -1, n, QUNIT_YEAR);
+}
+
+static bool
+compile_age_cmp(CompileState *st, StringInfo out, Scope *s, const QueryNode *n)
+{
+	int64		v;
+	char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
+
+	if (!whole_years(n->value, &v))
+		return false;
+	switch (n->cmp)
+	{
+		case QCMP_GE:
+			appendStringInfo(out, "%s <= %s", bd, age_bound(st, v));
+			break;
+		case QCMP_GT:
+			appendStringInfo(out, "%s <= %s", bd, age_bound(st, v + 1));
+			break;
+		case QCMP_LT:
+			appendStringInfo(out, "%s > %s", bd, age_bound(st, v));
+			break;
+		case QCMP_LE:
+			appendStringInfo(out, "%s > %s", bd, age_bound(st, v + 1));
+			break;
+		case QCMP_EQ:
+			appendStringInfo(out, "(%s <= %s AND %s > %s)", bd, age_bound(st, v), bd, age_bound(st, v + 1));
+			break;
+		case QCMP_NE:
+			appendStringInfo(out, "(%s > %s OR %s <= %s)", bd, age_bound(st, v), bd, age_bound(st, v + 1));
+			break;
+	}
+	return true;
+}
+
+static bool
+compile_age_between(CompileState *st, StringInfo out, Scope *s, const QueryNode *n)
+{
+	int64		lo,
+				hi;
+	char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
+
+	if (!whole_years(n->value, &lo) || !whole_years(n->value2, &hi))
+		return false;
+	if (n->negated)
+		appendStringInfo(out, "(%s > %s OR %s <= %s)", bd, age_bound(st, lo), bd, age_bound(st, hi + 1));
+	else
+		appendStringInfo(out, "(%s <= %s AND %s > %s)", bd, age_bound(st, lo), bd, age_bound(st, hi + 1));
+	return true;
+}
+
+/* ---------------------------------------------------------------------------------------
  * Condition dispatcher
  * ------------------------------------------------------------------------------------- */
 
@@ -1419,6 +1502,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			check_ordering(f, n->cmp, n->value->location);
 			if (n->cmp == QCMP_EQ || n->cmp == QCMP_NE)
 				check_allowed(f, n->value);
+			if (f->is_age && compile_age_cmp(st, out, s, n))
+				break;
 			appendStringInfo(out, "%s %s %s", fs, cmp_sql(n->cmp), value_sql(st, f, n->value));
 			break;
 		case QN_MATCH:
@@ -1524,6 +1609,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			break;
 		case QN_BETWEEN:
 			check_ordering(f, QCMP_LT, n->value->location);
+			if (f->is_age && compile_age_between(st, out, s, n))
+				break;
 			appendStringInfo(out, "%s %sBETWEEN %s AND %s", fs, n->negated ? "NOT " : "",
 							 value_sql(st, f, n->value), value_sql(st, f, n->value2));
 			break;

@@ -63,7 +63,7 @@ typedef struct QParser
 
 /* every word with a meaning in the language: identifiers spelled like these are printed quoted */
 static const char *const all_keywords[] = {
-	"after", "and", "avg", "between", "contact", "contains", "count", "date", "day", "days",
+	"and", "avg", "between", "contact", "contains", "count", "date", "day", "days",
 	"empty", "ends", "except", "false", "has", "hour", "hours", "in", "intersect", "is",
 	"last", "latest", "max", "min", "minute", "minutes", "month", "months", "next", "no",
 	"not", "now", "older", "or", "segment", "starts", "sum", "than", "timestamp", "today",
@@ -216,6 +216,15 @@ syntax_error_at(QParser *p, int pos, const char *hint, const char *fmt,...)
 	pg_unreachable();
 }
 
+/* s (len bytes) cut to about max bytes on a character boundary, with "..." when cut */
+static char *
+clipped(const char *s, int len, int max)
+{
+	if (len <= max)
+		return pnstrdup(s, len);
+	return psprintf("%.*s...", pg_mbcliplen(s, len, max - 3), s);
+}
+
 /* a short, printable description of a token for "found ..." */
 static char *
 describe_token(QParser *p, Token *t)
@@ -225,9 +234,9 @@ describe_token(QParser *p, Token *t)
 		case T_EOF:
 			return "end of input";
 		case T_WORD:
-			return psprintf("\"%s\"", t->str);
+			return psprintf("\"%s\"", clipped(t->str, strlen(t->str), 60));
 		case T_QIDENT:
-			return psprintf("quoted identifier %.*s", Min(t->blen, 60), p->src + t->bpos);
+			return psprintf("quoted identifier %s", clipped(p->src + t->bpos, t->blen, 60));
 		case T_STRING:
 			if (t->blen > 40)
 			{
@@ -237,7 +246,7 @@ describe_token(QParser *p, Token *t)
 			}
 			return psprintf("string %.*s", t->blen, p->src + t->bpos);
 		case T_NUMBER:
-			return psprintf("number %s", t->str);
+			return psprintf("number %s", clipped(t->str, strlen(t->str), 60));
 		default:
 			return psprintf("\"%.*s\"", t->blen, p->src + t->bpos);
 	}
@@ -429,7 +438,7 @@ tokenize(QParser *p)
 					ADVANCE();
 				syntax_error_at(p, spos,
 								"Numbers are written as digits with an optional decimal point, for example 42 or 4.5; quote text as 'text'.",
-								"invalid number \"%.*s\"", Min(b - sb, 60), s + sb);
+								"invalid number \"%s\"", clipped(s + sb, b - sb, 60));
 			}
 			t = add_token(p, &cap, T_NUMBER, spos, sb, b - sb);
 			t->integer = integer;
@@ -615,7 +624,7 @@ enter(QParser *p, Token *t)
 	check_stack_depth();
 	if (++p->depth > QUERY_MAX_DEPTH)
 		syntax_error_at(p, t->pos,
-						"Write the query with fewer nested parentheses, not or has clauses.",
+						"Every parenthesis, not, has, aggregate and union, intersect or except adds a level; write the query with fewer of them, or split it into segments.",
 						"the query is nested more than %d levels deep", QUERY_MAX_DEPTH);
 }
 
@@ -672,7 +681,7 @@ parse_amount(QParser *p, const char *after)
 		if (v > QUERY_MAX_AMOUNT)
 			syntax_error_at(p, t->pos,
 							psprintf("The largest amount is %d.", QUERY_MAX_AMOUNT),
-							"amount %s is too large", t->str);
+							"amount %s is too large", clipped(t->str, strlen(t->str), 60));
 	}
 	next(p);
 	return v;
@@ -871,7 +880,7 @@ parse_value(QParser *p, const char *after)
 	}
 	syntax_error_at(p, t->pos,
 					t->type == T_WORD && !word_in(t->str, all_keywords) ?
-					psprintf("Strings are written in single quotes, for example '%s'.", t->str) :
+					psprintf("Strings are written in single quotes, for example '%s'.", clipped(t->str, strlen(t->str), 60)) :
 					"A value is a 'string', a number, true, false, date '2024-01-31', timestamp '2024-01-31 14:30', today or now.",
 					"expected a value after %s, found %s", after, describe_token(p, t));
 	return NULL;				/* not reached */
@@ -1073,7 +1082,7 @@ parse_field_op(QParser *p, char *field, int field_location)
 					suggest(t, field_operator_words,
 							"After a field comes a comparison (=, !=, <, <=, >, >=) or contains, starts with, ends with, is empty, in, between, within or older than."),
 					"expected a comparison or an operator after field \"%s\", found %s",
-					field, describe_token(p, t));
+					clipped(field, strlen(field), 60), describe_token(p, t));
 	return NULL;				/* not reached */
 
 done:
@@ -1263,10 +1272,16 @@ parse_term(QParser *p)
 	return n;
 }
 
+/*
+ * Set operations chain to the left, so each one makes the tree a level deeper: they count
+ * toward the depth limit like parentheses do, which keeps every later recursive walk of the
+ * tree (deparser, compiler) bounded too.
+ */
 static QueryNode *
 parse_query(QParser *p)
 {
 	QueryNode  *n = parse_term(p);
+	int			levels = 0;
 
 	for (;;)
 	{
@@ -1274,7 +1289,12 @@ parse_query(QParser *p)
 		QueryNode  *s;
 
 		if (!(is_word(t, "union") || is_word(t, "intersect") || is_word(t, "except")))
+		{
+			p->depth -= levels;
 			return n;
+		}
+		enter(p, t);
+		levels++;
 		next(p);
 		s = make_node(QN_SETOP, n->location);
 		s->setop = t->str[0] == 'u' ? QSET_UNION : t->str[0] == 'i' ? QSET_INTERSECT : QSET_EXCEPT;
@@ -1613,5 +1633,138 @@ segment_query_deparse(const QueryNode *node)
 
 	initStringInfo(&buf);
 	deparse_query(&buf, node, false);
+	return buf.data;
+}
+
+/* ---------------------------------------------------------------- tree dump */
+
+/*
+ * A fully parenthesised rendering of the tree, every field of every node, for tests and
+ * debugging: without locations, two texts mean the same query exactly when their dumps are
+ * equal (the fuzzer checks that the canonical form dumps like the input it came from).
+ */
+static void dump_node(StringInfo buf, const QueryNode *n, bool loc);
+
+static void
+dump_value(StringInfo buf, const QValue *v, bool loc)
+{
+	static const char *const kinds[] = {"string", "number", "bool", "date", "timestamp", "today", "now"};
+
+	appendStringInfo(buf, "(%s ", kinds[v->kind]);
+	append_value(buf, v);
+	if (loc)
+		appendStringInfo(buf, " @%d", v->location);
+	appendStringInfoChar(buf, ')');
+}
+
+static void
+dump_relation(StringInfo buf, const QRelation *r, bool loc)
+{
+	appendStringInfoString(buf, " (relation ");
+	append_identifier(buf, r->entity);
+	if (r->via)
+	{
+		appendStringInfoString(buf, " via ");
+		append_identifier(buf, r->via);
+	}
+	if (loc)
+		appendStringInfo(buf, " @%d", r->location);
+	appendStringInfoChar(buf, ')');
+}
+
+static void
+dump_node(StringInfo buf, const QueryNode *n, bool loc)
+{
+	static const char *const names[] = {
+		"contact", "segment", "setop", "or", "and", "not", "cmp", "match", "empty", "in_list",
+		"in_value_set", "between", "within", "older_than", "has", "agg", "latest", "in_segment"
+	};
+	ListCell   *lc;
+
+	check_stack_depth();
+	appendStringInfo(buf, "(%s", names[n->type]);
+	if (loc)
+		appendStringInfo(buf, "@%d", n->location);
+	if (n->negated)
+		appendStringInfoString(buf, " negated");
+	if (n->type == QN_SETOP)
+		appendStringInfo(buf, " %s", n->setop == QSET_UNION ? "union" : n->setop == QSET_INTERSECT ? "intersect" : "except");
+	if (n->field)
+	{
+		appendStringInfoString(buf, " field=");
+		append_identifier(buf, n->field);
+		if (loc)
+			appendStringInfo(buf, "@%d", n->field_location);
+	}
+	if (n->type == QN_CMP || n->type == QN_AGG || n->type == QN_LATEST)
+		appendStringInfo(buf, " %s", cmp_text(n->cmp));
+	if (n->type == QN_MATCH)
+		appendStringInfo(buf, " %d", (int) n->match);
+	if (n->type == QN_AGG)
+		appendStringInfo(buf, " agg=%d", (int) n->agg);
+	if (n->type == QN_WITHIN || n->type == QN_OLDER_THAN)
+	{
+		appendStringInfo(buf, " dir=%d ", (int) n->direction);
+		append_amount(buf, n->amount, n->unit);
+	}
+	if (n->name)
+	{
+		appendStringInfoString(buf, " name=");
+		append_string(buf, n->name);
+		if (loc)
+			appendStringInfo(buf, "@%d", n->name_location);
+	}
+	if (n->relation)
+		dump_relation(buf, n->relation, loc);
+	if (n->value)
+	{
+		appendStringInfoChar(buf, ' ');
+		dump_value(buf, n->value, loc);
+	}
+	if (n->value2)
+	{
+		appendStringInfoChar(buf, ' ');
+		dump_value(buf, n->value2, loc);
+	}
+	foreach(lc, n->values)
+	{
+		appendStringInfoChar(buf, ' ');
+		dump_value(buf, (const QValue *) lfirst(lc), loc);
+	}
+	if (n->left)
+	{
+		appendStringInfoChar(buf, ' ');
+		dump_node(buf, n->left, loc);
+	}
+	if (n->right)
+	{
+		appendStringInfoChar(buf, ' ');
+		dump_node(buf, n->right, loc);
+	}
+	foreach(lc, n->args)
+	{
+		appendStringInfoChar(buf, ' ');
+		dump_node(buf, (const QueryNode *) lfirst(lc), loc);
+	}
+	if (n->arg)
+	{
+		appendStringInfoChar(buf, ' ');
+		dump_node(buf, n->arg, loc);
+	}
+	if (n->filter)
+	{
+		appendStringInfoString(buf, " filter=");
+		dump_node(buf, n->filter, loc);
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+char *
+segment_query_tree_string(const QueryNode *node, bool with_locations)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	dump_node(&buf, node, with_locations);
 	return buf.data;
 }

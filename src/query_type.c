@@ -42,6 +42,7 @@ PG_FUNCTION_INFO_V1(segment_query_gt);
 PG_FUNCTION_INFO_V1(segment_query_ge);
 PG_FUNCTION_INFO_V1(segment_query_cmp);
 PG_FUNCTION_INFO_V1(segment_query_hash);
+PG_FUNCTION_INFO_V1(segment_query_tree);
 
 /* parse text and build the stored value from its canonical form */
 static struct varlena *
@@ -194,4 +195,14 @@ segment_query_hash(PG_FUNCTION_ARGS)
 
 	PG_FREE_IF_COPY(a, 0);
 	PG_RETURN_DATUM(h);
+}
+
+/* outreach._segment_query_tree(text, with_locations): the parse tree of a text, for tests */
+Datum
+segment_query_tree(PG_FUNCTION_ARGS)
+{
+	char	   *src = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		with_locations = PG_GETARG_BOOL(1);
+
+	PG_RETURN_TEXT_P(cstring_to_text(segment_query_tree_string(segment_query_parse(src), with_locations)));
 }

@@ -7,12 +7,14 @@
 
 CREATE TYPE outreach.segment_query;
 
+-- input and receive are STABLE, not IMMUTABLE: an ambiguous date such as date '01/02/2024'
+-- is read according to DateStyle (and stored in ISO form, so its meaning is fixed then).
 CREATE FUNCTION outreach.segment_query_in(cstring) RETURNS outreach.segment_query
-  AS 'MODULE_PATHNAME', 'segment_query_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+  AS 'MODULE_PATHNAME', 'segment_query_in' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION outreach.segment_query_out(outreach.segment_query) RETURNS cstring
   AS 'MODULE_PATHNAME', 'segment_query_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION outreach.segment_query_recv(internal) RETURNS outreach.segment_query
-  AS 'MODULE_PATHNAME', 'segment_query_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+  AS 'MODULE_PATHNAME', 'segment_query_recv' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION outreach.segment_query_send(outreach.segment_query) RETURNS bytea
   AS 'MODULE_PATHNAME', 'segment_query_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
@@ -91,3 +93,10 @@ CREATE OPERATOR CLASS outreach.segment_query_hash_ops
   DEFAULT FOR TYPE outreach.segment_query USING hash AS
     OPERATOR 1 outreach.=,
     FUNCTION 1 outreach.segment_query_hash(outreach.segment_query);
+
+-- The parse tree of a text, fully parenthesised, for tests and debugging: without locations,
+-- two texts mean the same query exactly when their trees are equal.
+CREATE FUNCTION outreach._segment_query_tree(q text, with_locations boolean DEFAULT false) RETURNS text
+  AS 'MODULE_PATHNAME', 'segment_query_tree' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION outreach._segment_query_tree(text, boolean) IS
+  'The parse tree of a segment query text, fully parenthesised (for tests and debugging).';

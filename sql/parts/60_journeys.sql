@@ -154,6 +154,19 @@ DECLARE
   j outreach.journey;
 BEGIN
   SELECT * INTO j FROM outreach.journey WHERE id = jid;
+  -- A renamed segment is followed (see _journey_segment_renamed): only the name changes.
+  IF TG_OP = 'UPDATE'
+     AND ROW(NEW.id, NEW.journey_id, NEW.key, NEW.kind, NEW.template, NEW.duration, NEW.from_time, NEW.until_time,
+             NEW.weekdays, NEW.after_step, NEW.interaction, NEW.timeout, NEW.list, NEW.percent,
+             NEW.next_step, NEW.yes_step, NEW.no_step)
+         IS NOT DISTINCT FROM
+         ROW(OLD.id, OLD.journey_id, OLD.key, OLD.kind, OLD.template, OLD.duration, OLD.from_time, OLD.until_time,
+             OLD.weekdays, OLD.after_step, OLD.interaction, OLD.timeout, OLD.list, OLD.percent,
+             OLD.next_step, OLD.yes_step, OLD.no_step)
+     AND NOT EXISTS (SELECT 1 FROM outreach.segment sg WHERE sg.name = OLD.segment)
+     AND EXISTS (SELECT 1 FROM outreach.segment sg WHERE sg.name = NEW.segment) THEN
+    RETURN NEW;
+  END IF;
   IF FOUND AND j.status <> 'draft' THEN
     RAISE EXCEPTION 'cannot change the steps of journey "%" while it is %', j.name, j.status
       USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -167,6 +180,37 @@ BEGIN
 END $$;
 CREATE TRIGGER journey_step_guard BEFORE INSERT OR UPDATE OR DELETE ON outreach.journey_step
   FOR EACH ROW EXECUTE FUNCTION outreach._journey_step_guard();
+
+-- Segments used by journeys: refuse to drop them with a clear message, follow renames.
+CREATE FUNCTION outreach._journey_segment_deleting() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  users text;
+BEGIN
+  SELECT string_agg(DISTINCT format('"%s"', j.name), ', ') INTO users
+  FROM outreach.journey j
+  WHERE j.audience_segment_id = OLD.id OR j.suppression_segment_id = OLD.id
+     OR EXISTS (SELECT 1 FROM outreach.journey_step s WHERE s.journey_id = j.id AND s.segment = OLD.name);
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'segment "%" is used by journeys', OLD.name
+      USING ERRCODE = 'dependent_objects_still_exist',
+            DETAIL = format('Journeys that use it: %s.', users),
+            HINT = 'Stop and drop those journeys (outreach.stop_journey, outreach.drop_journey) first.';
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER journey_segment_in_use BEFORE DELETE ON outreach.segment
+  FOR EACH ROW EXECUTE FUNCTION outreach._journey_segment_deleting();
+
+CREATE FUNCTION outreach._journey_segment_renamed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE outreach.journey_step SET segment = NEW.name WHERE segment = OLD.name;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER journey_segment_renamed AFTER UPDATE OF name ON outreach.segment
+  FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name)
+  EXECUTE FUNCTION outreach._journey_segment_renamed();
 
 CREATE FUNCTION outreach._journey(journey text) RETURNS outreach.journey
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -341,7 +385,8 @@ BEGIN
   IF j.subscription_list IS NOT NULL AND NOT outreach._subscription_list_exists(j.subscription_list) THEN
     step := NULL; problem := format('subscription list "%s" does not exist', j.subscription_list); RETURN NEXT;
   END IF;
-  IF j.ends_at IS NOT NULL AND j.ends_at <= outreach.now() THEN
+  -- A stopped journey past its end may still be resumed so its enrollments can finish.
+  IF j.ends_at IS NOT NULL AND j.ends_at <= outreach.now() AND j.status = 'draft' THEN
     step := NULL; problem := format('the journey ended at %s', j.ends_at); RETURN NEXT;
   END IF;
   IF cardinality(keys) = 0 THEN
@@ -521,21 +566,28 @@ BEGIN
   IF j.status <> 'live' OR (j.starts_at IS NOT NULL AND at < j.starts_at) OR (j.ends_at IS NOT NULL AND at >= j.ends_at) THEN
     RETURN 0;
   END IF;
+  -- Cheap anti-join first (members with an enrollment that rules them out); the history
+  -- lookup that decides re-entry runs only for the few that remain.
   INSERT INTO outreach.enrollment (journey_id, contact_id, current_step, step_entered_at, next_run_at, entered_at, entry_change_id)
   SELECT j.id, m.contact_id, j.entry_step, at, at, at, lc.change_id
-  FROM outreach.segment_member m
+  FROM (
+    SELECT m.contact_id, m.segment_id FROM outreach.segment_member m
+    WHERE m.segment_id = j.audience_segment_id
+      AND NOT EXISTS (SELECT 1 FROM outreach.enrollment e
+                      WHERE e.journey_id = j.id AND e.contact_id = m.contact_id
+                        AND (NOT j.allow_reentry OR e.status = 'active'))
+      AND NOT EXISTS (SELECT 1 FROM outreach.segment_member sm
+                      WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = m.contact_id)
+    OFFSET 0
+  ) m
   JOIN outreach.contact c ON c.id = m.contact_id
   CROSS JOIN LATERAL (
     SELECT max(sc.id) AS change_id FROM outreach.segment_change sc
     WHERE sc.segment_id = m.segment_id AND sc.contact_id = m.contact_id AND sc.change = 'added'
   ) lc
-  WHERE m.segment_id = j.audience_segment_id
-    AND NOT EXISTS (SELECT 1 FROM outreach.segment_member sm
-                    WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = m.contact_id)
-    AND NOT EXISTS (SELECT 1 FROM outreach.enrollment e
+  WHERE NOT EXISTS (SELECT 1 FROM outreach.enrollment e
                     WHERE e.journey_id = j.id AND e.contact_id = m.contact_id
-                      AND (NOT j.allow_reentry OR e.status = 'active'
-                           OR greatest(e.entry_change_id, e.ended_change_id, 0) >= coalesce(lc.change_id, 0)))
+                      AND greatest(e.entry_change_id, e.ended_change_id, 0) >= coalesce(lc.change_id, 0))
   ORDER BY m.contact_id
   ON CONFLICT (journey_id, contact_id) WHERE status = 'active' DO NOTHING;
   GET DIAGNOSTICS n = ROW_COUNT;
@@ -870,6 +922,10 @@ DECLARE
   jid bigint;
   ids bigint[];
   retry_later bigint[] := '{}';
+  b_steps int;
+  b_messages int;
+  b_completed int;
+  b_exited int;
   eid bigint;
   r record;
 BEGIN
@@ -895,6 +951,28 @@ BEGIN
       FOR UPDATE OF e SKIP LOCKED) due;
     EXIT WHEN cardinality(ids) = 0;
     run.batches := run.batches + 1;
+    -- Fast path: the whole batch in one subtransaction.  Thousands of subtransactions in one
+    -- transaction overflow the backend's subtransaction cache and slow every snapshot, so
+    -- one per enrollment is only paid when the batch hits an error: then the batch is
+    -- rolled back and redone with one subtransaction per enrollment.
+    BEGIN
+      b_steps := 0; b_messages := 0; b_completed := 0; b_exited := 0;
+      FOREACH eid IN ARRAY ids LOOP
+        r := outreach._advance_enrollment(eid, at);
+        b_steps := b_steps + r.steps;
+        b_messages := b_messages + r.messages;
+        IF r.result = 'completed' THEN b_completed := b_completed + 1; END IF;
+        IF r.result = 'exited' THEN b_exited := b_exited + 1; END IF;
+      END LOOP;
+      run.processed := run.processed + cardinality(ids);
+      run.steps := run.steps + b_steps;
+      run.messages := run.messages + b_messages;
+      run.completed := run.completed + b_completed;
+      run.exited := run.exited + b_exited;
+      CONTINUE;
+    EXCEPTION WHEN OTHERS THEN
+      NULL;   -- fall through to the careful path below
+    END;
     FOREACH eid IN ARRAY ids LOOP
       BEGIN
         r := outreach._advance_enrollment(eid, at);

@@ -24,6 +24,15 @@ if [ -z "$DATA" ] || [ ! -f "$DATA/andrew-nguyen-59/patients.csv" ]; then
 	notok "shared Synthea data not found beside the repository (looked for $ROOT/../shared/data/synthea; set SYNTHEA_DATA)"
 	finish
 fi
+# The server (postgres OS user) reads the files itself: when the checkout sits where it
+# cannot (a clone under /root, say), work on a readable copy.
+DATA_COPY=""
+if [ "$(id -un)" != postgres ] && ! runuser -u postgres -- test -r "$DATA/andrew-nguyen-59/patients.csv" 2>/dev/null; then
+	DATA_COPY=$(mktemp -d /tmp/outreach-synthea-data.XXXXXX); chmod 755 "$DATA_COPY"
+	trap 'rm -rf "$DATA_COPY"' EXIT
+	cp -r "$DATA/." "$DATA_COPY/" && chmod -R a+rX "$DATA_COPY"
+	DATA=$DATA_COPY
+fi
 
 # The independent queries.  Helpers: y(ts) is the UTC calendar year of a timestamp, vs(code,
 # name) tests value-set membership, age_end(birthdate, year) the age on 31 December.
@@ -238,7 +247,7 @@ if grep -q "Apache License" "$sample/LICENSE" && grep -q "761f5e4" "$sample/READ
 else
 	notok "data/synthea-sample carries the Apache-2.0 licence and its attribution"
 fi
-TMP=$(mktemp -d /tmp/outreach-synthea-demo.XXXXXX); chmod 755 "$TMP"; trap 'rm -rf "$TMP"' EXIT
+TMP=$(mktemp -d /tmp/outreach-synthea-demo.XXXXXX); chmod 755 "$TMP"; trap 'rm -rf "$TMP" ${DATA_COPY:+"$DATA_COPY"}' EXIT
 cp -r "$sample" "$TMP/"; chmod -R a+rX "$TMP"
 q -c "SET client_min_messages = warning; DROP EXTENSION IF EXISTS outreach CASCADE; CREATE EXTENSION outreach CASCADE;" >/dev/null
 demo=$("$PSQL" -X -v ON_ERROR_STOP=1 -v synthea_dir="$TMP/synthea-sample" -f "$sample/demo.sql" 2>&1)

@@ -340,6 +340,8 @@ SET LOCAL outreach.now = '2030-03-02 10:00+00';
 SELECT outreach.add_members('jt_vip', pg_temp.cids('jt3'));
 SELECT is((SELECT count(*) FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id
            WHERE j.name = 'jt_window'), 2::bigint, 'after ends_at nobody enters');
+SELECT outreach.stop_journey('jt_window');
+SELECT is(outreach.launch_journey('jt_window'), 0, 'a stopped journey past its end can be resumed to finish, enrolling nobody');
 
 -- End to end on a dynamic segment: a clinical write enrolls the patient in the same
 -- transaction, and outreach.tick (the pg_cron job) advances the journey.
@@ -364,6 +366,18 @@ SELECT ok(EXISTS (SELECT 1 FROM outreach.journey_tick_run WHERE at = '2030-04-01
 UPDATE outreach.condition SET clinical_status = 'resolved', description = 'resolved' WHERE patient_id = pg_temp.cid('jt9');
 SELECT ok(NOT EXISTS (SELECT 1 FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
                       WHERE s.name = 'jt_hyper' AND m.contact_id = pg_temp.cid('jt9')), 'the patient leaves the segment');
+
+-- Segments used by journeys cannot be dropped; renamed ones are followed by the steps.
+SELECT throws_ok($$ SELECT outreach.drop_segment('jt_vip') $$, '2BP01', 'segment "jt_vip" is used by journeys',
+  'a journey''s audience cannot be dropped');
+SELECT throws_ok($$ SELECT outreach.drop_segment('jt_tagged') $$, '2BP01', 'segment "jt_tagged" is used by journeys',
+  'nor a segment a step adds contacts to');
+SELECT outreach.rename_segment('jt_tagged', 'jt_tagged_renamed');
+SELECT is((SELECT s.segment FROM outreach.journey_step s JOIN outreach.journey j ON j.id = s.journey_id
+           WHERE j.name = 'jt_dynamic' AND s.key = 'tag'), 'jt_tagged_renamed', 'a live journey''s step follows a renamed segment');
+SELECT throws_ok($$ UPDATE outreach.journey_step SET segment = 'jt_vip' WHERE key = 'tag'
+                   AND journey_id = (SELECT id FROM outreach.journey WHERE name = 'jt_dynamic') $$, '55000', NULL,
+  'but cannot be pointed at another segment');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -3,11 +3,16 @@
 -- whole population are one grouped pass joined to contacts, never a per-contact SubPlan.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(20);
+SELECT plan(28);
 
 INSERT INTO outreach.contact (id, first_name, status, birthdate)
 SELECT g, 'c' || g, CASE WHEN g % 5 = 0 THEN 'inactive' ELSE 'active' END, date '1950-01-01' + (g * 7) % 20000
 FROM generate_series(1, 5000) g;
+-- leap-day birthdays and their neighbours, at the ages the age tests below compare with
+INSERT INTO outreach.contact (id, first_name, birthdate) VALUES
+  (5001, 'leap84', '1984-02-29'), (5002, 'feb28_84', '1984-02-28'), (5003, 'mar1_84', '1984-03-01'),
+  (5004, 'leap80', '1980-02-29'), (5005, 'feb28_83', '1983-02-28'), (5006, 'mar1_83', '1983-03-01'),
+  (5007, 'future', '2030-01-01'), (5008, 'no birthdate', NULL);
 INSERT INTO outreach.encounter (id, patient_id, class, start_at)
 SELECT g, 1 + (g * 31) % 5000, 'ambulatory', timestamptz '2022-01-01' + (g % 700) * interval '1 day'
 FROM generate_series(1, 8000) g;
@@ -92,6 +97,31 @@ SELECT is(
   ARRAY(SELECT DISTINCT c.id FROM outreach.contact c JOIN outreach.condition d ON d.patient_id = c.id
         WHERE c.status = 'active' AND d.description = 'Hypermetropia' ORDER BY 1),
   'seed segment on 5000 contacts: exactly the active patients with a hypermetropia condition');
+
+-- age compiles to birthdate ranges; on a leap day and the day after, every comparison gives
+-- exactly what PostgreSQL's age() gives on the 5000 birthdates
+CREATE FUNCTION pg_temp.age_agrees(op text, n int, at timestamptz) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE a bigint[]; b bigint[];
+BEGIN
+  PERFORM set_config('outreach.now', at::text, true);
+  a := ARRAY(SELECT x FROM outreach.evaluate(format('contact where age %s %s', op, n)::outreach.segment_query, 'UTC') x ORDER BY 1);
+  EXECUTE format('SELECT ARRAY(SELECT id FROM outreach.contact WHERE EXTRACT(YEAR FROM age(%L::date::timestamp, birthdate::timestamp)) %s %s ORDER BY 1)',
+                 (at AT TIME ZONE 'UTC')::date, op, n) INTO b;
+  RETURN a = b AND cardinality(a) > 0;
+END $$;
+SELECT ok(pg_temp.age_agrees('>=', 40, '2024-02-29 12:00+00'), 'age >= 40 on a leap day');
+SELECT ok(pg_temp.age_agrees('>', 40, '2024-02-29 12:00+00'), 'age > 40 on a leap day');
+SELECT ok(pg_temp.age_agrees('<', 40, '2023-02-28 12:00+00'), 'age < 40 on Feb 28 of a common year');
+SELECT ok(pg_temp.age_agrees('<=', 40, '2023-03-01 12:00+00'), 'age <= 40 on Mar 1 of a common year');
+SELECT ok(pg_temp.age_agrees('=', 44, '2024-02-29 12:00+00'), 'age = 44 on a leap day');
+SELECT ok(pg_temp.age_agrees('!=', 44, '2024-03-01 12:00+00'), 'age != 44 the day after');
+SET LOCAL outreach.now = '2024-02-29 12:00+00';
+SELECT is(ARRAY(SELECT x FROM outreach.evaluate($$contact where age between 52 and 74$$, 'UTC') x ORDER BY 1),
+  ARRAY(SELECT id FROM outreach.contact WHERE EXTRACT(YEAR FROM age(date '2024-02-29', birthdate)) BETWEEN 52 AND 74 ORDER BY 1),
+  'age between 52 and 74 agrees with age()');
+SELECT is(ARRAY(SELECT x FROM outreach.evaluate($$contact where age not between 52 and 74$$, 'UTC') x ORDER BY 1),
+  ARRAY(SELECT id FROM outreach.contact WHERE EXTRACT(YEAR FROM age(date '2024-02-29', birthdate)) NOT BETWEEN 52 AND 74 ORDER BY 1),
+  'age not between 52 and 74 agrees with age()');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -3,7 +3,7 @@
 -- every refused operation with its SQLSTATE.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(95);
+SELECT plan(101);
 
 CREATE FUNCTION pg_temp.cid(ext text) RETURNS bigint LANGUAGE sql AS $$ SELECT id FROM outreach.contact WHERE external_id = ext $$;
 CREATE FUNCTION pg_temp.members(seg text) RETURNS text[] LANGUAGE sql AS $$
@@ -210,6 +210,12 @@ SELECT is((SELECT schedule || ' ' || command FROM cron.job WHERE jobname = 'outr
 SELECT is(outreach.unschedule_tick(), true, 'unschedule_tick removes it');
 SELECT is(outreach.unschedule_tick(), false, 'unscheduling twice reports there was none');
 
+SELECT throws_ok($$ SELECT outreach.set_segment_mode('vip', 'deferred') $$, '42809', NULL, 'a static segment has no maintenance mode');
+SELECT throws_ok($$ SELECT outreach.create_static_segment('vip') $$, '42710', NULL, 'static segment names are unique too');
+SELECT throws_ok($$ SELECT outreach.tick(NULL) $$, '22004', NULL, 'the tick needs a time');
+SELECT throws_ok($$ SELECT * FROM outreach.consume_segment_changes('', 10) $$, '22023', NULL, 'a consumer needs a name');
+SELECT throws_ok($$ SELECT * FROM outreach.consume_segment_changes('r', 0) $$, '22023', NULL, 'a consumer reads at least one row');
+SELECT throws_ok($$ SELECT outreach.set_segment_schedule('adults', '10 seconds') $$, '23514', NULL, 'schedules under a minute are refused');
 SELECT throws_ok($$ SELECT outreach._membership_trigger() $$, '39P01', NULL, 'the trigger function cannot be called directly');
 
 SELECT * FROM finish();

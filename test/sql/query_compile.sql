@@ -43,6 +43,9 @@ SELECT outreach.compile($$contact where birthdate > today - 30 years and birthda
 SELECT outreach.compile($$contact where first_name starts with 'Jo' and last_name ends with 'son' and email not contains 'spam'
   and phone is not empty and city is empty and birthdate is not empty and age is empty
   and gender not in ('male', 'other') and do_not_email = false and preferred_channel in ('sms')$$);
+-- age: whole numbers compile to birthdate ranges, other forms to age() per row
+SELECT outreach.compile($$contact where age >= 18 and age < 65 and age != 40 and age not between 50 and 52$$, false, 'UTC');
+SELECT outreach.compile($$contact where age > 40.5 or age in (30, 31)$$, false, 'UTC');
 -- the session time zone when none is given
 SET TIME ZONE 'Asia/Kolkata';
 SELECT outreach.compile($$contact where birthdate = today$$);

@@ -218,7 +218,7 @@ SELECT (pg_temp.canon('contact where ' || repeat('(', 400) || 'a = 1' || repeat(
 SELECT length(c), stable FROM pg_temp.canon('contact where ' || repeat('not ', 450) || 'a = 1') x(c, stable);
 SELECT length(c), stable FROM pg_temp.canon('contact where ' || repeat('has x where ', 400) || 'a = 1') x(c, stable);
 SELECT length(c), stable FROM pg_temp.canon(repeat('(', 400) || 'contact' || repeat(')', 400)) x(c, stable);
-SELECT length(c), stable FROM pg_temp.canon('segment ''s''' || repeat(' union segment ''s''', 5000)) x(c, stable);
+SELECT length(c), stable FROM pg_temp.canon('segment ''s''' || repeat(' union segment ''s''', 400)) x(c, stable);
 SELECT length(c), stable FROM pg_temp.canon('contact where a = 1' || repeat(' and a = 1 or a = 2', 5000)) x(c, stable);
 
 -- binary send/receive: COPY in binary format out to a file and back into another table

@@ -136,6 +136,7 @@ SELECT ('contact where ' || repeat('has x where ', 10000) || 'a = 1')::outreach.
 SELECT (repeat('(', 10000) || 'contact' || repeat(')', 10000))::outreach.segment_query;
 SELECT ('contact where ' || repeat('count(x where ', 10000) || 'a = 1' || repeat(') > 1', 10000))::outreach.segment_query;
 SELECT ('contact where ' || repeat('(', 501) || 'a = 1' || repeat(')', 501))::outreach.segment_query;
+SELECT ('segment ''s''' || repeat(' union segment ''s''', 10000))::outreach.segment_query;
 SELECT length(('contact where ' || repeat('(', 498) || 'a = 1' || repeat(')', 498))::outreach.segment_query::text);
 
 -- every one of the errors above is SQLSTATE 42601

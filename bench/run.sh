@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# bench/run.sh: `make bench`.  Builds, installs into a private PostgreSQL tree under .bench/
+# (ignored), starts a fresh throwaway cluster there, loads SCALE contacts (default 100000,
+# ~10 clinical rows each) with outreach.generate_population, runs the cases of issue 7 REPEAT
+# times each (default 5) and prints one table of medians and ratios measured in this run.
+# See bench/README.md.  Nothing here asserts a time.
+source "$(dirname "$0")/../scripts/lib.sh"
+
+BENCH_DIR=${BENCH_DIR:-"$OUTREACH_ROOT/.bench"}
+SCALE=${SCALE:-100000}
+SEED=${SEED:-42}
+REPEAT=${REPEAT:-${RUNS:-5}}
+BULK_REPEAT=${BULK_REPEAT:-$REPEAT}   # runs of each bulk COPY (long at 1M rows)
+WRITES=${WRITES:-200}                 # single-row statements per measurement
+BULK=${BULK:-$(( SCALE < 1000000 ? SCALE : 1000000 ))}   # rows of the bulk COPY
+JOURNEY=${JOURNEY:-$(( SCALE < 20000 ? SCALE : 20000 ))}  # contacts enrolled in the journey case
+export OUTREACH_PORT=${OUTREACH_PORT:-54331}
+
+cd "$OUTREACH_ROOT"
+ensure_packages
+if [ -d "$BENCH_DIR/root" ]; then private_bin_for "$BENCH_DIR"; stop_cluster "$BENCH_DIR"; fi
+rm -rf "$BENCH_DIR"; mkdir -p "$BENCH_DIR"
+trap 'stop_cluster "$BENCH_DIR"' EXIT
+build_and_install "$BENCH_DIR"
+start_cluster "$BENCH_DIR" outreach_bench
+chmod 777 "$BENCH_DIR/sock"
+mkdir -p "$BENCH_DIR/files"; chown postgres "$BENCH_DIR/files"
+# The fixed clock of every case: the generator's reference date.
+export PGOPTIONS="-c outreach.now=2026-01-01T00:00:00+00 -c client_min_messages=warning"
+PSQL=("$PRIVATE_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v repeat="$REPEAT" -v writes="$WRITES")
+sql() { "${PSQL[@]}" -tA -c "$1"; }
+
+T0=$(date +%s)
+"${PSQL[@]}" -c "CREATE EXTENSION outreach CASCADE" >/dev/null
+log "generating $SCALE contacts (seed $SEED)"
+gen_start=$(date +%s%N)
+sql "SELECT string_agg(table_name || ' ' || rows, ', ') FROM outreach.generate_population($SCALE, $SEED)" >"$BENCH_DIR/population.txt"
+gen_ms=$(( ($(date +%s%N) - gen_start) / 1000000 ))
+sql "VACUUM ANALYZE" >/dev/null
+"${PSQL[@]}" -f bench/lib.sql >/dev/null
+log "population: $(cat "$BENCH_DIR/population.txt") in ${gen_ms} ms"
+CLINICAL=$(sql "SELECT (SELECT count(*) FROM outreach.encounter) + (SELECT count(*) FROM outreach.condition) + (SELECT count(*) FROM outreach.observation) + (SELECT count(*) FROM outreach.procedure) + (SELECT count(*) FROM outreach.immunization) + (SELECT count(*) FROM outreach.medication) + (SELECT count(*) FROM outreach.allergy)")
+
+# run_sampled NAME FILE: run a psql script while sampling its backend's memory every 10 ms;
+# records "7 memory: NAME" with the peak anonymous RSS (private memory: work_mem, caches,
+# tuplestores; shared buffers excluded) and VmHWM in the note.
+run_sampled() {
+	local name=$1 file=$2 pidf="$BENCH_DIR/backend.pid" pid="" peak=0 hwm=0 rss
+	rm -f "$pidf"
+	{ echo "SELECT pg_backend_pid() \\g (tuples_only=on format=unaligned) $pidf"; echo "SELECT pg_sleep(0.05);"; cat "$file"; } >"$BENCH_DIR/sampled.sql"
+	chmod 644 "$BENCH_DIR/sampled.sql"
+	"${PSQL[@]}" -f "$BENCH_DIR/sampled.sql" >/dev/null &
+	local ps=$!
+	while [ -z "$pid" ] && kill -0 "$ps" 2>/dev/null; do pid=$( (cat "$pidf" 2>/dev/null || true) | tr -dc 0-9); sleep 0.01; done
+	local base
+	base=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+	while kill -0 "$ps" 2>/dev/null; do
+		rss=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+		[ "${rss:-0}" -gt "$peak" ] && peak=$rss
+		hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo "$hwm")
+		sleep 0.01
+	done
+	wait "$ps" || die "case $name failed"
+	sql "SELECT bench.record('7 memory: $name', ARRAY[$peak / 1024.0], ARRAY[${base:-0} / 1024.0], 'backend at start',
+	     unit => 'MB', note => 'peak RssAnon of the backend (VmHWM incl. shared buffers ' || round($hwm / 1024.0) || ' MB)')" >/dev/null
+}
+
+log "case 5: membership latency"
+"${PSQL[@]}" <<-SQL >/dev/null
+	SELECT outreach.create_segment('bench latency', \$\$contact where has condition where code = 'bench-latency'\$\$);
+	SELECT outreach.go_live('bench latency');
+SQL
+# (procedures return INOUT values as a row: capture them through psql variables)
+lat() {
+	local deferred=$1
+	"${PSQL[@]}" -tA <<-SQL
+		CALL bench.latency('bench latency', $deferred, 20, '{}')
+	SQL
+}
+imm=$(lat false); sql "SELECT outreach.set_segment_mode('bench latency', 'deferred')" >/dev/null; def=$(lat true)
+sql "SELECT outreach.stop('bench latency')" >/dev/null
+sql "SELECT bench.record('5 latency: commit -> visible, immediate', '$imm'::float8[], target => 'visible at commit', note => 'INSERT + COMMIT of one condition; the membership is visible when the commit returns')" >/dev/null
+sql "SELECT bench.record('5 latency: commit -> visible, deferred', '$def'::float8[], '$imm'::float8[], 'immediate', note => 'INSERT + COMMIT + outreach.tick(); in production add the wait for pg_cron (at most 60 s)')" >/dev/null
+
+log "case 1: full evaluation vs hand-written SQL"
+"${PSQL[@]}" -f bench/eval.sql >/dev/null
+
+log "case 4 + 7: go-live of the HEDIS segment"
+cat >"$BENCH_DIR/golive.sql" <<-'SQL'
+	SELECT outreach.create_segment('bench hedis', $q$contact where gender = 'female' and age between 52 and 74
+	       and has encounter where start_at within last 1 year
+	       and has no procedure where (code in value_set 'mammography' and performed_at within last 27 months)
+	       and has no procedure where code in value_set 'bilateral mastectomy'$q$);
+	CREATE TEMP TABLE golive (ms float8, hand float8);
+	DO $$
+	DECLARE a float8; b float8;
+	BEGIN
+	  FOR i IN 1..current_setting('bench.repeat')::int LOOP
+	    a := bench.time_once($s$SELECT outreach.go_live('bench hedis')$s$);
+	    PERFORM outreach.stop('bench hedis');
+	    b := bench.time_once($h$CREATE TEMP TABLE hand_hedis AS SELECT c.id FROM outreach.contact c
+	     WHERE c.gender = 'female'
+	       AND c.birthdate > date '2026-01-01' - interval '75 years' AND c.birthdate <= date '2026-01-01' - interval '52 years'
+	       AND EXISTS (SELECT FROM outreach.encounter e WHERE e.patient_id = c.id
+	                   AND e.start_at BETWEEN timestamptz '2025-01-01 00:00+00' AND timestamptz '2026-01-01 00:00+00')
+	       AND NOT EXISTS (SELECT FROM outreach.procedure p JOIN outreach.value_set v ON v.code = p.code AND v.name = 'mammography'
+	                       WHERE p.patient_id = c.id
+	                         AND p.performed_at BETWEEN timestamptz '2023-10-01 00:00+00' AND timestamptz '2026-01-01 00:00+00')
+	       AND NOT EXISTS (SELECT FROM outreach.procedure p JOIN outreach.value_set v ON v.code = p.code AND v.name = 'bilateral mastectomy'
+	                       WHERE p.patient_id = c.id)$h$);
+	    DROP TABLE hand_hedis;
+	    INSERT INTO golive VALUES (a, b);
+	  END LOOP;
+	END $$;
+	SELECT bench.record('4 go-live: HEDIS gap segment', array_agg(ms), array_agg(hand), 'hand-written SQL into a table',
+	                    note => 'go_live = evaluate + write members and history') FROM golive;
+SQL
+PGOPTIONS="$PGOPTIONS -c bench.repeat=$REPEAT" run_sampled "go-live (HEDIS segment)" "$BENCH_DIR/golive.sql"
+
+log "case 2 + 3: single-row writes and bulk load"
+sql "COPY (SELECT 1 + (g * 7919) % (SELECT max(id) FROM outreach.contact), '44054006', 'Diabetes mellitus type 2 (disorder)', date '2016-01-01' + g % 3650
+          FROM generate_series(1, $BULK) g) TO '$BENCH_DIR/files/bulk.copy'" >/dev/null
+writes() {  # writes N: single-row writes with N live segments, REPEAT times
+	local n=$1
+	"${PSQL[@]}" <<-SQL >/dev/null
+		SELECT bench.live_segments($n);
+		CREATE TEMP TABLE w AS SELECT t.tbl, bench.single_writes(t.tbl, :writes) AS ms
+		  FROM generate_series(1, :repeat) r, (VALUES ('condition'), ('observation')) t(tbl);
+		INSERT INTO bench.writes (segments, tbl, op, ms)
+		  SELECT $n, tbl, (ARRAY['INSERT','UPDATE','DELETE'])[i], array_agg(ms[i]) FROM w, generate_series(1, 3) i GROUP BY tbl, i;
+	SQL
+}
+sql "CREATE TABLE bench.writes (segments int, tbl text, op text, ms float8[])" >/dev/null
+bulk() {  # bulk MODE: COPY with the current live segments; MODE none|immediate|deferred
+	local mode=$1 tick=false
+	[ "$mode" = deferred ] && tick=true
+	cat >"$BENCH_DIR/bulk.sql" <<-SQL
+		CREATE TEMP TABLE b AS SELECT bench.bulk_copy('$BENCH_DIR/files/bulk.copy', $tick) AS ms FROM generate_series(1, $BULK_REPEAT);
+		INSERT INTO bench.bulk SELECT '$mode', array_agg(ms[1]), array_agg(ms[2]) FROM b;
+	SQL
+	run_sampled "bulk load COPY $BULK rows, $mode" "$BENCH_DIR/bulk.sql"
+}
+sql "CREATE TABLE bench.bulk (mode text, copy_ms float8[], tick_ms float8[])" >/dev/null
+
+writes 0
+bulk none
+writes 1
+log "going live: 20 segments"
+writes 20
+bulk immediate
+sql "SELECT outreach.set_segment_mode(name, 'deferred') FROM outreach.segment WHERE name LIKE 'bench ___'" >/dev/null
+bulk deferred
+sql "SELECT outreach.set_segment_mode(name, 'immediate') FROM outreach.segment WHERE name LIKE 'bench ___'" >/dev/null
+log "refresh of the 20 segments as materialized views"
+"${PSQL[@]}" <<-'SQL' >/dev/null
+	DO $$ BEGIN
+	  EXECUTE 'CREATE MATERIALIZED VIEW bench.mv20 AS ' ||
+	    (SELECT string_agg(format('SELECT %s AS segment, contact_id FROM (%s) s%s', k, outreach.compile(bench.segment_query(k)::outreach.segment_query), k),
+	                       E'\nUNION ALL\n' ORDER BY k) FROM generate_series(1, 20) k);
+	END $$;
+	CREATE TEMP TABLE r AS SELECT bench.time_once('REFRESH MATERIALIZED VIEW bench.mv20') AS ms FROM generate_series(1, least(3, :repeat));
+	INSERT INTO bench.writes SELECT 20, 'refresh', 'REFRESH', array_agg(ms) FROM r;
+SQL
+log "going live: 100 segments"
+writes 100
+
+log "case 6: journeys and messaging"
+"${PSQL[@]}" -v journey="$JOURNEY" <<-'SQL' >/dev/null
+	DELETE FROM outreach.quiet_hours;
+	SELECT outreach.create_template(name => 'bench email', channel => 'email',
+	  subject => 'Your check-up, {{contact.first_name | default: ''friend''}}',
+	  body => '<p>Hello {{contact.first_name | default: ''there''}} {{contact.last_name}},</p><p>{{contact.account.name}} invites you to a check-up in {{contact.city}}.</p><p><a href="{{unsubscribe_url}}">Unsubscribe</a> · {{sender.postal_address}}</p>',
+	  sender_postal_address => 'Bench Clinic, 1 Main St, Springfield, IL 62701');
+	CREATE TEMP TABLE j (name text, ms float8, n bigint);
+	INSERT INTO j SELECT 'render', bench.time_once($$SELECT count(p.*) FROM outreach.contact c, LATERAL outreach.preview_template('bench email', c.id) p WHERE c.id <= 10000$$), 10000;
+	SELECT outreach.create_segment('bench audience', format('contact where id <= %s', :journey)::outreach.segment_query);
+	SELECT outreach.go_live('bench audience');
+	SELECT outreach.create_journey('bench journey', 'bench audience');
+	SELECT outreach.add_step('bench journey', 'invite', 'email', template => 'bench email', next => 'done');
+	SELECT outreach.add_step('bench journey', 'done', 'end');
+	INSERT INTO j SELECT 'launch', bench.time_once($$SELECT outreach.launch_journey('bench journey')$$), count(*) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id AND s.name = 'bench audience';
+	INSERT INTO j SELECT 'tick', bench.time_once($$SELECT outreach.tick_journeys(timestamptz '2026-01-01 12:00+00', 1000, 1000000)$$), 0;
+	UPDATE j SET n = (SELECT count(*) FROM outreach.message WHERE status = 'queued') WHERE name = 'tick';
+	SET outreach.now = '2026-01-02T00:00:00+00';
+	DO $$
+	DECLARE t0 timestamptz := clock_timestamp(); m record; n bigint := 0;
+	BEGIN
+	  LOOP
+	    FOR m IN SELECT * FROM outreach.claim_messages('bench-worker', 100) LOOP
+	      PERFORM outreach.report_delivery(m.id, 'sent', worker => 'bench-worker');
+	      n := n + 1;
+	    END LOOP;
+	    EXIT WHEN NOT FOUND OR n >= 20000;
+	  END LOOP;
+	  INSERT INTO j VALUES ('claim', extract(epoch FROM clock_timestamp() - t0) * 1000, n);
+	END $$;
+	SELECT bench.record('6 journeys: ' || CASE name WHEN 'render' THEN 'template renders'
+	                                              WHEN 'launch' THEN 'enrollments at launch'
+	                                              WHEN 'tick' THEN 'messages queued by the tick'
+	                                              ELSE 'claim + report (sent), one worker' END,
+	                    ARRAY[n / (ms / 1000)], unit => 'per s', note => format('%s in %s ms', n, round(ms::numeric)))
+	FROM j ORDER BY name;
+SQL
+
+# Results of cases 2 and 3 against their baselines.
+"${PSQL[@]}" <<-'SQL' >/dev/null
+	SELECT bench.record(format('2 write %s %s, %s segments', w.op, w.tbl, w.segments), w.ms, z.ms, '0 segments',
+	                    CASE w.segments WHEN 20 THEN '<= 1.5x' END, CASE w.segments WHEN 20 THEN 1.5 END,
+	                    note => 'mean per statement')
+	FROM bench.writes w JOIN bench.writes z ON z.segments = 0 AND z.tbl = w.tbl AND z.op = w.op
+	WHERE w.segments > 0 ORDER BY w.tbl, w.op, w.segments;
+	SELECT bench.record(format('2 write %s %s, 0 segments', w.op, w.tbl), w.ms, note => 'mean per statement')
+	FROM bench.writes w WHERE w.segments = 0;
+	SELECT bench.record('2 REFRESH MATERIALIZED VIEW of the 20 segments vs one ' || w.op || ' ' || w.tbl,
+	                    r.ms, w.ms, w.op || ' ' || w.tbl || ', 20 live segments', '>= 1000x', min_ratio => 1000)
+	FROM bench.writes r, bench.writes w WHERE r.tbl = 'refresh' AND w.segments = 20 AND w.tbl <> 'refresh';
+	SELECT bench.record('3 bulk COPY condition, immediate (20 segments)', i.copy_ms, n.copy_ms, 'no live segment', '<= 2x', 2)
+	FROM bench.bulk i, bench.bulk n WHERE i.mode = 'immediate' AND n.mode = 'none';
+	SELECT bench.record('3 bulk COPY condition, deferred (20 segments)', d.copy_ms, n.copy_ms, 'no live segment', '<= 1.2x', 1.2)
+	FROM bench.bulk d, bench.bulk n WHERE d.mode = 'deferred' AND n.mode = 'none';
+	SELECT bench.record('3 bulk: tick catching up after the deferred COPY', d.tick_ms, n.copy_ms, 'COPY, no live segment')
+	FROM bench.bulk d, bench.bulk n WHERE d.mode = 'deferred' AND n.mode = 'none';
+	SELECT bench.record('3 bulk COPY condition, none', n.copy_ms) FROM bench.bulk n WHERE n.mode = 'none';
+SQL
+
+# The table.
+{
+	echo "outreach benchmark: $SCALE contacts, $CLINICAL clinical rows, bulk $BULK rows, journey $JOURNEY contacts,"
+	echo "REPEAT=$REPEAT runs per case (medians; bulk COPY $BULK_REPEAT), $WRITES statements per single-row measurement."
+	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GB", $2/1048576}' /proc/meminfo) RAM, $(sql 'SHOW server_version' | cut -d' ' -f1)," \
+	     "$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); population generated in $(( gen_ms / 1000 )) s; total $(( $(date +%s) - T0 )) s"
+	echo
+	"$PRIVATE_BIN/psql" -X -P footer=off <<-'SQL'
+		SELECT name AS "case",
+		       round(bench.median(runs)::numeric, CASE WHEN bench.median(runs) < 10 THEN 3 ELSE 1 END) || ' ' || unit AS median,
+		       round(bench.median(base)::numeric, CASE WHEN bench.median(base) < 10 THEN 3 ELSE 1 END) || coalesce(' (' || base_name || ')', '') AS "baseline median",
+		       round((bench.median(runs) / nullif(bench.median(base), 0))::numeric, 2) || 'x' AS ratio,
+		       target,
+		       CASE WHEN max_ratio IS NOT NULL THEN CASE WHEN bench.median(runs) / nullif(bench.median(base), 0) <= max_ratio THEN 'yes' ELSE 'NO' END
+		            WHEN min_ratio IS NOT NULL THEN CASE WHEN bench.median(runs) / nullif(bench.median(base), 0) >= min_ratio THEN 'yes' ELSE 'NO' END
+		       END AS "met?",
+		       note
+		FROM bench.result ORDER BY name;
+	SQL
+} | tee "$BENCH_DIR/results.txt"
