@@ -42,6 +42,9 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/ruleutils.h"
+#include "tcop/tcopprot.h"
+#include "nodes/plannodes.h"
 #include "utils/tuplestore.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
@@ -99,6 +102,11 @@ typedef struct EntityEntry
 	int			nrel;			/* non-NULL predicates */
 	bool	   *rel_local;		/* per segs[k]: the predicate reads only the row itself */
 	SPIPlanPtr	rel_plan[3];	/* insert, update, delete */
+	bool		fast_tried;
+	int			nfast;			/* > 0: the row-only predicates as executor expressions */
+	int		   *fast_seg;		/* per fast predicate: its k in segs */
+	ExprState **fast_state;
+	ExprContext *fast_econtext;
 	List	   *subset_plans;	/* SubsetPlan *: diff plans of subsets of base */
 } EntityEntry;
 
@@ -136,6 +144,12 @@ static void
 membership_relcache_cb(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == segment_relid || !OidIsValid(segment_relid))
+	{
+		cache_valid = false;
+		inval_count++;
+	}
+	/* an entity table changed shape: its compiled relevance expressions may be stale */
+	else if (entity_hash != NULL && hash_search(entity_hash, &relid, HASH_FIND, NULL) != NULL)
 	{
 		cache_valid = false;
 		inval_count++;
@@ -382,6 +396,8 @@ rebuild_cache(void)
 		e->rel_pred = NULL;
 		e->nrel = 0;
 		e->rel_local = NULL;
+		e->fast_tried = false;
+		e->nfast = 0;
 		memset(e->rel_plan, 0, sizeof(e->rel_plan));
 		e->subset_plans = NIL;
 		memset(e->affected_plan, 0, sizeof(e->affected_plan));
@@ -838,6 +854,8 @@ relevance_prepare(EntityEntry *e)
  * in the same statement too (ON DELETE SET NULL, user triggers).  So UPDATE and DELETE
  * use only the predicates that read the row alone.
  */
+static void relevance_fast_rows(EntityEntry *e, Tuplestorestate *ts, Relation rel, bool *relevant);
+
 static inline bool
 pred_used(EntityEntry *e, int k, int event)
 {
@@ -849,7 +867,7 @@ pred_used(EntityEntry *e, int k, int event)
  * predicate.  One query over the transition tables for all the predicates.
  */
 static void
-relevance_eval(EntityEntry *e, int event, bool *relevant)
+relevance_eval(EntityEntry *e, TriggerData *td, int event, bool *relevant)
 {
 	int			ret;
 
@@ -862,6 +880,30 @@ relevance_eval(EntityEntry *e, int event, bool *relevant)
 	}
 	if (!any)
 		return;
+	if (td != NULL && e->nfast > 0)
+	{
+		bool		all_fast = true;
+
+		for (int k = 0; k < e->nsegs; k++)
+		{
+			bool		fast = false;
+
+			if (!pred_used(e, k, event))
+				continue;
+			for (int j = 0; j < e->nfast; j++)
+				if (e->fast_seg[j] == k)
+					fast = true;
+			all_fast &= fast;
+		}
+		if (all_fast)
+		{
+			if (event != EV_DELETE)
+				relevance_fast_rows(e, td->tg_newtable, td->tg_relation, relevant);
+			if (event != EV_INSERT)
+				relevance_fast_rows(e, td->tg_oldtable, td->tg_relation, relevant);
+			return;
+		}
+	}
 	if (e->rel_plan[event] == NULL)
 	{
 		StringInfoData buf;
@@ -905,6 +947,120 @@ relevance_eval(EntityEntry *e, int event, bool *relevant)
 				relevant[k] = true;
 		}
 	}
+}
+
+/*
+ * The predicates that read only the row itself, compiled once into executor expressions
+ * over the entity's row type, so the common single-row statement is tested without a
+ * query (no executor start-up, no snapshot).  Planned as "SELECT p1, p2, ... FROM entity
+ * AS tr": used only when that is a plain scan whose target list holds the predicates and
+ * needs no subplan (value sets and relative dates read through subqueries: those entities
+ * keep the query).
+ */
+static void
+relevance_fast_prepare(EntityEntry *e, Relation rel)
+{
+	StringInfoData buf;
+	MemoryContext tmp,
+				old;
+	List	   *raw;
+	List	   *qs;
+	PlannedStmt *ps;
+	int			n = 0;
+	int		   *map;
+
+	e->fast_tried = true;
+	e->nfast = 0;
+	map = palloc(sizeof(int) * Max(e->nsegs, 1));
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	for (int k = 0; k < e->nsegs; k++)
+	{
+		if (e->rel_pred[k] == NULL || !e->rel_local[k])
+			continue;
+		appendStringInfo(&buf, "%s(%s)::boolean", n > 0 ? ", " : "", e->rel_pred[k]);
+		map[n++] = k;
+	}
+	if (n == 0)
+		return;
+	appendStringInfo(&buf, " FROM %s AS tr",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	tmp = AllocSetContextCreate(CurrentMemoryContext, "outreach relevance planning", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(tmp);
+	raw = pg_parse_query(buf.data);
+	if (list_length(raw) != 1)
+		goto done;
+	qs = pg_analyze_and_rewrite_fixedparams(linitial_node(RawStmt, raw), buf.data, NULL, 0, NULL);
+	if (list_length(qs) != 1)
+		goto done;
+	ps = pg_plan_query(linitial_node(Query, qs), buf.data, 0, NULL);
+	if (ps->subplans != NIL || ps->planTree == NULL || !IsA(ps->planTree, SeqScan) ||
+		ps->planTree->initPlan != NIL || ps->planTree->qual != NIL ||
+		list_length(ps->planTree->targetlist) != n || ps->rtable == NIL ||
+		list_length(ps->rtable) != 1)
+		goto done;
+	MemoryContextSwitchTo(cache_cxt);
+	e->fast_seg = palloc(sizeof(int) * n);
+	e->fast_state = palloc(sizeof(ExprState *) * n);
+	{
+		ListCell   *lc;
+		int			j = 0;
+
+		foreach(lc, ps->planTree->targetlist)
+		{
+			TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+			e->fast_seg[j] = map[j];
+			e->fast_state[j] = ExecInitExpr((Expr *) copyObject(tle->expr), NULL);
+			j++;
+		}
+	}
+	e->fast_econtext = CreateStandaloneExprContext();
+	e->nfast = n;
+done:
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+}
+
+/* Evaluate the fast predicates on the rows of a transition table. */
+static void
+relevance_fast_rows(EntityEntry *e, Tuplestorestate *ts, Relation rel, bool *relevant)
+{
+	TupleTableSlot *slot;
+	int			ptr;
+	ExprContext *econtext = e->fast_econtext;
+
+	if (ts == NULL)
+		return;
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		bool		all = true;
+
+		econtext->ecxt_scantuple = slot;
+		for (int j = 0; j < e->nfast; j++)
+		{
+			bool		isnull;
+			Datum		d;
+
+			if (relevant[e->fast_seg[j]])
+				continue;
+			d = ExecEvalExprSwitchContext(e->fast_state[j], econtext, &isnull);
+			if (!isnull && DatumGetBool(d))
+				relevant[e->fast_seg[j]] = true;
+			else
+				all = false;
+		}
+		ResetExprContext(econtext);
+		if (all)
+			break;
+	}
+	econtext->ecxt_scantuple = NULL;
+	ExecDropSingleTupleTableSlot(slot);
 }
 
 /* The kept diff plan of a subset of the entity's base segments (indexes into segs). */
@@ -988,6 +1144,8 @@ membership_trigger_body(TriggerData *td)
 		event = EV_DELETE;
 
 	relevance_prepare(e);
+	if (!e->fast_tried)
+		relevance_fast_prepare(e, td->tg_relation);
 	relevant = palloc(sizeof(bool) * Max(e->nsegs, 1));
 	if (e->nrel > 0)
 	{
@@ -1004,7 +1162,7 @@ membership_trigger_body(TriggerData *td)
 		 * The predicates read only the changed rows themselves: test them first, and when
 		 * no segment is concerned, skip finding and locking the contacts altogether.
 		 */
-		relevance_eval(e, event, relevant);
+		relevance_eval(e, td, event, relevant);
 		any = false;
 		for (int k = 0; k < e->nsegs; k++)
 			any |= relevant[k];
@@ -1063,7 +1221,7 @@ membership_trigger_body(TriggerData *td)
 				stamp = true;
 		if (stamp)
 			stamp_contacts(ids, n);
-		relevance_eval(e, event, relevant);
+		relevance_eval(e, td, event, relevant);
 	}
 
 	w = work_new();
