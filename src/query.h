@@ -77,15 +77,16 @@ typedef enum QValueKind
 	QV_DATE,					/* date '2024-01-31' (text holds the string as written) */
 	QV_TIMESTAMP,				/* timestamp '2024-01-31 10:00' */
 	QV_TODAY,					/* today [+|- amount unit] */
-	QV_NOW						/* now [+|- amount unit] */
+	QV_NOW,						/* now [+|- amount unit] */
+	QV_CONTACT_FIELD			/* contact.field [+|- amount unit] (text holds the field): inside relations */
 } QValueKind;
 
 typedef struct QValue
 {
 	QValueKind	kind;
-	char	   *text;			/* STRING, NUMBER, DATE, TIMESTAMP */
+	char	   *text;			/* STRING, NUMBER, DATE, TIMESTAMP; CONTACT_FIELD: the field */
 	bool		boolval;		/* BOOL */
-	int			offset_sign;	/* TODAY, NOW: 0 (no offset), +1 or -1 */
+	int			offset_sign;	/* TODAY, NOW, CONTACT_FIELD: 0 (no offset), +1 or -1 */
 	int64		offset_amount;
 	QUnit		offset_unit;
 	int			location;
@@ -123,6 +124,7 @@ typedef struct QueryNode
 	QMatchOp	match;			/* QN_MATCH */
 	QValue	   *value;			/* QN_CMP, QN_AGG, QN_LATEST, QN_MATCH; QN_BETWEEN: low */
 	QValue	   *value2;			/* QN_BETWEEN: high */
+	QValue	   *age_at;			/* field predicates on contact's age: "age at <date>", or NULL (today) */
 	List	   *values;			/* QN_IN_LIST: List of QValue * */
 	char	   *name;			/* QN_SEGMENT, QN_IN_SEGMENT, QN_IN_VALUE_SET */
 	int			name_location;

@@ -861,12 +861,22 @@ parse_value(QParser *p, const char *after)
 			next(p);
 			return v;
 		}
-		if (strcmp(t->str, "today") == 0 || strcmp(t->str, "now") == 0)
+		if ((strcmp(t->str, "today") == 0 || strcmp(t->str, "now") == 0) ||
+			(strcmp(t->str, "contact") == 0 && peek_at(p, 1)->type == T_DOT))
 		{
 			Token	   *sign;
+			int			loc;
 
-			v->kind = t->str[0] == 't' ? QV_TODAY : QV_NOW;
 			next(p);
+			if (t->str[0] == 'c')
+			{
+				/* contact.field: the contact a relation belongs to */
+				v->kind = QV_CONTACT_FIELD;
+				next(p);
+				v->text = parse_identifier(p, "a field name after \"contact.\"", &loc);
+			}
+			else
+				v->kind = t->str[0] == 't' ? QV_TODAY : QV_NOW;
 			sign = peek(p);
 			if (sign->type == T_PLUS || sign->type == T_MINUS)
 			{
@@ -881,7 +891,7 @@ parse_value(QParser *p, const char *after)
 	syntax_error_at(p, t->pos,
 					t->type == T_WORD && !word_in(t->str, all_keywords) ?
 					psprintf("Strings are written in single quotes, for example '%s'.", clipped(t->str, strlen(t->str), 60)) :
-					"A value is a 'string', a number, true, false, date '2024-01-31', timestamp '2024-01-31 14:30', today or now.",
+					"A value is a 'string', a number, true, false, date '2024-01-31', timestamp '2024-01-31 14:30', today, now or contact.field.",
 					"expected a value after %s, found %s", after, describe_token(p, t));
 	return NULL;				/* not reached */
 }
@@ -1159,6 +1169,18 @@ parse_pred(QParser *p)
 		n->value = parse_value(p, quoted_symbol(p, op));
 		return n;
 	}
+	if (is_word(t, "age") && is_word(peek_at(p, 1), "at"))
+	{
+		/* age at <date>: contact's age in whole years on that date */
+		QValue	   *at;
+
+		next(p);
+		next(p);
+		at = parse_value(p, "\"age at\"");
+		n = parse_field_pred(p, pstrdup("age"), t->pos);
+		n->age_at = at;
+		return n;
+	}
 	if (t->type == T_QIDENT || (t->type == T_WORD && !word_in(t->str, reserved_words)))
 	{
 		next(p);
@@ -1421,7 +1443,14 @@ append_value(StringInfo buf, const QValue *v)
 			break;
 		case QV_TODAY:
 		case QV_NOW:
-			appendStringInfoString(buf, v->kind == QV_TODAY ? "today" : "now");
+		case QV_CONTACT_FIELD:
+			if (v->kind == QV_CONTACT_FIELD)
+			{
+				appendStringInfoString(buf, "contact.");
+				append_identifier(buf, v->text);
+			}
+			else
+				appendStringInfoString(buf, v->kind == QV_TODAY ? "today" : "now");
 			if (v->offset_sign != 0)
 			{
 				appendStringInfoString(buf, v->offset_sign > 0 ? " + " : " - ");
@@ -1468,6 +1497,18 @@ append_relation(StringInfo buf, const QRelation *r)
 
 static void deparse_cond(StringInfo buf, const QueryNode *n, int level);
 
+/* the field of a predicate, with the date of "age at <date>" */
+static void
+append_field(StringInfo buf, const QueryNode *n)
+{
+	append_identifier(buf, n->field);
+	if (n->age_at)
+	{
+		appendStringInfoString(buf, " at ");
+		append_value(buf, n->age_at);
+	}
+}
+
 static void
 deparse_list(StringInfo buf, const QueryNode *n, int level, int own_level, const char *sep)
 {
@@ -1506,23 +1547,23 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			deparse_cond(buf, n->arg, LEVEL_NEG);
 			break;
 		case QN_CMP:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfo(buf, " %s ", cmp_text(n->cmp));
 			append_value(buf, n->value);
 			break;
 		case QN_MATCH:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " not " : " ");
 			appendStringInfoString(buf, n->match == QMATCH_CONTAINS ? "contains " :
 								   n->match == QMATCH_STARTS_WITH ? "starts with " : "ends with ");
 			append_value(buf, n->value);
 			break;
 		case QN_EMPTY:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " is not empty" : " is empty");
 			break;
 		case QN_IN_LIST:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " not in (" : " in (");
 			foreach(lc, n->values)
 			{
@@ -1533,24 +1574,24 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			appendStringInfoChar(buf, ')');
 			break;
 		case QN_IN_VALUE_SET:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " not in value_set " : " in value_set ");
 			append_string(buf, n->name);
 			break;
 		case QN_BETWEEN:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " not between " : " between ");
 			append_value(buf, n->value);
 			appendStringInfoString(buf, " and ");
 			append_value(buf, n->value2);
 			break;
 		case QN_WITHIN:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->direction == QDIR_LAST ? " within last " : " within next ");
 			append_amount(buf, n->amount, n->unit);
 			break;
 		case QN_OLDER_THAN:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, " older than ");
 			append_amount(buf, n->amount, n->unit);
 			break;
@@ -1648,7 +1689,7 @@ static void dump_node(StringInfo buf, const QueryNode *n, bool loc);
 static void
 dump_value(StringInfo buf, const QValue *v, bool loc)
 {
-	static const char *const kinds[] = {"string", "number", "bool", "date", "timestamp", "today", "now"};
+	static const char *const kinds[] = {"string", "number", "bool", "date", "timestamp", "today", "now", "contact_field"};
 
 	appendStringInfo(buf, "(%s ", kinds[v->kind]);
 	append_value(buf, v);
@@ -1695,6 +1736,11 @@ dump_node(StringInfo buf, const QueryNode *n, bool loc)
 		append_identifier(buf, n->field);
 		if (loc)
 			appendStringInfo(buf, "@%d", n->field_location);
+	}
+	if (n->age_at)
+	{
+		appendStringInfoString(buf, " at=");
+		dump_value(buf, n->age_at, loc);
 	}
 	if (n->type == QN_CMP || n->type == QN_AGG || n->type == QN_LATEST)
 		appendStringInfo(buf, " %s", cmp_text(n->cmp));

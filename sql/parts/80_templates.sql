@@ -215,7 +215,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
    {"name": "age_min", "type": "integer", "default": 52, "max": 120, "description": "Youngest age at the end of the year."},
    {"name": "age_max", "type": "integer", "default": 74, "max": 120, "description": "Oldest age at the end of the year."}]',
  $q$contact where status = 'active' and deceased_at is empty and gender = 'female'
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
   and has no procedure where (code in value_set 'mammography'
@@ -237,7 +237,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
    {"name": "age_min", "type": "integer", "default": 46, "max": 120, "description": "Youngest age at the end of the year."},
    {"name": "age_max", "type": "integer", "default": 75, "max": 120, "description": "Oldest age at the end of the year."}]',
  $q$contact where status = 'active' and deceased_at is empty
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
   and has no observation where (code in value_set 'fecal occult blood test'
@@ -267,14 +267,14 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
    {"name": "age_min", "type": "integer", "default": 24, "max": 120, "description": "Youngest age at the end of the year."},
    {"name": "age_max", "type": "integer", "default": 64, "max": 120, "description": "Oldest age at the end of the year."}]',
  $q$contact where status = 'active' and deceased_at is empty and gender = 'female'
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
   and has no procedure where (code in value_set 'cervical cytology'
     and performed_at >= date '{{measurement_year - 2}}-01-01' and performed_at < date '{{measurement_year + 1}}-01-01')
   and has no observation where (code in value_set 'cervical cytology'
     and effective_at >= date '{{measurement_year - 2}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01')
-  and not (birthdate <= date '{{measurement_year - 30}}-12-31'
+  and not (age at date '{{measurement_year}}-12-31' >= 30
     and has observation where (code in value_set 'hpv test'
       and effective_at >= date '{{measurement_year - 4}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01'))
   and has no procedure where (code in value_set 'hysterectomy' and performed_at < date '{{measurement_year + 1}}-01-01')
@@ -293,7 +293,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
    {"name": "age_max", "type": "integer", "default": 75, "max": 120, "description": "Oldest age at the end of the year."},
    {"name": "threshold", "type": "number", "default": 9, "description": "HbA1c percentage above which control is poor."}]',
  $q$contact where status = 'active' and deceased_at is empty
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has condition where (code in value_set 'diabetes' and onset_date <= date '{{measurement_year}}-12-31'
     and (abatement_date is empty or abatement_date >= date '{{measurement_year}}-01-01'))
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
@@ -317,7 +317,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
    {"name": "systolic_max", "type": "integer", "default": 140, "max": 400, "description": "Controlled means a systolic reading below this."},
    {"name": "diastolic_max", "type": "integer", "default": 90, "max": 400, "description": "Controlled means a diastolic reading below this."}]',
  $q$contact where status = 'active' and deceased_at is empty
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has condition where (code in value_set 'essential hypertension' and onset_date <= date '{{measurement_year}}-06-30'
     and (abatement_date is empty or abatement_date >= date '{{measurement_year}}-01-01'))
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
@@ -343,7 +343,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
  'Children who turn 2 during the measurement year, with a qualifying visit in the year, who lack any of: 4 DTaP, 3 IPV, 1 MMR, 3 Hib, 3 hepatitis B, 1 varicella, 4 pneumococcal conjugate, 1 hepatitis A, 2 rotavirus, 2 influenza doses (combination vaccines count for each antigen they carry). Excluded: hospice in the year; deceased or inactive contacts. Simplified: doses are counted up to the end of the measurement year, not up to the second birthday (the language cannot compare a vaccination date with the child''s birthdate); minimum intervals (e.g. MMR on or after the first birthday), the 3-dose rotavirus schedule, history of the illness in place of a vaccine, and contraindications are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
  '[{"name": "measurement_year", "type": "year", "default": "current_year", "description": "The calendar year in which the children turn 2."}]',
  $q$contact where status = 'active' and deceased_at is empty
-  and birthdate between date '{{measurement_year - 2}}-01-01' and date '{{measurement_year - 2}}-12-31'
+  and age at date '{{measurement_year}}-12-31' = 2
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
   and (count(immunization where code in value_set 'dtap vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 4

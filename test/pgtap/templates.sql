@@ -252,8 +252,8 @@ SELECT ok(bool_and(outreach.compile(outreach.template_query(name, CASE WHEN name
 SELECT ok(outreach.template_query('no_recent_visit', '{"years": 5}')::text::outreach.segment_query
           OPERATOR(outreach.=) outreach.template_query('no_recent_visit', '{"years": 5}'), 'template text is canonical and round-trips');
 SELECT ok(outreach.template_query('breast_cancer_screening_gap', '{"measurement_year": 2024}')::text
-          LIKE '%birthdate between date ''1950-01-01'' and date ''1972-12-31''%',
-          'placeholders with arithmetic: measurement_year - age_max');
+          LIKE '%age at date ''2024-12-31'' between 52 and 74 %performed_at >= date ''2022-10-01''%',
+          'placeholders: age_min, age_max, and arithmetic on measurement_year');
 SELECT ok(outreach.template_query('breast_cancer_screening_gap', '{"measurement_year": "2024"}')::text
           = outreach.template_query('breast_cancer_screening_gap', '{"measurement_year": 2024}')::text,
           'a number may be given as a JSON string');

@@ -46,6 +46,18 @@ SELECT outreach.compile($$contact where first_name starts with 'Jo' and last_nam
 -- age: whole numbers compile to birthdate ranges, other forms to age() per row
 SELECT outreach.compile($$contact where age >= 18 and age < 65 and age != 40 and age not between 50 and 52$$, false, 'UTC');
 SELECT outreach.compile($$contact where age > 40.5 or age in (30, 31)$$, false, 'UTC');
+-- age at a date: ranges from that date; people born after it have no age there
+SELECT outreach.compile($$contact where age at date '2024-12-31' between 52 and 74 and age at '2024-12-31' < 65$$, false, 'UTC');
+SELECT outreach.compile($$contact where age at today + 1 year >= 18 or age at today - 1 month in (1, 2)
+  or age at date '2024-12-31' is empty or age at date '2024-12-31' is not empty$$, true, 'UTC');
+-- contact.field in relations: the query's contact; a direct aggregate joins the contact to its
+-- grouped rows, a deeper one is correlated; dates move in the time zone
+SELECT outreach.compile($$contact where has immunization where administered_at < contact.birthdate + 2 years
+  and count(immunization where administered_at >= contact.birthdate + 42 days) < 4
+  and latest(observation.value_numeric where effective_at > contact.deceased_at - 1 hour) > 5$$, false, 'America/New_York');
+SELECT outreach.compile($$contact where has encounter where (count(observation where effective_at < contact.birthdate + 1 year) >= 2
+  and latest(procedure.performed_at where performed_at < contact.birthdate + 30 years) < contact.birthdate + 31 years)$$, false, 'UTC');
+SELECT outreach.compile($$contact where count(immunization where administered_at < contact.birthdate + 2 years) < 4$$, true, 'UTC');
 -- the session time zone when none is given
 SET TIME ZONE 'Asia/Kolkata';
 SELECT outreach.compile($$contact where birthdate = today$$);
