@@ -81,6 +81,14 @@ typedef enum QValueKind
 	QV_CONTACT_FIELD			/* contact.field [+|- amount unit] (text holds the field): inside relations */
 } QValueKind;
 
+/* one more "+|- amount unit" after the first, for contact.field (contact.birthdate + 2 years + 1 day) */
+typedef struct QOffset
+{
+	int			sign;			/* +1 or -1 */
+	int64		amount;
+	QUnit		unit;
+} QOffset;
+
 typedef struct QValue
 {
 	QValueKind	kind;
@@ -89,6 +97,7 @@ typedef struct QValue
 	int			offset_sign;	/* TODAY, NOW, CONTACT_FIELD: 0 (no offset), +1 or -1 */
 	int64		offset_amount;
 	QUnit		offset_unit;
+	List	   *more_offsets;	/* CONTACT_FIELD: further offsets (QOffset *), applied left to right */
 	int			location;
 } QValue;
 

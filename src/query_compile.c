@@ -820,13 +820,31 @@ contact_value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 	/* work in local time of the time zone */
 	if (cf->kind == FK_TIMESTAMPTZ)
 		expr = psprintf("(%s AT TIME ZONE %s)", expr, tz);
-	if (v->offset_sign != 0 && v->offset_amount != 0)
 	{
-		bool		whole_days = (v->offset_unit != QUNIT_MINUTE && v->offset_unit != QUNIT_HOUR);
+		/* each step in turn; a date stays a date while the steps are whole days */
+		bool		is_date = (cf->kind == FK_DATE);
+		ListCell   *lc;
+		QOffset		first = {v->offset_sign, v->offset_amount, v->offset_unit};
+		List	   *steps = v->offset_sign != 0 ? lcons(&first, list_copy(v->more_offsets)) : NIL;
 
-		expr = psprintf("(%s %s %s)", expr, v->offset_sign > 0 ? "+" : "-", interval_sql(v->offset_amount, v->offset_unit));
-		if (cf->kind == FK_DATE && whole_days)
-			expr = psprintf("%s::date", expr);
+		foreach(lc, steps)
+		{
+			const QOffset *o = lfirst(lc);
+			bool		whole_days = (o->unit != QUNIT_MINUTE && o->unit != QUNIT_HOUR);
+			int64		amount = o->amount;
+			int			sign = o->sign;
+
+			check_amount(amount, v->location);
+			if (amount == 0)
+				continue;
+			if (amount < 0)
+				amount = -amount, sign = -sign;
+			expr = psprintf("(%s %s %s)", expr, sign > 0 ? "+" : "-", interval_sql(amount, o->unit));
+			if (is_date && whole_days)
+				expr = psprintf("%s::date", expr);
+			else
+				is_date = false;
+		}
 	}
 	if (f->kind == FK_TIMESTAMPTZ && cf_temporal)
 		expr = psprintf("(%s::timestamp AT TIME ZONE %s)", expr, tz);

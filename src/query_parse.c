@@ -884,6 +884,18 @@ parse_value(QParser *p, const char *after)
 				v->offset_sign = sign->type == T_PLUS ? 1 : -1;
 				v->offset_amount = parse_amount(p, sign->type == T_PLUS ? "+" : "-");
 				v->offset_unit = parse_unit(p, v->offset_amount);
+				/* contact.birthdate + 2 years + 1 day: calendar steps, one after the other */
+				while (v->kind == QV_CONTACT_FIELD &&
+					   (peek(p)->type == T_PLUS || peek(p)->type == T_MINUS))
+				{
+					QOffset    *o = palloc0(sizeof(QOffset));
+
+					sign = next(p);
+					o->sign = sign->type == T_PLUS ? 1 : -1;
+					o->amount = parse_amount(p, sign->type == T_PLUS ? "+" : "-");
+					o->unit = parse_unit(p, o->amount);
+					v->more_offsets = lappend(v->more_offsets, o);
+				}
 			}
 			return v;
 		}
@@ -1453,8 +1465,17 @@ append_value(StringInfo buf, const QValue *v)
 				appendStringInfoString(buf, v->kind == QV_TODAY ? "today" : "now");
 			if (v->offset_sign != 0)
 			{
+				ListCell   *lc;
+
 				appendStringInfoString(buf, v->offset_sign > 0 ? " + " : " - ");
 				append_amount(buf, v->offset_amount, v->offset_unit);
+				foreach(lc, v->more_offsets)
+				{
+					const QOffset *o = lfirst(lc);
+
+					appendStringInfoString(buf, o->sign > 0 ? " + " : " - ");
+					append_amount(buf, o->amount, o->unit);
+				}
 			}
 			break;
 		default:

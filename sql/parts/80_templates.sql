@@ -262,7 +262,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
 ('cervical_cancer_screening_gap',
  'Cervical cancer screening gap',
  'CMS124 (Cervical Cancer Screening), simplified',
- 'Women aged age_min to age_max at the end of the measurement year, with a qualifying visit in the year, and neither a cervical cytology in the year or the 2 before, nor (for women aged 30 or more at the end of the year) an HPV test in the year or the 4 before. Excluded: hysterectomy with no residual cervix (procedure, or the history / absence-of-cervix finding) before the end of the year; hospice in the year; deceased or inactive contacts. Simplified: "aged 30 or more at the date of the HPV test" is checked at the end of the year; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter; palliative care is not checked.',
+ 'Women aged age_min to age_max at the end of the measurement year, with a qualifying visit in the year, and neither a cervical cytology in the year or the 2 before, nor an HPV test in the year or the 4 before taken on or after her 30th birthday. Excluded: hysterectomy with no residual cervix (procedure, or the history / absence-of-cervix finding) before the end of the year; hospice in the year; deceased or inactive contacts. Simplified: a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter; palliative care is not checked.',
  '[{"name": "measurement_year", "type": "year", "default": "current_year", "description": "The calendar year measured."},
    {"name": "age_min", "type": "integer", "default": 24, "max": 120, "description": "Youngest age at the end of the year."},
    {"name": "age_max", "type": "integer", "default": 64, "max": 120, "description": "Oldest age at the end of the year."}]',
@@ -274,9 +274,8 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
     and performed_at >= date '{{measurement_year - 2}}-01-01' and performed_at < date '{{measurement_year + 1}}-01-01')
   and has no observation where (code in value_set 'cervical cytology'
     and effective_at >= date '{{measurement_year - 2}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01')
-  and not (age at date '{{measurement_year}}-12-31' >= 30
-    and has observation where (code in value_set 'hpv test'
-      and effective_at >= date '{{measurement_year - 4}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01'))
+  and has no observation where (code in value_set 'hpv test' and effective_at >= contact.birthdate + 30 years
+    and effective_at >= date '{{measurement_year - 4}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01')
   and has no procedure where (code in value_set 'hysterectomy' and performed_at < date '{{measurement_year + 1}}-01-01')
   and has no condition where (code in value_set 'hysterectomy' and onset_date <= date '{{measurement_year}}-12-31')
   and has no encounter where (class = 'hospice' and start_at < date '{{measurement_year + 1}}-01-01'
@@ -340,22 +339,22 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
 ('childhood_immunization_gap',
  'Childhood immunization gap',
  'CMS117 (Childhood Immunization Status), simplified',
- 'Children who turn 2 during the measurement year, with a qualifying visit in the year, who lack any of: 4 DTaP, 3 IPV, 1 MMR, 3 Hib, 3 hepatitis B, 1 varicella, 4 pneumococcal conjugate, 1 hepatitis A, 2 rotavirus, 2 influenza doses (combination vaccines count for each antigen they carry). Excluded: hospice in the year; deceased or inactive contacts. Simplified: doses are counted up to the end of the measurement year, not up to the second birthday (the language cannot compare a vaccination date with the child''s birthdate); minimum intervals (e.g. MMR on or after the first birthday), the 3-dose rotavirus schedule, history of the illness in place of a vaccine, and contraindications are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
+ 'Children who turn 2 during the measurement year, with a qualifying visit in the year, who lack any of: 4 DTaP, 3 IPV, 1 MMR, 3 Hib, 3 hepatitis B, 1 varicella, 4 pneumococcal conjugate, 1 hepatitis A, 2 rotavirus, 2 influenza doses (combination vaccines count for each antigen they carry). Excluded: hospice in the year; deceased or inactive contacts. Doses count on or before the second birthday. Simplified: minimum intervals (e.g. MMR on or after the first birthday), the 3-dose rotavirus schedule, history of the illness in place of a vaccine, and contraindications are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
  '[{"name": "measurement_year", "type": "year", "default": "current_year", "description": "The calendar year in which the children turn 2."}]',
  $q$contact where status = 'active' and deceased_at is empty
   and age at date '{{measurement_year}}-12-31' = 2
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
-  and (count(immunization where code in value_set 'dtap vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 4
-    or count(immunization where code in value_set 'ipv vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 3
-    or count(immunization where code in value_set 'mmr vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 1
-    or count(immunization where code in value_set 'hib vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 3
-    or count(immunization where code in value_set 'hepatitis b vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 3
-    or count(immunization where code in value_set 'varicella vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 1
-    or count(immunization where code in value_set 'pneumococcal conjugate vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 4
-    or count(immunization where code in value_set 'hepatitis a vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 1
-    or count(immunization where code in value_set 'rotavirus vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 2
-    or count(immunization where code in value_set 'influenza vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 2)
+  and (count(immunization where code in value_set 'dtap vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 4
+    or count(immunization where code in value_set 'ipv vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
+    or count(immunization where code in value_set 'mmr vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
+    or count(immunization where code in value_set 'hib vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
+    or count(immunization where code in value_set 'hepatitis b vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
+    or count(immunization where code in value_set 'varicella vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
+    or count(immunization where code in value_set 'pneumococcal conjugate vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 4
+    or count(immunization where code in value_set 'hepatitis a vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
+    or count(immunization where code in value_set 'rotavirus vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 2
+    or count(immunization where code in value_set 'influenza vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 2)
   and has no encounter where (class = 'hospice' and start_at < date '{{measurement_year + 1}}-01-01'
     and (end_at is empty or end_at >= date '{{measurement_year}}-01-01'))
   and has no procedure where (code in value_set 'hospice'

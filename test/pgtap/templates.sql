@@ -98,20 +98,23 @@ SELECT pg_temp.pat(x, g, b::date) FROM (VALUES
   ('ccs_age64', 'female', '1958-01-01'), ('ccs_age65', 'female', '1957-12-31'), ('ccs_male', 'male', '1980-01-01'),
   ('ccs_cyto', 'female', '1980-01-01'), ('ccs_cyto_old', 'female', '1980-01-01'), ('ccs_cyto_obs', 'female', '1980-01-01'),
   ('ccs_hpv30', 'female', '1992-12-31'), ('ccs_hpv29', 'female', '1993-01-01'), ('ccs_hpv_old', 'female', '1980-01-01'),
+  ('ccs_hpv_window', 'female', '1980-01-01'), ('ccs_hpv_day_before_30', 'female', '1992-12-31'),
   ('ccs_hyst', 'female', '1980-01-01'), ('ccs_no_cervix', 'female', '1980-01-01')) v(x, g, b);
 SELECT pg_temp.enc(external_id, 'outpatient', '2022-02-01') FROM outreach.contact WHERE external_id LIKE 'ccs%';
 SELECT pg_temp.proc('ccs_cyto', '90226004', '2020-01-01 00:00');
 SELECT pg_temp.proc('ccs_cyto_old', '90226004', '2019-12-31 23:59');
 SELECT pg_temp.obs('ccs_cyto_obs', '10524-7', '2021-03-03');
-SELECT pg_temp.obs('ccs_hpv30', '30167-1', '2018-01-01 00:00');
+SELECT pg_temp.obs('ccs_hpv30', '30167-1', '2022-12-31 00:00');             -- on her 30th birthday
+SELECT pg_temp.obs('ccs_hpv_day_before_30', '30167-1', '2022-12-30 23:59'); -- aged 29 at the test
+SELECT pg_temp.obs('ccs_hpv_window', '30167-1', '2018-01-01 00:00');
 SELECT pg_temp.obs('ccs_hpv29', '30167-1', '2021-01-01');
 SELECT pg_temp.obs('ccs_hpv_old', '30167-1', '2017-12-31 23:00');
 SELECT pg_temp.proc('ccs_hyst', '116140006', '2010-01-01');
 SELECT pg_temp.cond('ccs_no_cervix', '723171001', '2012-01-01');
 
 SELECT set_eq($$SELECT pg_temp.members('cervical_cancer_screening_gap', '{"measurement_year": 2022}', 'ccs')$$,
-  ARRAY['ccs_in', 'ccs_age24', 'ccs_age64', 'ccs_cyto_old', 'ccs_hpv29', 'ccs_hpv_old'],
-  'cervical: age edges 24/64, cytology 3 years (procedure or observation), HPV 5 years only from age 30, hysterectomy and absent cervix');
+  ARRAY['ccs_in', 'ccs_age24', 'ccs_age64', 'ccs_cyto_old', 'ccs_hpv29', 'ccs_hpv_old', 'ccs_hpv_day_before_30'],
+  'cervical: age edges 24/64, cytology 3 years (procedure or observation), HPV 5 years only when 30 or older at the test, hysterectomy and absent cervix');
 
 -- ---------------------------------------------------------------------------------------
 -- Diabetes with HbA1c > 9 or missing, 2022: 18-75 (born 1947 .. 2004), diabetes active in 2022.
@@ -186,7 +189,8 @@ CREATE FUNCTION pg_temp.all_doses(ext text, flu int DEFAULT 2) RETURNS void LANG
 SELECT pg_temp.pat(x, 'female', b::date) FROM (VALUES
   ('cis_complete', '2020-03-01'), ('cis_one_flu', '2020-03-01'), ('cis_combo', '2020-03-01'),
   ('cis_late_dose', '2020-03-01'), ('cis_born_jan1', '2020-01-01'), ('cis_born_dec31', '2020-12-31'),
-  ('cis_born_2019', '2019-12-31'), ('cis_born_2021', '2021-01-01'), ('cis_novisit', '2020-03-01')) v(x, b);
+  ('cis_born_2019', '2019-12-31'), ('cis_born_2021', '2021-01-01'), ('cis_novisit', '2020-03-01'),
+  ('cis_on_birthday', '2020-03-01'), ('cis_after_birthday', '2020-03-01'), ('cis_leap', '2020-02-29')) v(x, b);
 SELECT pg_temp.enc(external_id, 'wellness', '2022-03-01') FROM outreach.contact
  WHERE external_id LIKE 'cis%' AND external_id <> 'cis_novisit';
 SELECT pg_temp.all_doses(x) FROM unnest(ARRAY['cis_complete', 'cis_born_2019', 'cis_born_2021']) x;
@@ -197,10 +201,15 @@ SELECT pg_temp.imm('cis_combo', '146', '2020-06-01', 3), pg_temp.imm('cis_combo'
        pg_temp.imm('cis_combo', '133', '2020-10-01', 4), pg_temp.imm('cis_combo', '83', '2021-07-01'),
        pg_temp.imm('cis_combo', '119', '2020-11-01', 2), pg_temp.imm('cis_combo', '140', '2021-10-01', 2);
 SELECT pg_temp.all_doses('cis_late_dose', 1), pg_temp.imm('cis_late_dose', '140', '2023-01-01 00:00');
+-- the second dose of influenza on the second birthday counts, the day after does not
+SELECT pg_temp.all_doses('cis_on_birthday', 1), pg_temp.imm('cis_on_birthday', '140', '2022-03-01 23:59');
+SELECT pg_temp.all_doses('cis_after_birthday', 1), pg_temp.imm('cis_after_birthday', '140', '2022-03-02 00:00');
+-- born 29 February 2020: the second birthday is 28 February 2022
+SELECT pg_temp.all_doses('cis_leap', 1), pg_temp.imm('cis_leap', '140', '2022-02-28 12:00');
 
 SELECT set_eq($$SELECT pg_temp.members('childhood_immunization_gap', '{"measurement_year": 2022}', 'cis')$$,
-  ARRAY['cis_one_flu', 'cis_late_dose', 'cis_born_jan1', 'cis_born_dec31'],
-  'childhood: born in the year two before, each antigen''s dose count, combination vaccines count per antigen, doses after the year do not count');
+  ARRAY['cis_one_flu', 'cis_late_dose', 'cis_born_jan1', 'cis_born_dec31', 'cis_after_birthday'],
+  'childhood: born in the year two before, each antigen''s dose count, combination vaccines count per antigen, doses after the second birthday do not count');
 
 -- ---------------------------------------------------------------------------------------
 -- Influenza vaccination gap, season 2022 (1 Aug 2022 .. 31 Mar 2023).

@@ -58,6 +58,8 @@ SELECT outreach.compile($$contact where has immunization where administered_at <
 SELECT outreach.compile($$contact where has encounter where (count(observation where effective_at < contact.birthdate + 1 year) >= 2
   and latest(procedure.performed_at where performed_at < contact.birthdate + 30 years) < contact.birthdate + 31 years)$$, false, 'UTC');
 SELECT outreach.compile($$contact where count(immunization where administered_at < contact.birthdate + 2 years) < 4$$, true, 'UTC');
+-- offsets one after the other: the second birthday, then the day after it, then 3 hours before that
+SELECT outreach.compile($$contact where has immunization where administered_at < contact.birthdate + 2 years + 1 day - 3 hours$$, false, 'UTC');
 -- the session time zone when none is given
 SET TIME ZONE 'Asia/Kolkata';
 SELECT outreach.compile($$contact where birthdate = today$$);

@@ -117,6 +117,7 @@ SELECT q, (pg_temp.canon(q)).* FROM (VALUES
   ('contact where has immunization where administered_at < contact.birthdate + 2 years'),
   ('contact where has x where a in (contact.b, contact."Quoted" - 1 day, CONTACT."where" + 3 hours)'),
   ('contact where count(x where y between contact.birthdate and contact.birthdate+1 month) >= 1'),
+  ('contact where has x where y < contact.birthdate + 2 years + 1 day - 3 hours'),
   ('contact where birthdate between date ''1950-01-01'' and today - 18 years'),
   ('contact where created_at within last 1 day'),
   ('contact where created_at within last 2 days'),
