@@ -33,7 +33,7 @@ typedef enum QueryNodeType
 	QN_OLDER_THAN,				/* field older than amount unit */
 	QN_HAS,						/* has [no] relation [where filter] */
 	QN_AGG,						/* agg(relation[.field] [where filter]) cmp value */
-	QN_LATEST,					/* latest(relation.field [where filter]) cmp value */
+	QN_LATEST,					/* latest(relation.field [where filter]) cmp value | is [not] empty */
 	QN_IN_SEGMENT				/* in segment 'name' */
 } QueryNodeType;
 
@@ -129,6 +129,7 @@ typedef struct QueryNode
 	char	   *field;
 	int			field_location;
 	bool		negated;		/* not contains, is not empty, not in, not between, has no */
+	bool		empty_test;		/* QN_LATEST: "is [not] empty" (negated: not) instead of cmp value */
 	QCmpOp		cmp;			/* QN_CMP, QN_AGG, QN_LATEST */
 	QMatchOp	match;			/* QN_MATCH */
 	QValue	   *value;			/* QN_CMP, QN_AGG, QN_LATEST, QN_MATCH; QN_BETWEEN: low */

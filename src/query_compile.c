@@ -1335,10 +1335,21 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 				 errmsg("latest needs a field at character %d", POS(n->location)),
 				 errhint("Write latest(%s.field ...).", re->name)));
 	f = resolve_field(st, re, n->field, n->field_location);
-	check_ordering(f, n->cmp, n->value->location);
-	if (n->cmp == QCMP_EQ || n->cmp == QCMP_NE)
-		check_allowed(f, n->value);
-	valsql = value_sql(st, f, n->value);
+	if (n->empty_test)
+	{
+		/* "is [not] empty" as on a field: NULL, or '' for text; applied to lN.value below */
+		if (f->kind == FK_TEXT)
+			valsql = pstrdup(n->negated ? "(%1$s IS NOT NULL AND %1$s <> '')" : "(%1$s IS NULL OR %1$s = '')");
+		else
+			valsql = pstrdup(n->negated ? "%1$s IS NOT NULL" : "%1$s IS NULL");
+	}
+	else
+	{
+		check_ordering(f, n->cmp, n->value->location);
+		if (n->cmp == QCMP_EQ || n->cmp == QCMP_NE)
+			check_allowed(f, n->value);
+		valsql = value_sql(st, f, n->value);
+	}
 
 	initStringInfo(&order);
 	appendStringInfo(&order, "%s.%s DESC NULLS LAST", r->alias, quote_identifier(re->time_column));
@@ -1347,6 +1358,38 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 
 	form = grouped_form(st, n, s, &edge);
 	st->relation_depth++;
+	if (form == GF_CORRELATED && n->empty_test)
+	{
+		/* the newest row exists and its value is (not) empty: no rows is neither */
+		char		lalias[16];
+
+		snprintf(lalias, sizeof(lalias), "l%d", st->next_alias++);
+		appendStringInfoString(out, "EXISTS (");
+		newline(out, ind + 1);
+		appendStringInfoString(out, "SELECT 1");
+		newline(out, ind + 1);
+		appendStringInfoString(out, "FROM (");
+		newline(out, ind + 2);
+		appendStringInfo(out, "SELECT %s AS value", field_sql(st, r, f));
+		newline(out, ind + 2);
+		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		newline(out, ind + 2);
+		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		append_filter(st, out, n->filter, r, ind + 2);
+		st->relation_depth--;
+		newline(out, ind + 2);
+		appendStringInfo(out, "ORDER BY %s", order.data);
+		newline(out, ind + 2);
+		appendStringInfoString(out, "LIMIT 1");
+		newline(out, ind + 1);
+		appendStringInfo(out, ") AS %s", lalias);
+		newline(out, ind + 1);
+		appendStringInfoString(out, "WHERE ");
+		appendStringInfo(out, valsql, psprintf("%s.value", lalias));
+		newline(out, ind);
+		appendStringInfoChar(out, ')');
+		return;
+	}
 	if (form == GF_CORRELATED)
 	{
 		appendStringInfoString(out, "(");
@@ -1389,7 +1432,13 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 1);
 		appendStringInfo(out, ") AS %s", lalias);
 		newline(out, ind + 1);
-		appendStringInfo(out, "WHERE %s.value %s %s", lalias, cmp_sql(n->cmp), valsql);
+		if (n->empty_test)
+		{
+			appendStringInfoString(out, "WHERE ");
+			appendStringInfo(out, valsql, psprintf("%s.value", lalias));
+		}
+		else
+			appendStringInfo(out, "WHERE %s.value %s %s", lalias, cmp_sql(n->cmp), valsql);
 		newline(out, ind);
 		appendStringInfoChar(out, ')');
 	}

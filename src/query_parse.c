@@ -1174,8 +1174,26 @@ parse_pred(QParser *p)
 			n->filter = parse_cond(p);
 		expect_type(p, T_RPAREN, psprintf("\")\" to close \"%s(\"", t->str), NULL);
 		op = peek(p);
+		if (latest && is_word(op, "is"))
+		{
+			/* latest(...) is [not] empty: the newest row's value is (not) NULL */
+			next(p);
+			n->empty_test = true;
+			if (accept_word(p, "not"))
+				n->negated = true;
+			if (is_word(peek(p), "null"))
+				syntax_error_at(p, peek(p)->pos,
+								"Write is empty or is not empty: empty means NULL, or '' for text.",
+								"expected \"empty\" after \"%s\", found \"null\"", n->negated ? "is not" : "is");
+			expect_word(p, "empty", n->negated ? "after \"is not\"" : "after \"is\"");
+			return n;
+		}
 		if (!token_is_cmp(op, &n->cmp))
-			syntax_error_at(p, op->pos, NULL, "expected a comparison (=, !=, <, <=, >, >=) after \"%s(...)\", found %s",
+			syntax_error_at(p, op->pos,
+							latest ? "Compare the newest value, or test it with is empty or is not empty." :
+							is_word(op, "is") ? "Only latest(...) can be tested with is empty; an aggregate is compared with a value." : NULL,
+							latest ? "expected a comparison (=, !=, <, <=, >, >=) or \"is\" after \"%s(...)\", found %s" :
+							"expected a comparison (=, !=, <, <=, >, >=) after \"%s(...)\", found %s",
 							t->str, describe_token(p, op));
 		next(p);
 		n->value = parse_value(p, quoted_symbol(p, op));
@@ -1643,6 +1661,11 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 				appendStringInfoString(buf, " where ");
 				deparse_cond(buf, n->filter, LEVEL_OR);
 			}
+			if (n->empty_test)
+			{
+				appendStringInfoString(buf, n->negated ? ") is not empty" : ") is empty");
+				break;
+			}
 			appendStringInfo(buf, ") %s ", cmp_text(n->cmp));
 			append_value(buf, n->value);
 			break;
@@ -1763,7 +1786,9 @@ dump_node(StringInfo buf, const QueryNode *n, bool loc)
 		appendStringInfoString(buf, " at=");
 		dump_value(buf, n->age_at, loc);
 	}
-	if (n->type == QN_CMP || n->type == QN_AGG || n->type == QN_LATEST)
+	if (n->empty_test)
+		appendStringInfoString(buf, " empty");
+	else if (n->type == QN_CMP || n->type == QN_AGG || n->type == QN_LATEST)
 		appendStringInfo(buf, " %s", cmp_text(n->cmp));
 	if (n->type == QN_MATCH)
 		appendStringInfo(buf, " %d", (int) n->match);

@@ -286,7 +286,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
 ('diabetes_hba1c_poor_control',
  'Diabetes with poor or missing HbA1c control',
  'CMS122 (Diabetes: Hemoglobin A1c Poor Control), simplified',
- 'Adults aged age_min to age_max at the end of the measurement year with diabetes active during the year (onset before its end, not resolved before its start) and a qualifying visit in the year, whose most recent HbA1c result of the year is above threshold, or who have no HbA1c result in the year. This is the measure''s numerator (an inverse measure: being in it is the gap). Excluded: hospice in the year; deceased or inactive contacts. Simplified: an HbA1c recorded without a numeric result is ignored (the measure counts a most recent test without result as poor control); frailty with advanced illness and palliative care are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
+ 'Adults aged age_min to age_max at the end of the measurement year with diabetes active during the year (onset before its end, not resolved before its start) and a qualifying visit in the year, whose most recent HbA1c test of the year has a result above threshold or no result, or who have no HbA1c test in the year. This is the measure''s numerator (an inverse measure: being in it is the gap). Excluded: hospice in the year; deceased or inactive contacts. Simplified: frailty with advanced illness and palliative care are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
  '[{"name": "measurement_year", "type": "year", "default": "current_year", "description": "The calendar year measured."},
    {"name": "age_min", "type": "integer", "default": 18, "max": 120, "description": "Youngest age at the end of the year."},
    {"name": "age_max", "type": "integer", "default": 75, "max": 120, "description": "Oldest age at the end of the year."},
@@ -297,9 +297,11 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
     and (abatement_date is empty or abatement_date >= date '{{measurement_year}}-01-01'))
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
-  and (latest(observation.value_numeric where code in value_set 'hba1c' and value_numeric is not empty
+  and (latest(observation.value_numeric where code in value_set 'hba1c'
          and effective_at >= date '{{measurement_year}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01') > {{threshold}}
-    or has no observation where (code in value_set 'hba1c' and value_numeric is not empty
+    or latest(observation.value_numeric where code in value_set 'hba1c'
+         and effective_at >= date '{{measurement_year}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01') is empty
+    or has no observation where (code in value_set 'hba1c'
          and effective_at >= date '{{measurement_year}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01'))
   and has no encounter where (class = 'hospice' and start_at < date '{{measurement_year + 1}}-01-01'
     and (end_at is empty or end_at >= date '{{measurement_year}}-01-01'))

@@ -105,7 +105,10 @@ CREATE FUNCTION pg_temp.expected(template text, yr int) RETURNS SETOF bigint LAN
   WHEN 'diabetes_hba1c_poor_control' THEN
     pg_temp.age_end(c.birthdate, yr) BETWEEN 18 AND 75 AND pg_temp.office_visit(c.id, yr)
     AND pg_temp.cond_during(c.id, 'diabetes', make_date(yr, 12, 31), yr)
-    AND coalesce(pg_temp.latest_value(c.id, 'hba1c', yr) > 9, true)
+    -- the most recent HbA1c of the year (with or without a result): above 9, no result, or none at all
+    AND coalesce((SELECT o.value_numeric > 9 FROM outreach.observation o
+                  WHERE o.patient_id = c.id AND pg_temp.vs(o.code, 'hba1c') AND pg_temp.y(o.effective_at) = yr
+                  ORDER BY o.effective_at DESC, o.id DESC LIMIT 1), true)
     AND NOT pg_temp.hospice(c.id, yr)
   WHEN 'uncontrolled_blood_pressure' THEN
     pg_temp.age_end(c.birthdate, yr) BETWEEN 18 AND 85 AND pg_temp.office_visit(c.id, yr)

@@ -183,7 +183,9 @@ BEGIN
     ELSE
       RETURN outreach_fuzz.kw('latest') || '(' || outreach_fuzz.relation() || '.' || outreach_fuzz.ident()
         || CASE WHEN random() < 0.6 THEN s || outreach_fuzz.kw('where') || s || outreach_fuzz.cond(depth - 1) ELSE '' END
-        || ')' || s || outreach_fuzz.cmp() || s || outreach_fuzz.value();
+        || ')' || s || CASE WHEN random() < 0.2
+                            THEN outreach_fuzz.kw('is') || s || CASE WHEN random() < 0.5 THEN outreach_fuzz.kw('not') || s ELSE '' END || outreach_fuzz.kw('empty')
+                            ELSE outreach_fuzz.cmp() || s || outreach_fuzz.value() END;
   END CASE;
 END $$;
 

@@ -309,5 +309,19 @@ SELECT pg_temp.check($$contact where latest(visit via patient_id.note) = 'first'
 SELECT pg_temp.check($$contact where count(visit via referrer_id) = 2$$, '{2}', 'count via');
 SELECT pg_temp.check($$contact where has visit via patient_id where note is empty$$, '{3}', 'is empty on a user entity');
 
+-- latest(...) is [not] empty: the newest row's value; no rows is neither
+SELECT pg_temp.check($$contact where latest(encounter.end_at) is empty$$, '{1,2,5,6}', 'latest is empty: no end time on the newest encounter');
+SELECT pg_temp.check($$contact where latest(encounter.end_at) is not empty$$, '{}', 'latest is not empty');
+SELECT pg_temp.check($$contact where not latest(encounter.end_at) is empty$$, '{3,4}', 'contacts without rows are not "is empty"');
+SELECT pg_temp.check($$contact where latest(encounter.class) is not empty$$, '{1,2,5,6}', 'latest is not empty on an enumerated text field');
+INSERT INTO outreach.encounter (id, patient_id, class, description, start_at, end_at) VALUES
+  (10, 1, 'ambulatory', '', '2024-03-01 09:00+00', NULL),                           -- newest for Alice: no end, empty text
+  (11, 2, 'ambulatory', 'x', '2024-01-01 09:00+00', '2024-01-01 10:00+00');     -- older than Bob's newest
+UPDATE outreach.encounter SET end_at = start_at + interval '1 hour' WHERE id IN (2, 3, 4);
+SELECT pg_temp.check($$contact where latest(encounter.end_at) is empty$$, '{1}', 'only the newest row counts');
+SELECT pg_temp.check($$contact where latest(encounter.end_at where class = 'ambulatory') is not empty$$, '{2,6}', 'latest with a filter');
+SELECT pg_temp.check($$contact where latest(encounter.description) is empty$$, '{1}', 'text: empty string is empty');
+SELECT pg_temp.check($$contact where has encounter where latest(condition.onset_date) is not empty$$, '{5}', 'latest is not empty under a relation');
+
 SELECT * FROM finish();
 ROLLBACK;

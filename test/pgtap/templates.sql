@@ -122,7 +122,8 @@ SELECT pg_temp.pat(x, 'female', b::date) FROM (VALUES
   ('dm_missing', '1960-01-01'), ('dm_high', '1960-01-01'), ('dm_at9', '1960-01-01'), ('dm_latest_good', '1960-01-01'),
   ('dm_latest_bad', '1960-01-01'), ('dm_prev_year', '1960-01-01'), ('dm_no_diabetes', '1960-01-01'),
   ('dm_resolved', '1960-01-01'), ('dm_resolved_2022', '1960-01-01'), ('dm_onset_2023', '1960-01-01'),
-  ('dm_age17', '2005-01-01'), ('dm_age18', '2004-12-31'), ('dm_novisit', '1960-01-01')) v(x, b);
+  ('dm_age17', '2005-01-01'), ('dm_age18', '2004-12-31'), ('dm_novisit', '1960-01-01'),
+  ('dm_latest_no_result', '1960-01-01'), ('dm_old_no_result', '1960-01-01')) v(x, b);
 SELECT pg_temp.enc(external_id, 'wellness', '2022-04-01') FROM outreach.contact
  WHERE external_id LIKE 'dm%' AND external_id <> 'dm_novisit';
 SELECT pg_temp.enc('dm_novisit', 'emergency', '2022-04-01');
@@ -136,12 +137,15 @@ SELECT pg_temp.obs('dm_at9', '4548-4', '2022-06-01', 9.0);
 SELECT pg_temp.obs('dm_latest_good', '4548-4', '2022-02-01', 10), pg_temp.obs('dm_latest_good', '4548-4', '2022-08-01', 7);
 SELECT pg_temp.obs('dm_latest_bad', '4548-4', '2022-02-01', 7), pg_temp.obs('dm_latest_bad', '4548-4', '2022-08-01', 10);
 SELECT pg_temp.obs('dm_prev_year', '4548-4', '2021-12-31 23:00', 6);
+-- the most recent test without a result is poor control; an earlier one without a result is not
+SELECT pg_temp.obs('dm_latest_no_result', '4548-4', '2022-02-01', 7), pg_temp.obs('dm_latest_no_result', '4548-4', '2022-08-01');
+SELECT pg_temp.obs('dm_old_no_result', '4548-4', '2022-02-01'), pg_temp.obs('dm_old_no_result', '4548-4', '2022-08-01', 7);
 SELECT pg_temp.obs('dm_no_diabetes', '4548-4', '2022-06-01', 12);
 SELECT pg_temp.obs(external_id, '4548-4', '2022-06-01', 6) FROM outreach.contact
  WHERE external_id IN ('dm_resolved', 'dm_onset_2023', 'dm_age17', 'dm_age18', 'dm_novisit');
 
 SELECT set_eq($$SELECT pg_temp.members('diabetes_hba1c_poor_control', '{"measurement_year": 2022}', 'dm')$$,
-  ARRAY['dm_missing', 'dm_high', 'dm_latest_bad', 'dm_prev_year', 'dm_resolved_2022'],
+  ARRAY['dm_missing', 'dm_high', 'dm_latest_bad', 'dm_prev_year', 'dm_resolved_2022', 'dm_latest_no_result'],
   'diabetes: most recent HbA1c of the year > 9 or none, diabetes overlapping the year, age 18 edge, office-type visit');
 SELECT set_eq($$SELECT pg_temp.members('diabetes_hba1c_poor_control', '{"measurement_year": 2022, "threshold": 8.5}', 'dm_at9')$$,
   ARRAY['dm_at9'], 'diabetes: the threshold is a parameter (9.0 > 8.5)');

@@ -58,6 +58,10 @@ SELECT outreach.compile($$contact where has immunization where administered_at <
 SELECT outreach.compile($$contact where has encounter where (count(observation where effective_at < contact.birthdate + 1 year) >= 2
   and latest(procedure.performed_at where performed_at < contact.birthdate + 30 years) < contact.birthdate + 31 years)$$, false, 'UTC');
 SELECT outreach.compile($$contact where count(immunization where administered_at < contact.birthdate + 2 years) < 4$$, true, 'UTC');
+-- latest(...) is [not] empty: the newest row exists and its value is (not) NULL ('' too for text)
+SELECT outreach.compile($$contact where latest(observation.value_numeric where code = '4548-4') is empty
+  or latest(observation.code) is not empty$$, false, 'UTC');
+SELECT outreach.compile($$contact where latest(observation.value_numeric where code = '4548-4') is empty$$, true, 'UTC');
 -- offsets one after the other: the second birthday, then the day after it, then 3 hours before that
 SELECT outreach.compile($$contact where has immunization where administered_at < contact.birthdate + 2 years + 1 day - 3 hours$$, false, 'UTC');
 -- the session time zone when none is given
