@@ -129,6 +129,7 @@ typedef struct QueryNode
 	char	   *field;
 	int			field_location;
 	bool		negated;		/* not contains, is not empty, not in, not between, has no */
+	bool		distinct;		/* QN_AGG count: count(distinct relation.field) */
 	bool		empty_test;		/* QN_LATEST: "is [not] empty" (negated: not) instead of cmp value */
 	QCmpOp		cmp;			/* QN_CMP, QN_AGG, QN_LATEST */
 	QMatchOp	match;			/* QN_MATCH */

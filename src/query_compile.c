@@ -1197,7 +1197,9 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 
 		valsql = value_sql(st, &countf, n->value);
 		zero_true = cmp_holds(0.0, n->cmp, strtod(n->value->text, NULL));
-		aggexpr = f ? psprintf("count(%s)", field_sql(st, r, f)) : pstrdup("count(*)");
+		if (n->distinct && f == NULL)
+			elog(ERROR, "count(distinct ...) without a field in segment query");
+		aggexpr = f ? psprintf("count(%s%s)", n->distinct ? "DISTINCT " : "", field_sql(st, r, f)) : pstrdup("count(*)");
 	}
 	else
 	{

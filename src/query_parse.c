@@ -63,7 +63,7 @@ typedef struct QParser
 
 /* every word with a meaning in the language: identifiers spelled like these are printed quoted */
 static const char *const all_keywords[] = {
-	"and", "avg", "between", "contact", "contains", "count", "date", "day", "days",
+	"and", "avg", "between", "contact", "contains", "count", "date", "day", "days", "distinct",
 	"empty", "ends", "except", "false", "has", "hour", "hours", "in", "intersect", "is",
 	"last", "latest", "max", "min", "minute", "minutes", "month", "months", "next", "no",
 	"not", "now", "older", "or", "segment", "starts", "sum", "than", "timestamp", "today",
@@ -1160,12 +1160,24 @@ parse_pred(QParser *p)
 				strcmp(t->str, "max") == 0 ? QAGG_MAX : strcmp(t->str, "sum") == 0 ? QAGG_SUM : QAGG_AVG;
 		next(p);
 		next(p);
+		/* count(distinct R.f): "distinct" followed by a name (an entity called distinct is not) */
+		if (n->agg == QAGG_COUNT && !latest && is_word(peek(p), "distinct") &&
+			(peek_at(p, 1)->type == T_QIDENT ||
+			 (peek_at(p, 1)->type == T_WORD && !is_word(peek_at(p, 1), "where") && !is_word(peek_at(p, 1), "via"))))
+		{
+			next(p);
+			n->distinct = true;
+		}
 		n->relation = parse_relation(p);
 		if (peek(p)->type == T_DOT)
 		{
 			next(p);
 			n->field = parse_identifier(p, "a field name after \".\"", &n->field_location);
 		}
+		else if (n->distinct)
+			syntax_error_at(p, peek(p)->pos, "Name the field whose distinct values are counted, for example count(distinct immunization.administered_at).",
+							"expected \".\" and a field after the entity in \"count(distinct\", found %s",
+							describe_token(p, peek(p)));
 		else if (latest)
 			syntax_error_at(p, peek(p)->pos, "Name the field whose newest value is compared, for example latest(observation.value_numeric).",
 							"expected \".\" and a field after the entity in \"latest(\", found %s",
@@ -1648,7 +1660,8 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			if (n->type == QN_LATEST)
 				appendStringInfoString(buf, "latest(");
 			else
-				appendStringInfoString(buf, n->agg == QAGG_COUNT ? "count(" : n->agg == QAGG_MIN ? "min(" :
+				appendStringInfoString(buf, n->agg == QAGG_COUNT ? (n->distinct ? "count(distinct " : "count(") :
+									   n->agg == QAGG_MIN ? "min(" :
 									   n->agg == QAGG_MAX ? "max(" : n->agg == QAGG_SUM ? "sum(" : "avg(");
 			append_relation(buf, n->relation);
 			if (n->field)
@@ -1794,6 +1807,8 @@ dump_node(StringInfo buf, const QueryNode *n, bool loc)
 		appendStringInfo(buf, " %d", (int) n->match);
 	if (n->type == QN_AGG)
 		appendStringInfo(buf, " agg=%d", (int) n->agg);
+	if (n->distinct)
+		appendStringInfoString(buf, " distinct");
 	if (n->type == QN_WITHIN || n->type == QN_OLDER_THAN)
 	{
 		appendStringInfo(buf, " dir=%d ", (int) n->direction);

@@ -176,6 +176,13 @@ BEGIN
         || outreach_fuzz.relation()
         || CASE WHEN random() < 0.7 THEN s || outreach_fuzz.kw('where') || s || outreach_fuzz.neg(depth - 1) ELSE '' END;
     WHEN 13 THEN
+      IF random() < 0.15 THEN
+        -- count(distinct R.f ...): always with a field
+        RETURN outreach_fuzz.kw('count') || '(' || outreach_fuzz.kw('distinct') || ' ' || outreach_fuzz.relation()
+          || '.' || outreach_fuzz.ident()
+          || CASE WHEN random() < 0.6 THEN s || outreach_fuzz.kw('where') || s || outreach_fuzz.cond(depth - 1) ELSE '' END
+          || ')' || s || outreach_fuzz.cmp() || s || outreach_fuzz.value();
+      END IF;
       RETURN outreach_fuzz.kw(outreach_fuzz.pick(ARRAY['count', 'min', 'max', 'sum', 'avg'])) || '(' || outreach_fuzz.relation()
         || CASE WHEN random() < 0.5 THEN '.' || outreach_fuzz.ident() ELSE '' END
         || CASE WHEN random() < 0.6 THEN s || outreach_fuzz.kw('where') || s || outreach_fuzz.cond(depth - 1) ELSE '' END
@@ -225,7 +232,7 @@ BEGIN
     RETURN outreach_fuzz.kw(outreach_fuzz.pick(ARRAY['contact', 'where', 'segment', 'union', 'intersect',
       'except', 'or', 'and', 'not', 'contains', 'starts', 'with', 'ends', 'is', 'empty', 'in', 'value_set',
       'between', 'within', 'last', 'next', 'older', 'than', 'has', 'no', 'via', 'count', 'min', 'max', 'sum',
-      'avg', 'latest', 'age', 'at', 'true', 'false', 'date', 'timestamp', 'today', 'now', 'day', 'years', 'null', 'like']));
+      'avg', 'latest', 'age', 'at', 'distinct', 'true', 'false', 'date', 'timestamp', 'today', 'now', 'day', 'years', 'null', 'like']));
   END IF;
   IF r < 0.65 THEN
     RETURN outreach_fuzz.pick(ARRAY['(', ')', ',', '.', '=', '!=', '<>', '<', '<=', '>', '>=', '+', '-', '--',

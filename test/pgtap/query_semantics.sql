@@ -323,5 +323,15 @@ SELECT pg_temp.check($$contact where latest(encounter.end_at where class = 'ambu
 SELECT pg_temp.check($$contact where latest(encounter.description) is empty$$, '{1}', 'text: empty string is empty');
 SELECT pg_temp.check($$contact where has encounter where latest(condition.onset_date) is not empty$$, '{5}', 'latest is not empty under a relation');
 
+-- count(distinct R.f): distinct non-NULL values (a dose recorded twice counts once)
+INSERT INTO outreach.immunization (id, patient_id, code, administered_at) VALUES
+  (5, 1, 'a', '1971-01-01 10:00+00'),   -- Alice's dose again
+  (6, 6, NULL, NULL);
+SELECT pg_temp.check($$contact where count(immunization) = 2$$, '{1,5}', 'count counts rows');
+SELECT pg_temp.check($$contact where count(distinct immunization.administered_at) = 1$$, '{1,2}', 'count(distinct) counts values');
+SELECT pg_temp.check($$contact where count(distinct immunization.code) < 2$$, '{1,2,3,4,6}', 'count(distinct) that holds for no rows; NULL is not a value');
+SELECT pg_temp.check($$contact where count(distinct immunization.code where administered_at < contact.birthdate + 2 years) = 1$$, '{1,5}',
+  'count(distinct) with a filter and contact.field');
+
 SELECT * FROM finish();
 ROLLBACK;
