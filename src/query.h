@@ -130,6 +130,7 @@ typedef struct QueryNode
 	int			field_location;
 	bool		negated;		/* not contains, is not empty, not in, not between, has no */
 	bool		distinct;		/* QN_AGG count: count(distinct relation.field) */
+	bool		distinct_day;	/* ... count(distinct day of relation.field): calendar days in the time zone */
 	bool		empty_test;		/* QN_LATEST: "is [not] empty" (negated: not) instead of cmp value */
 	QCmpOp		cmp;			/* QN_CMP, QN_AGG, QN_LATEST */
 	QMatchOp	match;			/* QN_MATCH */

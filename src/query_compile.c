@@ -1199,7 +1199,26 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		zero_true = cmp_holds(0.0, n->cmp, strtod(n->value->text, NULL));
 		if (n->distinct && f == NULL)
 			elog(ERROR, "count(distinct ...) without a field in segment query");
-		aggexpr = f ? psprintf("count(%s%s)", n->distinct ? "DISTINCT " : "", field_sql(st, r, f)) : pstrdup("count(*)");
+		if (n->distinct_day)
+		{
+			/* the calendar day of a date or timestamp in the query's time zone */
+			char	   *fs = field_sql(st, r, f);
+
+			if (f->kind == FK_DATE)
+				aggexpr = psprintf("count(DISTINCT %s)", fs);
+			else if (f->kind == FK_TIMESTAMP)
+				aggexpr = psprintf("count(DISTINCT %s::date)", fs);
+			else if (f->kind == FK_TIMESTAMPTZ)
+				aggexpr = psprintf("count(DISTINCT (%s AT TIME ZONE %s)::date)", fs, quote_literal_cstr(st->tz));
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("count(distinct day of ...) needs a date or timestamp, but \"%s\" is %s at character %d",
+								f->name, kind_name(f->kind), POS(n->field_location)),
+						 errhint("Write count(distinct %s.%s) to count distinct values.", re->name, f->name)));
+		}
+		else
+			aggexpr = f ? psprintf("count(%s%s)", n->distinct ? "DISTINCT " : "", field_sql(st, r, f)) : pstrdup("count(*)");
 	}
 	else
 	{

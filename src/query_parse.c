@@ -66,7 +66,7 @@ static const char *const all_keywords[] = {
 	"and", "avg", "between", "contact", "contains", "count", "date", "day", "days", "distinct",
 	"empty", "ends", "except", "false", "has", "hour", "hours", "in", "intersect", "is",
 	"last", "latest", "max", "min", "minute", "minutes", "month", "months", "next", "no",
-	"not", "now", "older", "or", "segment", "starts", "sum", "than", "timestamp", "today",
+	"not", "now", "of", "older", "or", "segment", "starts", "sum", "than", "timestamp", "today",
 	"true", "union", "value_set", "via", "week", "weeks", "where", "with", "within", "year",
 	"years", NULL
 };
@@ -1167,6 +1167,13 @@ parse_pred(QParser *p)
 		{
 			next(p);
 			n->distinct = true;
+			/* count(distinct day of R.f) */
+			if (is_word(peek(p), "day") && is_word(peek_at(p, 1), "of"))
+			{
+				next(p);
+				next(p);
+				n->distinct_day = true;
+			}
 		}
 		n->relation = parse_relation(p);
 		if (peek(p)->type == T_DOT)
@@ -1660,7 +1667,8 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			if (n->type == QN_LATEST)
 				appendStringInfoString(buf, "latest(");
 			else
-				appendStringInfoString(buf, n->agg == QAGG_COUNT ? (n->distinct ? "count(distinct " : "count(") :
+				appendStringInfoString(buf, n->agg == QAGG_COUNT ? (n->distinct_day ? "count(distinct day of " :
+																  n->distinct ? "count(distinct " : "count(") :
 									   n->agg == QAGG_MIN ? "min(" :
 									   n->agg == QAGG_MAX ? "max(" : n->agg == QAGG_SUM ? "sum(" : "avg(");
 			append_relation(buf, n->relation);
@@ -1808,7 +1816,7 @@ dump_node(StringInfo buf, const QueryNode *n, bool loc)
 	if (n->type == QN_AGG)
 		appendStringInfo(buf, " agg=%d", (int) n->agg);
 	if (n->distinct)
-		appendStringInfoString(buf, " distinct");
+		appendStringInfoString(buf, n->distinct_day ? " distinct_day" : " distinct");
 	if (n->type == QN_WITHIN || n->type == QN_OLDER_THAN)
 	{
 		appendStringInfo(buf, " dir=%d ", (int) n->direction);

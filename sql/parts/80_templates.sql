@@ -341,22 +341,22 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
 ('childhood_immunization_gap',
  'Childhood immunization gap',
  'CMS117 (Childhood Immunization Status), simplified',
- 'Children who turn 2 during the measurement year, with a qualifying visit in the year, who lack any of: 4 DTaP, 3 IPV, 1 MMR, 3 Hib, 3 hepatitis B, 1 varicella, 4 pneumococcal conjugate, 1 hepatitis A, 2 rotavirus, 2 influenza doses (combination vaccines count for each antigen they carry). Excluded: hospice in the year; deceased or inactive contacts. Doses count on or before the second birthday. Simplified: minimum intervals (e.g. MMR on or after the first birthday), the 3-dose rotavirus schedule, history of the illness in place of a vaccine, and contraindications are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
+ 'Children who turn 2 during the measurement year, with a qualifying visit in the year, who lack any of: 4 DTaP, 3 IPV, 1 MMR, 3 Hib, 3 hepatitis B, 1 varicella, 4 pneumococcal conjugate, 1 hepatitis A, 2 rotavirus, 2 influenza doses (combination vaccines count for each antigen they carry). Excluded: hospice in the year; deceased or inactive contacts. Doses count on or before the second birthday, one per day of service. Simplified: minimum intervals (e.g. MMR on or after the first birthday), the 3-dose rotavirus schedule, history of the illness in place of a vaccine, and contraindications are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
  '[{"name": "measurement_year", "type": "year", "default": "current_year", "description": "The calendar year in which the children turn 2."}]',
  $q$contact where status = 'active' and deceased_at is empty
   and age at date '{{measurement_year}}-12-31' = 2
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
-  and (count(immunization where code in value_set 'dtap vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 4
-    or count(immunization where code in value_set 'ipv vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
-    or count(immunization where code in value_set 'mmr vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
-    or count(immunization where code in value_set 'hib vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
-    or count(immunization where code in value_set 'hepatitis b vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
-    or count(immunization where code in value_set 'varicella vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
-    or count(immunization where code in value_set 'pneumococcal conjugate vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 4
-    or count(immunization where code in value_set 'hepatitis a vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
-    or count(immunization where code in value_set 'rotavirus vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 2
-    or count(immunization where code in value_set 'influenza vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 2)
+  and (count(distinct day of immunization.administered_at where code in value_set 'dtap vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 4
+    or count(distinct day of immunization.administered_at where code in value_set 'ipv vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
+    or count(distinct day of immunization.administered_at where code in value_set 'mmr vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
+    or count(distinct day of immunization.administered_at where code in value_set 'hib vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
+    or count(distinct day of immunization.administered_at where code in value_set 'hepatitis b vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
+    or count(distinct day of immunization.administered_at where code in value_set 'varicella vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
+    or count(distinct day of immunization.administered_at where code in value_set 'pneumococcal conjugate vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 4
+    or count(distinct day of immunization.administered_at where code in value_set 'hepatitis a vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
+    or count(distinct day of immunization.administered_at where code in value_set 'rotavirus vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 2
+    or count(distinct day of immunization.administered_at where code in value_set 'influenza vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 2)
   and has no encounter where (class = 'hospice' and start_at < date '{{measurement_year + 1}}-01-01'
     and (end_at is empty or end_at >= date '{{measurement_year}}-01-01'))
   and has no procedure where (code in value_set 'hospice'

@@ -69,9 +69,10 @@ CREATE FUNCTION pg_temp.latest_value(pid bigint, vsname text, yr int) RETURNS nu
   SELECT o.value_numeric FROM outreach.observation o
   WHERE o.patient_id = pid AND pg_temp.vs(o.code, vsname) AND o.value_numeric IS NOT NULL AND pg_temp.y(o.effective_at) = yr
   ORDER BY o.effective_at DESC, o.id DESC LIMIT 1 $$;
--- doses on or before the second birthday: aged under 2, or exactly 2 years 0 months 0 days, on the (UTC) day
+-- doses on or before the second birthday: aged under 2, or exactly 2 years 0 months 0 days, on the (UTC)
+-- day; doses on the same day count once
 CREATE FUNCTION pg_temp.doses(pid bigint, vsname text, b date) RETURNS bigint LANGUAGE sql AS $$
-  SELECT count(*) FROM outreach.immunization i, LATERAL (SELECT age((i.administered_at AT TIME ZONE 'UTC')::date, b) AS a) x
+  SELECT count(DISTINCT (i.administered_at AT TIME ZONE 'UTC')::date) FROM outreach.immunization i, LATERAL (SELECT age((i.administered_at AT TIME ZONE 'UTC')::date, b) AS a) x
   WHERE i.patient_id = pid AND pg_temp.vs(i.code, vsname)
     AND (extract(year FROM x.a) < 2 OR (extract(year FROM x.a) = 2 AND extract(month FROM x.a) = 0 AND extract(day FROM x.a) = 0)) $$;
 

@@ -332,6 +332,12 @@ SELECT pg_temp.check($$contact where count(distinct immunization.administered_at
 SELECT pg_temp.check($$contact where count(distinct immunization.code) < 2$$, '{1,2,3,4,6}', 'count(distinct) that holds for no rows; NULL is not a value');
 SELECT pg_temp.check($$contact where count(distinct immunization.code where administered_at < contact.birthdate + 2 years) = 1$$, '{1,5}',
   'count(distinct) with a filter and contact.field');
+-- count(distinct day of R.f): calendar days in the query's time zone
+INSERT INTO outreach.immunization (id, patient_id, code, administered_at) VALUES
+  (7, 2, 'c', '1982-03-01 03:00+00');   -- Bob: 1 March in UTC, still 28 February in New York
+SELECT pg_temp.check($$contact where count(distinct day of immunization.administered_at) = 2$$, '{2,5}', 'distinct days in UTC');
+SELECT pg_temp.check($$contact where count(distinct day of immunization.administered_at) = 1$$, '{1,2,5}', 'distinct days in New York', 'America/New_York');
+SELECT pg_temp.check($$contact where count(distinct day of immunization.administered_at) < 1$$, '{3,4,6}', 'no dated rows: no days');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -194,7 +194,8 @@ SELECT pg_temp.pat(x, 'female', b::date) FROM (VALUES
   ('cis_complete', '2020-03-01'), ('cis_one_flu', '2020-03-01'), ('cis_combo', '2020-03-01'),
   ('cis_late_dose', '2020-03-01'), ('cis_born_jan1', '2020-01-01'), ('cis_born_dec31', '2020-12-31'),
   ('cis_born_2019', '2019-12-31'), ('cis_born_2021', '2021-01-01'), ('cis_novisit', '2020-03-01'),
-  ('cis_on_birthday', '2020-03-01'), ('cis_after_birthday', '2020-03-01'), ('cis_leap', '2020-02-29')) v(x, b);
+  ('cis_on_birthday', '2020-03-01'), ('cis_after_birthday', '2020-03-01'), ('cis_leap', '2020-02-29'),
+  ('cis_same_day', '2020-03-01')) v(x, b);
 SELECT pg_temp.enc(external_id, 'wellness', '2022-03-01') FROM outreach.contact
  WHERE external_id LIKE 'cis%' AND external_id <> 'cis_novisit';
 SELECT pg_temp.all_doses(x) FROM unnest(ARRAY['cis_complete', 'cis_born_2019', 'cis_born_2021']) x;
@@ -210,10 +211,12 @@ SELECT pg_temp.all_doses('cis_on_birthday', 1), pg_temp.imm('cis_on_birthday', '
 SELECT pg_temp.all_doses('cis_after_birthday', 1), pg_temp.imm('cis_after_birthday', '140', '2022-03-02 00:00');
 -- born 29 February 2020: the second birthday is 28 February 2022
 SELECT pg_temp.all_doses('cis_leap', 1), pg_temp.imm('cis_leap', '140', '2022-02-28 12:00');
+-- a second influenza dose recorded on the day of the first (at another time) is the same day of service
+SELECT pg_temp.all_doses('cis_same_day', 1), pg_temp.imm('cis_same_day', '140', '2021-10-01 15:00');
 
 SELECT set_eq($$SELECT pg_temp.members('childhood_immunization_gap', '{"measurement_year": 2022}', 'cis')$$,
-  ARRAY['cis_one_flu', 'cis_late_dose', 'cis_born_jan1', 'cis_born_dec31', 'cis_after_birthday'],
-  'childhood: born in the year two before, each antigen''s dose count, combination vaccines count per antigen, doses after the second birthday do not count');
+  ARRAY['cis_one_flu', 'cis_late_dose', 'cis_born_jan1', 'cis_born_dec31', 'cis_after_birthday', 'cis_same_day'],
+  'childhood: born in the year two before, each antigen''s dose count (one per day), combination vaccines count per antigen, doses after the second birthday do not count');
 
 -- ---------------------------------------------------------------------------------------
 -- Influenza vaccination gap, season 2022 (1 Aug 2022 .. 31 Mar 2023).

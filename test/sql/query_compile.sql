@@ -65,6 +65,8 @@ SELECT outreach.compile($$contact where latest(observation.value_numeric where c
 -- count(distinct R.f): count(DISTINCT ...), whole population and restricted
 SELECT outreach.compile($$contact where count(distinct immunization.administered_at where code = '20') < 4$$, false, 'UTC');
 SELECT outreach.compile($$contact where count(distinct immunization.code) >= 2$$, true, 'UTC');
+SELECT outreach.compile($$contact where count(distinct day of immunization.administered_at) >= 2
+  and count(distinct day of condition.onset_date) >= 2$$, false, 'America/New_York');
 -- offsets one after the other: the second birthday, then the day after it, then 3 hours before that
 SELECT outreach.compile($$contact where has immunization where administered_at < contact.birthdate + 2 years + 1 day - 3 hours$$, false, 'UTC');
 -- the session time zone when none is given

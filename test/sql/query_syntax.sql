@@ -122,6 +122,7 @@ SELECT q, (pg_temp.canon(q)).* FROM (VALUES
   ('contact where latest(observation.value_numeric) IS NOT EMPTY or not latest(x.y) is empty'),
   ('contact where count(DISTINCT immunization.administered_at where code = ''20'') >= 4'),
   ('contact where count(distinct.x) > 1 and count(distinct where a = 1) > 1 and count(distinct "distinct".x) > 1'),
+  ('contact where count(distinct day of immunization.administered_at where code = ''20'') >= 4 and count(distinct day.x) > 1'),
   ('contact where birthdate between date ''1950-01-01'' and today - 18 years'),
   ('contact where created_at within last 1 day'),
   ('contact where created_at within last 2 days'),

@@ -35,6 +35,7 @@ SELECT 'contact where latest(x.y) empty'::outreach.segment_query;
 SELECT 'contact where count(x) is empty'::outreach.segment_query;
 SELECT 'contact where count(distinct immunization) > 1'::outreach.segment_query;
 SELECT 'contact where count(distinct immunization where code = ''a'') > 1'::outreach.segment_query;
+SELECT 'contact where count(distinct day of immunization) > 1'::outreach.segment_query;
 SELECT 'contact where a = 1 b = 2'::outreach.segment_query;
 SELECT 'contact where a = 1 adn b = 2'::outreach.segment_query;
 SELECT 'contact where a = 1 and'::outreach.segment_query;

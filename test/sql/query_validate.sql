@@ -72,6 +72,7 @@ SELECT outreach.compile($$contact where age at today + 3 hours >= 18$$);
 SELECT outreach.compile($$contact where age at '2024-13-01' >= 18$$);
 SELECT outreach.compile($$contact where age at date '2024-12-31' > 'x'$$);
 SELECT outreach.compile($$contact where has observation where age at date '2024-12-31' > 1$$);
+SELECT outreach.compile($$contact where count(distinct day of immunization.code) > 1$$);
 -- contact.field: only inside relations, a field of contact, of a kind that fits
 SELECT outreach.compile($$contact where birthdate < contact.birthdate$$);
 SELECT outreach.compile($$contact where count(immunization) > contact.birthdate$$);
