@@ -33,7 +33,7 @@ typedef enum QueryNodeType
 	QN_OLDER_THAN,				/* field older than amount unit */
 	QN_HAS,						/* has [no] relation [where filter] */
 	QN_AGG,						/* agg(relation[.field] [where filter]) cmp value */
-	QN_LATEST,					/* latest(relation.field [where filter]) cmp value */
+	QN_LATEST,					/* latest(relation.field [where filter]) cmp value | is [not] empty */
 	QN_IN_SEGMENT				/* in segment 'name' */
 } QueryNodeType;
 
@@ -77,17 +77,27 @@ typedef enum QValueKind
 	QV_DATE,					/* date '2024-01-31' (text holds the string as written) */
 	QV_TIMESTAMP,				/* timestamp '2024-01-31 10:00' */
 	QV_TODAY,					/* today [+|- amount unit] */
-	QV_NOW						/* now [+|- amount unit] */
+	QV_NOW,						/* now [+|- amount unit] */
+	QV_CONTACT_FIELD			/* contact.field [+|- amount unit] (text holds the field): inside relations */
 } QValueKind;
+
+/* one more "+|- amount unit" after the first, for contact.field (contact.birthdate + 2 years + 1 day) */
+typedef struct QOffset
+{
+	int			sign;			/* +1 or -1 */
+	int64		amount;
+	QUnit		unit;
+} QOffset;
 
 typedef struct QValue
 {
 	QValueKind	kind;
-	char	   *text;			/* STRING, NUMBER, DATE, TIMESTAMP */
+	char	   *text;			/* STRING, NUMBER, DATE, TIMESTAMP; CONTACT_FIELD: the field */
 	bool		boolval;		/* BOOL */
-	int			offset_sign;	/* TODAY, NOW: 0 (no offset), +1 or -1 */
+	int			offset_sign;	/* TODAY, NOW, CONTACT_FIELD: 0 (no offset), +1 or -1 */
 	int64		offset_amount;
 	QUnit		offset_unit;
+	List	   *more_offsets;	/* CONTACT_FIELD: further offsets (QOffset *), applied left to right */
 	int			location;
 } QValue;
 
@@ -119,10 +129,14 @@ typedef struct QueryNode
 	char	   *field;
 	int			field_location;
 	bool		negated;		/* not contains, is not empty, not in, not between, has no */
+	bool		distinct;		/* QN_AGG count: count(distinct relation.field) */
+	bool		distinct_day;	/* ... count(distinct day of relation.field): calendar days in the time zone */
+	bool		empty_test;		/* QN_LATEST: "is [not] empty" (negated: not) instead of cmp value */
 	QCmpOp		cmp;			/* QN_CMP, QN_AGG, QN_LATEST */
 	QMatchOp	match;			/* QN_MATCH */
 	QValue	   *value;			/* QN_CMP, QN_AGG, QN_LATEST, QN_MATCH; QN_BETWEEN: low */
 	QValue	   *value2;			/* QN_BETWEEN: high */
+	QValue	   *age_at;			/* field predicates on contact's age: "age at <date>", or NULL (today) */
 	List	   *values;			/* QN_IN_LIST: List of QValue * */
 	char	   *name;			/* QN_SEGMENT, QN_IN_SEGMENT, QN_IN_VALUE_SET */
 	int			name_location;

@@ -79,6 +79,7 @@ typedef struct FieldInfo
 	bool		is_age;			/* contact's virtual age */
 	const char *label;			/* how messages name it when not a field (count(...)) */
 	List	   *allowed;		/* enumerated values, or NIL */
+	char	   *age_at;			/* is_age with "at <date>": SQL for that date (computed once), else NULL */
 } FieldInfo;
 
 /* The entity whose rows a condition is evaluated on, and its alias in the SQL. */
@@ -97,6 +98,8 @@ typedef struct CompileState
 	List	   *links;			/* LinkInfo * */
 	int			next_alias;
 	List	   *segment_path;	/* names of segments being expanded, for cycle detection */
+	struct Scope *contact_scope;	/* the row contact.field reads: the query's contact (or a join of it) */
+	int			relation_depth; /* > 0 inside the filter of a relation (has, aggregates, latest) */
 } CompileState;
 
 static MemoryContext
@@ -396,6 +399,14 @@ resolve_field(CompileState *st, EntityInfo *e, const char *name, int location)
 static char *
 field_sql(CompileState *st, Scope *s, FieldInfo *f)
 {
+	if (f->is_age && f->age_at)
+	{
+		/* nobody has an age on a date before their birth: NULL, as for a missing birthdate */
+		char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
+
+		return psprintf("CASE WHEN %s <= %s THEN EXTRACT(YEAR FROM pg_catalog.age((%s)::timestamp, %s::timestamp))::integer END",
+						bd, f->age_at, f->age_at, bd);
+	}
 	if (f->is_age)
 		return psprintf("EXTRACT(YEAR FROM pg_catalog.age((SELECT (outreach.now() AT TIME ZONE %s)::date)::timestamp, %s.%s::timestamp))::integer",
 						quote_literal_cstr(st->tz), s->alias, quote_identifier("birthdate"));
@@ -724,6 +735,8 @@ value_description(const QValue *v)
 			return "today";
 		case QV_NOW:
 			return "now";
+		case QV_CONTACT_FIELD:
+			return psprintf("contact.%s", v->text);
 	}
 	return "a value";
 }
@@ -763,10 +776,87 @@ check_allowed(const FieldInfo *f, const QValue *v)
 			 near ? errhint("Did you mean '%s'?", near) : 0));
 }
 
+static char *field_sql(CompileState *st, Scope *s, FieldInfo *f);
+
+/*
+ * contact.field [± N unit] compared with field f of a related row: the field of the query's
+ * contact (the outermost one), only inside a relation's filter.  Dates and timestamps move
+ * by the offset in the time zone (calendar arithmetic: birthdate + 2 years is the second
+ * birthday); other kinds must match f's and take no offset.
+ */
+static char *
+contact_value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
+{
+	FieldInfo  *cf;
+	char	   *expr;
+	const char *tz = quote_literal_cstr(st->tz);
+	bool		f_temporal = (f->kind == FK_DATE || f->kind == FK_TIMESTAMP || f->kind == FK_TIMESTAMPTZ);
+	bool		cf_temporal;
+
+	if (st->relation_depth == 0 || st->contact_scope == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("contact.%s can only be used inside a relation, at character %d", v->text, POS(v->location)),
+				 errdetail("contact.field reads the contact a related row belongs to, in the filter of has, count(...), latest(...) and the other aggregates."),
+				 errhint("On the contact itself, write the field without \"contact.\".")));
+	cf = resolve_field(st, st->contact_scope->entity, v->text, v->location);
+	cf_temporal = (cf->kind == FK_DATE || cf->kind == FK_TIMESTAMP || cf->kind == FK_TIMESTAMPTZ);
+	if (f_temporal != cf_temporal || (!f_temporal && cf->kind != f->kind) || f->kind == FK_OTHER)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s is %s and cannot be compared with contact.%s, which is %s, at character %d",
+						f->label ? f->label : psprintf("field \"%s\"", f->name), kind_name(f->kind),
+						v->text, kind_name(cf->kind), POS(v->location))));
+	expr = field_sql(st, st->contact_scope, cf);
+	if (v->offset_sign != 0)
+	{
+		if (!cf_temporal)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("contact.%s is %s; only dates and timestamps can be moved by %s N units, at character %d",
+							v->text, kind_name(cf->kind), v->offset_sign > 0 ? "+" : "-", POS(v->location))));
+		check_amount(v->offset_amount, v->location);
+	}
+	/* work in local time of the time zone */
+	if (cf->kind == FK_TIMESTAMPTZ)
+		expr = psprintf("(%s AT TIME ZONE %s)", expr, tz);
+	{
+		/* each step in turn; a date stays a date while the steps are whole days */
+		bool		is_date = (cf->kind == FK_DATE);
+		ListCell   *lc;
+		QOffset		first = {v->offset_sign, v->offset_amount, v->offset_unit};
+		List	   *steps = v->offset_sign != 0 ? lcons(&first, list_copy(v->more_offsets)) : NIL;
+
+		foreach(lc, steps)
+		{
+			const QOffset *o = lfirst(lc);
+			bool		whole_days = (o->unit != QUNIT_MINUTE && o->unit != QUNIT_HOUR);
+			int64		amount = o->amount;
+			int			sign = o->sign;
+
+			check_amount(amount, v->location);
+			if (amount == 0)
+				continue;
+			if (amount < 0)
+				amount = -amount, sign = -sign;
+			expr = psprintf("(%s %s %s)", expr, sign > 0 ? "+" : "-", interval_sql(amount, o->unit));
+			if (is_date && whole_days)
+				expr = psprintf("%s::date", expr);
+			else
+				is_date = false;
+		}
+	}
+	if (f->kind == FK_TIMESTAMPTZ && cf_temporal)
+		expr = psprintf("(%s::timestamp AT TIME ZONE %s)", expr, tz);
+	return expr;
+}
+
 /* SQL for a value compared with field f; validates that the two fit together. */
 static char *
 value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 {
+	if (v->kind == QV_CONTACT_FIELD)
+		return contact_value_sql(st, f, v);
 	switch (f->kind)
 	{
 		case FK_TEXT:
@@ -979,9 +1069,81 @@ compile_has(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 	appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 	newline(out, ind + 1);
 	appendStringInfo(out, "WHERE %s = %s", inner, outer);
+	st->relation_depth++;
 	append_filter(st, out, n->filter, r, ind + 1);
+	st->relation_depth--;
 	newline(out, ind);
 	appendStringInfoChar(out, ')');
+}
+
+/* does a condition (or a value in it) read contact.field? */
+static bool
+value_refers_to_contact(const QValue *v)
+{
+	return v != NULL && v->kind == QV_CONTACT_FIELD;
+}
+
+static bool
+refers_to_contact(const QueryNode *n)
+{
+	ListCell   *lc;
+
+	if (n == NULL)
+		return false;
+	check_stack_depth();
+	if (value_refers_to_contact(n->value) || value_refers_to_contact(n->value2) ||
+		value_refers_to_contact(n->age_at))
+		return true;
+	foreach(lc, n->values)
+		if (value_refers_to_contact(lfirst(lc)))
+			return true;
+	foreach(lc, n->args)
+		if (refers_to_contact(lfirst(lc)))
+			return true;
+	return refers_to_contact(n->arg) || refers_to_contact(n->filter) ||
+		refers_to_contact(n->left) || refers_to_contact(n->right);
+}
+
+/*
+ * How an aggregate or latest over the rows of a relation is evaluated for the whole
+ * population: grouped by link (set-based) unless its filter reads contact.field; then, when
+ * the rows link to the query's contact directly, the contact is joined to the grouped rows
+ * (still set-based), otherwise the subquery is correlated with the row in scope.
+ */
+typedef enum GroupedForm
+{
+	GF_GROUPED, GF_GROUPED_JOIN_CONTACT, GF_CORRELATED
+} GroupedForm;
+
+static GroupedForm
+grouped_form(CompileState *st, const QueryNode *n, Scope *s, Edge *edge)
+{
+	if (st->opts->restricted)
+		return GF_CORRELATED;
+	if (!refers_to_contact(n->filter))
+		return GF_GROUPED;
+	if (s->top && edge->one_to_many)
+		return GF_GROUPED_JOIN_CONTACT;
+	return GF_CORRELATED;
+}
+
+/* "FROM relation AS r", joined to its contact for GF_GROUPED_JOIN_CONTACT; returns the contact scope to restore */
+static Scope *
+append_grouped_from(CompileState *st, StringInfo out, EntityInfo *re, Scope *r, Scope *s, const char *inner,
+					GroupedForm form, int ind)
+{
+	Scope	   *saved = st->contact_scope;
+	Scope	   *cj;
+
+	appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+	if (form != GF_GROUPED_JOIN_CONTACT)
+		return saved;
+	cj = new_scope(st, s->entity, 'c');
+	newline(out, ind);
+	appendStringInfo(out, "JOIN %s AS %s ON %s.%s = %s", s->entity->qualname, cj->alias, cj->alias,
+					 quote_identifier(s->entity->key_column), inner);
+	st->contact_scope = cj;
+	return saved;
 }
 
 static const char *
@@ -1022,6 +1184,8 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 	char	   *valsql;
 	FieldInfo  *f = NULL;
 	bool		zero_true = false;
+	GroupedForm form;
+	Scope	   *saved;
 
 	edge_columns(s, r, &edge, &outer, &inner, n->relation->location);
 
@@ -1033,7 +1197,28 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 
 		valsql = value_sql(st, &countf, n->value);
 		zero_true = cmp_holds(0.0, n->cmp, strtod(n->value->text, NULL));
-		aggexpr = f ? psprintf("count(%s)", field_sql(st, r, f)) : pstrdup("count(*)");
+		if (n->distinct && f == NULL)
+			elog(ERROR, "count(distinct ...) without a field in segment query");
+		if (n->distinct_day)
+		{
+			/* the calendar day of a date or timestamp in the query's time zone */
+			char	   *fs = field_sql(st, r, f);
+
+			if (f->kind == FK_DATE)
+				aggexpr = psprintf("count(DISTINCT %s)", fs);
+			else if (f->kind == FK_TIMESTAMP)
+				aggexpr = psprintf("count(DISTINCT %s::date)", fs);
+			else if (f->kind == FK_TIMESTAMPTZ)
+				aggexpr = psprintf("count(DISTINCT (%s AT TIME ZONE %s)::date)", fs, quote_literal_cstr(st->tz));
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("count(distinct day of ...) needs a date or timestamp, but \"%s\" is %s at character %d",
+								f->name, kind_name(f->kind), POS(n->field_location)),
+						 errhint("Write count(distinct %s.%s) to count distinct values.", re->name, f->name)));
+		}
+		else
+			aggexpr = f ? psprintf("count(%s%s)", n->distinct ? "DISTINCT " : "", field_sql(st, r, f)) : pstrdup("count(*)");
 	}
 	else
 	{
@@ -1070,7 +1255,9 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		aggexpr = psprintf("%s(%s)", agg_name(n->agg), field_sql(st, r, f));
 	}
 
-	if (st->opts->restricted)
+	form = grouped_form(st, n, s, &edge);
+	st->relation_depth++;
+	if (form == GF_CORRELATED)
 	{
 		appendStringInfoString(out, "(");
 		newline(out, ind + 1);
@@ -1080,6 +1267,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind + 1);
 		appendStringInfo(out, "WHERE %s = %s", inner, outer);
 		append_filter(st, out, n->filter, r, ind + 1);
+		st->relation_depth--;
 		newline(out, ind);
 		appendStringInfo(out, ") %s %s", cmp_sql(n->cmp), valsql);
 		return;
@@ -1091,10 +1279,11 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind + 1);
 		appendStringInfo(out, "SELECT %s", inner);
 		newline(out, ind + 1);
-		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		saved = append_grouped_from(st, out, re, r, s, inner, form, ind + 1);
 		newline(out, ind + 1);
 		appendStringInfo(out, "WHERE %s IS NOT NULL", inner);
 		append_filter(st, out, n->filter, r, ind + 1);
+		st->contact_scope = saved;
 		newline(out, ind + 1);
 		appendStringInfo(out, "GROUP BY %s", inner);
 		newline(out, ind + 1);
@@ -1115,10 +1304,11 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind + 2);
 		appendStringInfo(out, "SELECT %s AS link", inner);
 		newline(out, ind + 2);
-		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		saved = append_grouped_from(st, out, re, r, s, inner, form, ind + 2);
 		newline(out, ind + 2);
 		appendStringInfo(out, "WHERE %s IS NOT NULL", inner);
 		append_filter(st, out, n->filter, r, ind + 2);
+		st->contact_scope = saved;
 		newline(out, ind + 2);
 		appendStringInfo(out, "GROUP BY %s", inner);
 		newline(out, ind + 2);
@@ -1130,6 +1320,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind);
 		appendStringInfoChar(out, ')');
 	}
+	st->relation_depth--;
 }
 
 /*
@@ -1147,6 +1338,8 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 	FieldInfo  *f;
 	char	   *valsql;
 	StringInfoData order;
+	GroupedForm form;
+	Scope	   *saved;
 
 	if (re->time_column == NULL)
 		ereport(ERROR,
@@ -1163,17 +1356,62 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 				 errmsg("latest needs a field at character %d", POS(n->location)),
 				 errhint("Write latest(%s.field ...).", re->name)));
 	f = resolve_field(st, re, n->field, n->field_location);
-	check_ordering(f, n->cmp, n->value->location);
-	if (n->cmp == QCMP_EQ || n->cmp == QCMP_NE)
-		check_allowed(f, n->value);
-	valsql = value_sql(st, f, n->value);
+	if (n->empty_test)
+	{
+		/* "is [not] empty" as on a field: NULL, or '' for text; applied to lN.value below */
+		if (f->kind == FK_TEXT)
+			valsql = pstrdup(n->negated ? "(%1$s IS NOT NULL AND %1$s <> '')" : "(%1$s IS NULL OR %1$s = '')");
+		else
+			valsql = pstrdup(n->negated ? "%1$s IS NOT NULL" : "%1$s IS NULL");
+	}
+	else
+	{
+		check_ordering(f, n->cmp, n->value->location);
+		if (n->cmp == QCMP_EQ || n->cmp == QCMP_NE)
+			check_allowed(f, n->value);
+		valsql = value_sql(st, f, n->value);
+	}
 
 	initStringInfo(&order);
 	appendStringInfo(&order, "%s.%s DESC NULLS LAST", r->alias, quote_identifier(re->time_column));
 	if (re->key_column)
 		appendStringInfo(&order, ", %s.%s DESC", r->alias, quote_identifier(re->key_column));
 
-	if (st->opts->restricted)
+	form = grouped_form(st, n, s, &edge);
+	st->relation_depth++;
+	if (form == GF_CORRELATED && n->empty_test)
+	{
+		/* the newest row exists and its value is (not) empty: no rows is neither */
+		char		lalias[16];
+
+		snprintf(lalias, sizeof(lalias), "l%d", st->next_alias++);
+		appendStringInfoString(out, "EXISTS (");
+		newline(out, ind + 1);
+		appendStringInfoString(out, "SELECT 1");
+		newline(out, ind + 1);
+		appendStringInfoString(out, "FROM (");
+		newline(out, ind + 2);
+		appendStringInfo(out, "SELECT %s AS value", field_sql(st, r, f));
+		newline(out, ind + 2);
+		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		newline(out, ind + 2);
+		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		append_filter(st, out, n->filter, r, ind + 2);
+		st->relation_depth--;
+		newline(out, ind + 2);
+		appendStringInfo(out, "ORDER BY %s", order.data);
+		newline(out, ind + 2);
+		appendStringInfoString(out, "LIMIT 1");
+		newline(out, ind + 1);
+		appendStringInfo(out, ") AS %s", lalias);
+		newline(out, ind + 1);
+		appendStringInfoString(out, "WHERE ");
+		appendStringInfo(out, valsql, psprintf("%s.value", lalias));
+		newline(out, ind);
+		appendStringInfoChar(out, ')');
+		return;
+	}
+	if (form == GF_CORRELATED)
 	{
 		appendStringInfoString(out, "(");
 		newline(out, ind + 1);
@@ -1183,6 +1421,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 1);
 		appendStringInfo(out, "WHERE %s = %s", inner, outer);
 		append_filter(st, out, n->filter, r, ind + 1);
+		st->relation_depth--;
 		newline(out, ind + 1);
 		appendStringInfo(out, "ORDER BY %s", order.data);
 		newline(out, ind + 1);
@@ -1203,16 +1442,24 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 2);
 		appendStringInfo(out, "SELECT DISTINCT ON (%s) %s AS link, %s AS value", inner, inner, field_sql(st, r, f));
 		newline(out, ind + 2);
-		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+		saved = append_grouped_from(st, out, re, r, s, inner, form, ind + 2);
 		newline(out, ind + 2);
 		appendStringInfo(out, "WHERE %s IS NOT NULL", inner);
 		append_filter(st, out, n->filter, r, ind + 2);
+		st->contact_scope = saved;
+		st->relation_depth--;
 		newline(out, ind + 2);
 		appendStringInfo(out, "ORDER BY %s, %s", inner, order.data);
 		newline(out, ind + 1);
 		appendStringInfo(out, ") AS %s", lalias);
 		newline(out, ind + 1);
-		appendStringInfo(out, "WHERE %s.value %s %s", lalias, cmp_sql(n->cmp), valsql);
+		if (n->empty_test)
+		{
+			appendStringInfoString(out, "WHERE ");
+			appendStringInfo(out, valsql, psprintf("%s.value", lalias));
+		}
+		else
+			appendStringInfo(out, "WHERE %s.value %s %s", lalias, cmp_sql(n->cmp), valsql);
 		newline(out, ind);
 		appendStringInfoChar(out, ')');
 	}
@@ -1380,15 +1627,63 @@ whole_years(const QValue *v, int64 *n)
 	return *n >= -MAX_AGE_YEARS && *n <= MAX_AGE_YEARS;
 }
 
-/* SQL for the latest birthdate of someone aged at least n: today - n years */
+/* SQL for the latest birthdate of someone aged at least n: today (or the "at" date) - n years */
 static char *
-age_bound(CompileState *st, int64 n)
+age_bound(CompileState *st, const FieldInfo *f, int64 n)
 {
-	return relative_sql(st, FK_DATE, true, -1, n, QUNIT_YEAR);
+	if (f->age_at == NULL)
+		return relative_sql(st, FK_DATE, true, -1, n, QUNIT_YEAR);
+	if (n == 0)
+		return pstrdup(f->age_at);
+	return psprintf("(SELECT (%s %s %s)::date)", f->age_at, n > 0 ? "-" : "+", interval_sql(n > 0 ? n : -n, QUNIT_YEAR));
+}
+
+/*
+ * "age at D": a range of birthdates that does not itself exclude people born after D gets
+ * "birthdate <= D" too, since they have no age at D (lowest: the smallest age the range
+ * accepts, or a negative number when it has no lower bound).
+ */
+static void
+append_age_range(StringInfo out, const FieldInfo *f, const char *bd, int64 lowest, const char *range)
+{
+	if (f->age_at != NULL && lowest < 0)
+		appendStringInfo(out, "(%s AND %s <= %s)", range, bd, f->age_at);
+	else
+		appendStringInfoString(out, range);
+}
+
+/*
+ * SQL for the date of "age at <value>": a date written as date '...' or '...', or today
+ * with an offset in days, weeks, months or years.  Age counts whole years to a date, so a
+ * timestamp, now or an offset in hours or minutes is refused.
+ */
+static char *
+age_at_sql(CompileState *st, const QValue *v)
+{
+	FieldInfo	datef;
+
+	if (v->kind == QV_TODAY && v->offset_sign != 0 &&
+		(v->offset_unit == QUNIT_MINUTE || v->offset_unit == QUNIT_HOUR))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("\"age at\" takes a date; today moved by %s is a time of day at character %d",
+						v->offset_unit == QUNIT_MINUTE ? "minutes" : "hours", POS(v->location)),
+				 errhint("Move today by days, weeks, months or years, e.g. age at today + 1 year.")));
+	if (v->kind != QV_DATE && v->kind != QV_STRING && v->kind != QV_TODAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("\"age at\" takes a date, not %s, at character %d", value_description(v), POS(v->location)),
+				 errdetail("Age counts whole years up to a calendar date."),
+				 errhint("Write age at date '2024-12-31' or age at today + 1 year.")));
+	memset(&datef, 0, sizeof(datef));
+	datef.name = "age";
+	datef.kind = FK_DATE;
+	datef.typid = DATEOID;
+	return value_sql(st, &datef, v);
 }
 
 static bool
-compile_age_cmp(CompileState *st, StringInfo out, Scope *s, const QueryNode *n)
+compile_age_cmp(CompileState *st, StringInfo out, Scope *s, const QueryNode *n, const FieldInfo *f)
 {
 	int64		v;
 	char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
@@ -1398,29 +1693,29 @@ compile_age_cmp(CompileState *st, StringInfo out, Scope *s, const QueryNode *n)
 	switch (n->cmp)
 	{
 		case QCMP_GE:
-			appendStringInfo(out, "%s <= %s", bd, age_bound(st, v));
+			append_age_range(out, f, bd, v, psprintf("%s <= %s", bd, age_bound(st, f, v)));
 			break;
 		case QCMP_GT:
-			appendStringInfo(out, "%s <= %s", bd, age_bound(st, v + 1));
+			append_age_range(out, f, bd, v + 1, psprintf("%s <= %s", bd, age_bound(st, f, v + 1)));
 			break;
 		case QCMP_LT:
-			appendStringInfo(out, "%s > %s", bd, age_bound(st, v));
+			append_age_range(out, f, bd, -1, psprintf("%s > %s", bd, age_bound(st, f, v)));
 			break;
 		case QCMP_LE:
-			appendStringInfo(out, "%s > %s", bd, age_bound(st, v + 1));
+			append_age_range(out, f, bd, -1, psprintf("%s > %s", bd, age_bound(st, f, v + 1)));
 			break;
 		case QCMP_EQ:
-			appendStringInfo(out, "(%s <= %s AND %s > %s)", bd, age_bound(st, v), bd, age_bound(st, v + 1));
+			append_age_range(out, f, bd, v, psprintf("(%s <= %s AND %s > %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
 			break;
 		case QCMP_NE:
-			appendStringInfo(out, "(%s > %s OR %s <= %s)", bd, age_bound(st, v), bd, age_bound(st, v + 1));
+			append_age_range(out, f, bd, -1, psprintf("(%s > %s OR %s <= %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
 			break;
 	}
 	return true;
 }
 
 static bool
-compile_age_between(CompileState *st, StringInfo out, Scope *s, const QueryNode *n)
+compile_age_between(CompileState *st, StringInfo out, Scope *s, const QueryNode *n, const FieldInfo *f)
 {
 	int64		lo,
 				hi;
@@ -1429,9 +1724,9 @@ compile_age_between(CompileState *st, StringInfo out, Scope *s, const QueryNode 
 	if (!whole_years(n->value, &lo) || !whole_years(n->value2, &hi))
 		return false;
 	if (n->negated)
-		appendStringInfo(out, "(%s > %s OR %s <= %s)", bd, age_bound(st, lo), bd, age_bound(st, hi + 1));
+		append_age_range(out, f, bd, -1, psprintf("(%s > %s OR %s <= %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
 	else
-		appendStringInfo(out, "(%s <= %s AND %s > %s)", bd, age_bound(st, lo), bd, age_bound(st, hi + 1));
+		append_age_range(out, f, bd, lo, psprintf("(%s <= %s AND %s > %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
 	return true;
 }
 
@@ -1459,7 +1754,23 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 		case QN_BETWEEN:
 		case QN_WITHIN:
 		case QN_OLDER_THAN:
+			if (n->age_at && strcmp(s->entity->name, "contact") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("\"age at\" applies to contacts, not to \"%s\", at character %d",
+								s->entity->name, POS(n->field_location)),
+						 errhint("Write age at date '2024-12-31' in a condition on contacts.")));
 			f = resolve_field(st, s->entity, n->field, n->field_location);
+			if (n->age_at)
+			{
+				if (!f->is_age)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("\"at\" applies to the age of a contact, not to field \"%s\" of \"%s\", at character %d",
+									n->field, s->entity->name, POS(n->field_location)),
+							 errhint("Write age at date '2024-12-31' in a condition on contacts.")));
+				f->age_at = age_at_sql(st, n->age_at);
+			}
 			fs = field_sql(st, s, f);
 			break;
 		default:
@@ -1502,7 +1813,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			check_ordering(f, n->cmp, n->value->location);
 			if (n->cmp == QCMP_EQ || n->cmp == QCMP_NE)
 				check_allowed(f, n->value);
-			if (f->is_age && compile_age_cmp(st, out, s, n))
+			if (f->is_age && compile_age_cmp(st, out, s, n, f))
 				break;
 			appendStringInfo(out, "%s %s %s", fs, cmp_sql(n->cmp), value_sql(st, f, n->value));
 			break;
@@ -1538,6 +1849,15 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 		case QN_EMPTY:
 			if (f->kind == FK_TEXT)
 				appendStringInfo(out, n->negated ? "(%s IS NOT NULL AND %s <> '')" : "(%s IS NULL OR %s = '')", fs, fs);
+			else if (f->is_age && f->age_at)
+			{
+				char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
+
+				if (n->negated)
+					appendStringInfo(out, "%s <= %s", bd, f->age_at);
+				else
+					appendStringInfo(out, "(%s IS NULL OR %s > %s)", bd, bd, f->age_at);
+			}
 			else if (f->is_age)
 				appendStringInfo(out, "%s.%s IS %sNULL", s->alias, quote_identifier("birthdate"), n->negated ? "NOT " : "");
 			else
@@ -1609,7 +1929,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			break;
 		case QN_BETWEEN:
 			check_ordering(f, QCMP_LT, n->value->location);
-			if (f->is_age && compile_age_between(st, out, s, n))
+			if (f->is_age && compile_age_between(st, out, s, n, f))
 				break;
 			appendStringInfo(out, "%s %sBETWEEN %s AND %s", fs, n->negated ? "NOT " : "",
 							 value_sql(st, f, n->value), value_sql(st, f, n->value2));
@@ -1689,6 +2009,8 @@ compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 					elog(ERROR, "entity \"contact\" is not registered");
 				s = new_scope(st, ce, 'c');
 				s->top = true;
+				st->contact_scope = s;
+				st->relation_depth = 0;
 				key = psprintf("%s.%s", s->alias, quote_identifier(ce->key_column));
 				appendStringInfo(out, "SELECT %s AS contact_id", key);
 				newline(out, ind);
@@ -1843,10 +2165,18 @@ collect_deps(const QueryNode *n, QueryDependencies *d)
 		default:
 			break;
 	}
-	if (n->field && strcmp(n->field, "age") == 0)
+	/* age counts to today, unless "age at" names a date that does not move */
+	if (n->field && strcmp(n->field, "age") == 0 &&
+		(n->age_at == NULL || value_time_dependent(n->age_at)))
 		d->time_dependent = true;
 	if (value_time_dependent(n->value) || value_time_dependent(n->value2))
 		d->time_dependent = true;
+	/* contact.field in a relation reads the contact's row */
+	if (value_refers_to_contact(n->value) || value_refers_to_contact(n->value2))
+		d->entities = add_unique(d->entities, "contact");
+	foreach(lc, n->values)
+		if (value_refers_to_contact(lfirst(lc)))
+			d->entities = add_unique(d->entities, "contact");
 	foreach(lc, n->values)
 		if (value_time_dependent(lfirst(lc)))
 			d->time_dependent = true;

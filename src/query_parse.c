@@ -63,10 +63,10 @@ typedef struct QParser
 
 /* every word with a meaning in the language: identifiers spelled like these are printed quoted */
 static const char *const all_keywords[] = {
-	"and", "avg", "between", "contact", "contains", "count", "date", "day", "days",
+	"and", "avg", "between", "contact", "contains", "count", "date", "day", "days", "distinct",
 	"empty", "ends", "except", "false", "has", "hour", "hours", "in", "intersect", "is",
 	"last", "latest", "max", "min", "minute", "minutes", "month", "months", "next", "no",
-	"not", "now", "older", "or", "segment", "starts", "sum", "than", "timestamp", "today",
+	"not", "now", "of", "older", "or", "segment", "starts", "sum", "than", "timestamp", "today",
 	"true", "union", "value_set", "via", "week", "weeks", "where", "with", "within", "year",
 	"years", NULL
 };
@@ -861,12 +861,22 @@ parse_value(QParser *p, const char *after)
 			next(p);
 			return v;
 		}
-		if (strcmp(t->str, "today") == 0 || strcmp(t->str, "now") == 0)
+		if ((strcmp(t->str, "today") == 0 || strcmp(t->str, "now") == 0) ||
+			(strcmp(t->str, "contact") == 0 && peek_at(p, 1)->type == T_DOT))
 		{
 			Token	   *sign;
+			int			loc;
 
-			v->kind = t->str[0] == 't' ? QV_TODAY : QV_NOW;
 			next(p);
+			if (t->str[0] == 'c')
+			{
+				/* contact.field: the contact a relation belongs to */
+				v->kind = QV_CONTACT_FIELD;
+				next(p);
+				v->text = parse_identifier(p, "a field name after \"contact.\"", &loc);
+			}
+			else
+				v->kind = t->str[0] == 't' ? QV_TODAY : QV_NOW;
 			sign = peek(p);
 			if (sign->type == T_PLUS || sign->type == T_MINUS)
 			{
@@ -874,6 +884,18 @@ parse_value(QParser *p, const char *after)
 				v->offset_sign = sign->type == T_PLUS ? 1 : -1;
 				v->offset_amount = parse_amount(p, sign->type == T_PLUS ? "+" : "-");
 				v->offset_unit = parse_unit(p, v->offset_amount);
+				/* contact.birthdate + 2 years + 1 day: calendar steps, one after the other */
+				while (v->kind == QV_CONTACT_FIELD &&
+					   (peek(p)->type == T_PLUS || peek(p)->type == T_MINUS))
+				{
+					QOffset    *o = palloc0(sizeof(QOffset));
+
+					sign = next(p);
+					o->sign = sign->type == T_PLUS ? 1 : -1;
+					o->amount = parse_amount(p, sign->type == T_PLUS ? "+" : "-");
+					o->unit = parse_unit(p, o->amount);
+					v->more_offsets = lappend(v->more_offsets, o);
+				}
 			}
 			return v;
 		}
@@ -881,7 +903,7 @@ parse_value(QParser *p, const char *after)
 	syntax_error_at(p, t->pos,
 					t->type == T_WORD && !word_in(t->str, all_keywords) ?
 					psprintf("Strings are written in single quotes, for example '%s'.", clipped(t->str, strlen(t->str), 60)) :
-					"A value is a 'string', a number, true, false, date '2024-01-31', timestamp '2024-01-31 14:30', today or now.",
+					"A value is a 'string', a number, true, false, date '2024-01-31', timestamp '2024-01-31 14:30', today, now or contact.field.",
 					"expected a value after %s, found %s", after, describe_token(p, t));
 	return NULL;				/* not reached */
 }
@@ -1138,12 +1160,31 @@ parse_pred(QParser *p)
 				strcmp(t->str, "max") == 0 ? QAGG_MAX : strcmp(t->str, "sum") == 0 ? QAGG_SUM : QAGG_AVG;
 		next(p);
 		next(p);
+		/* count(distinct R.f): "distinct" followed by a name (an entity called distinct is not) */
+		if (n->agg == QAGG_COUNT && !latest && is_word(peek(p), "distinct") &&
+			(peek_at(p, 1)->type == T_QIDENT ||
+			 (peek_at(p, 1)->type == T_WORD && !is_word(peek_at(p, 1), "where") && !is_word(peek_at(p, 1), "via"))))
+		{
+			next(p);
+			n->distinct = true;
+			/* count(distinct day of R.f) */
+			if (is_word(peek(p), "day") && is_word(peek_at(p, 1), "of"))
+			{
+				next(p);
+				next(p);
+				n->distinct_day = true;
+			}
+		}
 		n->relation = parse_relation(p);
 		if (peek(p)->type == T_DOT)
 		{
 			next(p);
 			n->field = parse_identifier(p, "a field name after \".\"", &n->field_location);
 		}
+		else if (n->distinct)
+			syntax_error_at(p, peek(p)->pos, "Name the field whose distinct values are counted, for example count(distinct immunization.administered_at).",
+							"expected \".\" and a field after the entity in \"count(distinct\", found %s",
+							describe_token(p, peek(p)));
 		else if (latest)
 			syntax_error_at(p, peek(p)->pos, "Name the field whose newest value is compared, for example latest(observation.value_numeric).",
 							"expected \".\" and a field after the entity in \"latest(\", found %s",
@@ -1152,11 +1193,41 @@ parse_pred(QParser *p)
 			n->filter = parse_cond(p);
 		expect_type(p, T_RPAREN, psprintf("\")\" to close \"%s(\"", t->str), NULL);
 		op = peek(p);
+		if (latest && is_word(op, "is"))
+		{
+			/* latest(...) is [not] empty: the newest row's value is (not) NULL */
+			next(p);
+			n->empty_test = true;
+			if (accept_word(p, "not"))
+				n->negated = true;
+			if (is_word(peek(p), "null"))
+				syntax_error_at(p, peek(p)->pos,
+								"Write is empty or is not empty: empty means NULL, or '' for text.",
+								"expected \"empty\" after \"%s\", found \"null\"", n->negated ? "is not" : "is");
+			expect_word(p, "empty", n->negated ? "after \"is not\"" : "after \"is\"");
+			return n;
+		}
 		if (!token_is_cmp(op, &n->cmp))
-			syntax_error_at(p, op->pos, NULL, "expected a comparison (=, !=, <, <=, >, >=) after \"%s(...)\", found %s",
+			syntax_error_at(p, op->pos,
+							latest ? "Compare the newest value, or test it with is empty or is not empty." :
+							is_word(op, "is") ? "Only latest(...) can be tested with is empty; an aggregate is compared with a value." : NULL,
+							latest ? "expected a comparison (=, !=, <, <=, >, >=) or \"is\" after \"%s(...)\", found %s" :
+							"expected a comparison (=, !=, <, <=, >, >=) after \"%s(...)\", found %s",
 							t->str, describe_token(p, op));
 		next(p);
 		n->value = parse_value(p, quoted_symbol(p, op));
+		return n;
+	}
+	if (is_word(t, "age") && is_word(peek_at(p, 1), "at"))
+	{
+		/* age at <date>: contact's age in whole years on that date */
+		QValue	   *at;
+
+		next(p);
+		next(p);
+		at = parse_value(p, "\"age at\"");
+		n = parse_field_pred(p, pstrdup("age"), t->pos);
+		n->age_at = at;
 		return n;
 	}
 	if (t->type == T_QIDENT || (t->type == T_WORD && !word_in(t->str, reserved_words)))
@@ -1421,11 +1492,27 @@ append_value(StringInfo buf, const QValue *v)
 			break;
 		case QV_TODAY:
 		case QV_NOW:
-			appendStringInfoString(buf, v->kind == QV_TODAY ? "today" : "now");
+		case QV_CONTACT_FIELD:
+			if (v->kind == QV_CONTACT_FIELD)
+			{
+				appendStringInfoString(buf, "contact.");
+				append_identifier(buf, v->text);
+			}
+			else
+				appendStringInfoString(buf, v->kind == QV_TODAY ? "today" : "now");
 			if (v->offset_sign != 0)
 			{
+				ListCell   *lc;
+
 				appendStringInfoString(buf, v->offset_sign > 0 ? " + " : " - ");
 				append_amount(buf, v->offset_amount, v->offset_unit);
+				foreach(lc, v->more_offsets)
+				{
+					const QOffset *o = lfirst(lc);
+
+					appendStringInfoString(buf, o->sign > 0 ? " + " : " - ");
+					append_amount(buf, o->amount, o->unit);
+				}
 			}
 			break;
 		default:
@@ -1468,6 +1555,18 @@ append_relation(StringInfo buf, const QRelation *r)
 
 static void deparse_cond(StringInfo buf, const QueryNode *n, int level);
 
+/* the field of a predicate, with the date of "age at <date>" */
+static void
+append_field(StringInfo buf, const QueryNode *n)
+{
+	append_identifier(buf, n->field);
+	if (n->age_at)
+	{
+		appendStringInfoString(buf, " at ");
+		append_value(buf, n->age_at);
+	}
+}
+
 static void
 deparse_list(StringInfo buf, const QueryNode *n, int level, int own_level, const char *sep)
 {
@@ -1506,23 +1605,23 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			deparse_cond(buf, n->arg, LEVEL_NEG);
 			break;
 		case QN_CMP:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfo(buf, " %s ", cmp_text(n->cmp));
 			append_value(buf, n->value);
 			break;
 		case QN_MATCH:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " not " : " ");
 			appendStringInfoString(buf, n->match == QMATCH_CONTAINS ? "contains " :
 								   n->match == QMATCH_STARTS_WITH ? "starts with " : "ends with ");
 			append_value(buf, n->value);
 			break;
 		case QN_EMPTY:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " is not empty" : " is empty");
 			break;
 		case QN_IN_LIST:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " not in (" : " in (");
 			foreach(lc, n->values)
 			{
@@ -1533,24 +1632,24 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			appendStringInfoChar(buf, ')');
 			break;
 		case QN_IN_VALUE_SET:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " not in value_set " : " in value_set ");
 			append_string(buf, n->name);
 			break;
 		case QN_BETWEEN:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " not between " : " between ");
 			append_value(buf, n->value);
 			appendStringInfoString(buf, " and ");
 			append_value(buf, n->value2);
 			break;
 		case QN_WITHIN:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, n->direction == QDIR_LAST ? " within last " : " within next ");
 			append_amount(buf, n->amount, n->unit);
 			break;
 		case QN_OLDER_THAN:
-			append_identifier(buf, n->field);
+			append_field(buf, n);
 			appendStringInfoString(buf, " older than ");
 			append_amount(buf, n->amount, n->unit);
 			break;
@@ -1568,7 +1667,9 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			if (n->type == QN_LATEST)
 				appendStringInfoString(buf, "latest(");
 			else
-				appendStringInfoString(buf, n->agg == QAGG_COUNT ? "count(" : n->agg == QAGG_MIN ? "min(" :
+				appendStringInfoString(buf, n->agg == QAGG_COUNT ? (n->distinct_day ? "count(distinct day of " :
+																  n->distinct ? "count(distinct " : "count(") :
+									   n->agg == QAGG_MIN ? "min(" :
 									   n->agg == QAGG_MAX ? "max(" : n->agg == QAGG_SUM ? "sum(" : "avg(");
 			append_relation(buf, n->relation);
 			if (n->field)
@@ -1580,6 +1681,11 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			{
 				appendStringInfoString(buf, " where ");
 				deparse_cond(buf, n->filter, LEVEL_OR);
+			}
+			if (n->empty_test)
+			{
+				appendStringInfoString(buf, n->negated ? ") is not empty" : ") is empty");
+				break;
 			}
 			appendStringInfo(buf, ") %s ", cmp_text(n->cmp));
 			append_value(buf, n->value);
@@ -1648,7 +1754,7 @@ static void dump_node(StringInfo buf, const QueryNode *n, bool loc);
 static void
 dump_value(StringInfo buf, const QValue *v, bool loc)
 {
-	static const char *const kinds[] = {"string", "number", "bool", "date", "timestamp", "today", "now"};
+	static const char *const kinds[] = {"string", "number", "bool", "date", "timestamp", "today", "now", "contact_field"};
 
 	appendStringInfo(buf, "(%s ", kinds[v->kind]);
 	append_value(buf, v);
@@ -1696,12 +1802,21 @@ dump_node(StringInfo buf, const QueryNode *n, bool loc)
 		if (loc)
 			appendStringInfo(buf, "@%d", n->field_location);
 	}
-	if (n->type == QN_CMP || n->type == QN_AGG || n->type == QN_LATEST)
+	if (n->age_at)
+	{
+		appendStringInfoString(buf, " at=");
+		dump_value(buf, n->age_at, loc);
+	}
+	if (n->empty_test)
+		appendStringInfoString(buf, " empty");
+	else if (n->type == QN_CMP || n->type == QN_AGG || n->type == QN_LATEST)
 		appendStringInfo(buf, " %s", cmp_text(n->cmp));
 	if (n->type == QN_MATCH)
 		appendStringInfo(buf, " %d", (int) n->match);
 	if (n->type == QN_AGG)
 		appendStringInfo(buf, " agg=%d", (int) n->agg);
+	if (n->distinct)
+		appendStringInfoString(buf, n->distinct_day ? " distinct_day" : " distinct");
 	if (n->type == QN_WITHIN || n->type == QN_OLDER_THAN)
 	{
 		appendStringInfo(buf, " dir=%d ", (int) n->direction);

@@ -215,7 +215,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
    {"name": "age_min", "type": "integer", "default": 52, "max": 120, "description": "Youngest age at the end of the year."},
    {"name": "age_max", "type": "integer", "default": 74, "max": 120, "description": "Oldest age at the end of the year."}]',
  $q$contact where status = 'active' and deceased_at is empty and gender = 'female'
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
   and has no procedure where (code in value_set 'mammography'
@@ -237,7 +237,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
    {"name": "age_min", "type": "integer", "default": 46, "max": 120, "description": "Youngest age at the end of the year."},
    {"name": "age_max", "type": "integer", "default": 75, "max": 120, "description": "Oldest age at the end of the year."}]',
  $q$contact where status = 'active' and deceased_at is empty
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
   and has no observation where (code in value_set 'fecal occult blood test'
@@ -262,21 +262,20 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
 ('cervical_cancer_screening_gap',
  'Cervical cancer screening gap',
  'CMS124 (Cervical Cancer Screening), simplified',
- 'Women aged age_min to age_max at the end of the measurement year, with a qualifying visit in the year, and neither a cervical cytology in the year or the 2 before, nor (for women aged 30 or more at the end of the year) an HPV test in the year or the 4 before. Excluded: hysterectomy with no residual cervix (procedure, or the history / absence-of-cervix finding) before the end of the year; hospice in the year; deceased or inactive contacts. Simplified: "aged 30 or more at the date of the HPV test" is checked at the end of the year; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter; palliative care is not checked.',
+ 'Women aged age_min to age_max at the end of the measurement year, with a qualifying visit in the year, and neither a cervical cytology in the year or the 2 before, nor an HPV test in the year or the 4 before taken on or after her 30th birthday. Excluded: hysterectomy with no residual cervix (procedure, or the history / absence-of-cervix finding) before the end of the year; hospice in the year; deceased or inactive contacts. Simplified: a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter; palliative care is not checked.',
  '[{"name": "measurement_year", "type": "year", "default": "current_year", "description": "The calendar year measured."},
    {"name": "age_min", "type": "integer", "default": 24, "max": 120, "description": "Youngest age at the end of the year."},
    {"name": "age_max", "type": "integer", "default": 64, "max": 120, "description": "Oldest age at the end of the year."}]',
  $q$contact where status = 'active' and deceased_at is empty and gender = 'female'
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
   and has no procedure where (code in value_set 'cervical cytology'
     and performed_at >= date '{{measurement_year - 2}}-01-01' and performed_at < date '{{measurement_year + 1}}-01-01')
   and has no observation where (code in value_set 'cervical cytology'
     and effective_at >= date '{{measurement_year - 2}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01')
-  and not (birthdate <= date '{{measurement_year - 30}}-12-31'
-    and has observation where (code in value_set 'hpv test'
-      and effective_at >= date '{{measurement_year - 4}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01'))
+  and has no observation where (code in value_set 'hpv test' and effective_at >= contact.birthdate + 30 years
+    and effective_at >= date '{{measurement_year - 4}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01')
   and has no procedure where (code in value_set 'hysterectomy' and performed_at < date '{{measurement_year + 1}}-01-01')
   and has no condition where (code in value_set 'hysterectomy' and onset_date <= date '{{measurement_year}}-12-31')
   and has no encounter where (class = 'hospice' and start_at < date '{{measurement_year + 1}}-01-01'
@@ -287,20 +286,22 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
 ('diabetes_hba1c_poor_control',
  'Diabetes with poor or missing HbA1c control',
  'CMS122 (Diabetes: Hemoglobin A1c Poor Control), simplified',
- 'Adults aged age_min to age_max at the end of the measurement year with diabetes active during the year (onset before its end, not resolved before its start) and a qualifying visit in the year, whose most recent HbA1c result of the year is above threshold, or who have no HbA1c result in the year. This is the measure''s numerator (an inverse measure: being in it is the gap). Excluded: hospice in the year; deceased or inactive contacts. Simplified: an HbA1c recorded without a numeric result is ignored (the measure counts a most recent test without result as poor control); frailty with advanced illness and palliative care are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
+ 'Adults aged age_min to age_max at the end of the measurement year with diabetes active during the year (onset before its end, not resolved before its start) and a qualifying visit in the year, whose most recent HbA1c test of the year has a result above threshold or no result, or who have no HbA1c test in the year. This is the measure''s numerator (an inverse measure: being in it is the gap). Excluded: hospice in the year; deceased or inactive contacts. Simplified: frailty with advanced illness and palliative care are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
  '[{"name": "measurement_year", "type": "year", "default": "current_year", "description": "The calendar year measured."},
    {"name": "age_min", "type": "integer", "default": 18, "max": 120, "description": "Youngest age at the end of the year."},
    {"name": "age_max", "type": "integer", "default": 75, "max": 120, "description": "Oldest age at the end of the year."},
    {"name": "threshold", "type": "number", "default": 9, "description": "HbA1c percentage above which control is poor."}]',
  $q$contact where status = 'active' and deceased_at is empty
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has condition where (code in value_set 'diabetes' and onset_date <= date '{{measurement_year}}-12-31'
     and (abatement_date is empty or abatement_date >= date '{{measurement_year}}-01-01'))
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
-  and (latest(observation.value_numeric where code in value_set 'hba1c' and value_numeric is not empty
+  and (latest(observation.value_numeric where code in value_set 'hba1c'
          and effective_at >= date '{{measurement_year}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01') > {{threshold}}
-    or has no observation where (code in value_set 'hba1c' and value_numeric is not empty
+    or latest(observation.value_numeric where code in value_set 'hba1c'
+         and effective_at >= date '{{measurement_year}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01') is empty
+    or has no observation where (code in value_set 'hba1c'
          and effective_at >= date '{{measurement_year}}-01-01' and effective_at < date '{{measurement_year + 1}}-01-01'))
   and has no encounter where (class = 'hospice' and start_at < date '{{measurement_year + 1}}-01-01'
     and (end_at is empty or end_at >= date '{{measurement_year}}-01-01'))
@@ -317,7 +318,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
    {"name": "systolic_max", "type": "integer", "default": 140, "max": 400, "description": "Controlled means a systolic reading below this."},
    {"name": "diastolic_max", "type": "integer", "default": 90, "max": 400, "description": "Controlled means a diastolic reading below this."}]',
  $q$contact where status = 'active' and deceased_at is empty
-  and birthdate between date '{{measurement_year - age_max}}-01-01' and date '{{measurement_year - age_min}}-12-31'
+  and age at date '{{measurement_year}}-12-31' between {{age_min}} and {{age_max}}
   and has condition where (code in value_set 'essential hypertension' and onset_date <= date '{{measurement_year}}-06-30'
     and (abatement_date is empty or abatement_date >= date '{{measurement_year}}-01-01'))
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
@@ -340,22 +341,22 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
 ('childhood_immunization_gap',
  'Childhood immunization gap',
  'CMS117 (Childhood Immunization Status), simplified',
- 'Children who turn 2 during the measurement year, with a qualifying visit in the year, who lack any of: 4 DTaP, 3 IPV, 1 MMR, 3 Hib, 3 hepatitis B, 1 varicella, 4 pneumococcal conjugate, 1 hepatitis A, 2 rotavirus, 2 influenza doses (combination vaccines count for each antigen they carry). Excluded: hospice in the year; deceased or inactive contacts. Simplified: doses are counted up to the end of the measurement year, not up to the second birthday (the language cannot compare a vaccination date with the child''s birthdate); minimum intervals (e.g. MMR on or after the first birthday), the 3-dose rotavirus schedule, history of the illness in place of a vaccine, and contraindications are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
+ 'Children who turn 2 during the measurement year, with a qualifying visit in the year, who lack any of: 4 DTaP, 3 IPV, 1 MMR, 3 Hib, 3 hepatitis B, 1 varicella, 4 pneumococcal conjugate, 1 hepatitis A, 2 rotavirus, 2 influenza doses (combination vaccines count for each antigen they carry). Excluded: hospice in the year; deceased or inactive contacts. Doses count on or before the second birthday, one per day of service. Simplified: minimum intervals (e.g. MMR on or after the first birthday), the 3-dose rotavirus schedule, history of the illness in place of a vaccine, and contraindications are not checked; a qualifying visit is any wellness, ambulatory, outpatient, virtual or home encounter.',
  '[{"name": "measurement_year", "type": "year", "default": "current_year", "description": "The calendar year in which the children turn 2."}]',
  $q$contact where status = 'active' and deceased_at is empty
-  and birthdate between date '{{measurement_year - 2}}-01-01' and date '{{measurement_year - 2}}-12-31'
+  and age at date '{{measurement_year}}-12-31' = 2
   and has encounter where (class in ('wellness', 'ambulatory', 'outpatient', 'virtual', 'home')
     and start_at >= date '{{measurement_year}}-01-01' and start_at < date '{{measurement_year + 1}}-01-01')
-  and (count(immunization where code in value_set 'dtap vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 4
-    or count(immunization where code in value_set 'ipv vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 3
-    or count(immunization where code in value_set 'mmr vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 1
-    or count(immunization where code in value_set 'hib vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 3
-    or count(immunization where code in value_set 'hepatitis b vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 3
-    or count(immunization where code in value_set 'varicella vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 1
-    or count(immunization where code in value_set 'pneumococcal conjugate vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 4
-    or count(immunization where code in value_set 'hepatitis a vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 1
-    or count(immunization where code in value_set 'rotavirus vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 2
-    or count(immunization where code in value_set 'influenza vaccine' and administered_at < date '{{measurement_year + 1}}-01-01') < 2)
+  and (count(distinct day of immunization.administered_at where code in value_set 'dtap vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 4
+    or count(distinct day of immunization.administered_at where code in value_set 'ipv vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
+    or count(distinct day of immunization.administered_at where code in value_set 'mmr vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
+    or count(distinct day of immunization.administered_at where code in value_set 'hib vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
+    or count(distinct day of immunization.administered_at where code in value_set 'hepatitis b vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 3
+    or count(distinct day of immunization.administered_at where code in value_set 'varicella vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
+    or count(distinct day of immunization.administered_at where code in value_set 'pneumococcal conjugate vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 4
+    or count(distinct day of immunization.administered_at where code in value_set 'hepatitis a vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 1
+    or count(distinct day of immunization.administered_at where code in value_set 'rotavirus vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 2
+    or count(distinct day of immunization.administered_at where code in value_set 'influenza vaccine' and administered_at < contact.birthdate + 2 years + 1 day) < 2)
   and has no encounter where (class = 'hospice' and start_at < date '{{measurement_year + 1}}-01-01'
     and (end_at is empty or end_at >= date '{{measurement_year}}-01-01'))
   and has no procedure where (code in value_set 'hospice'

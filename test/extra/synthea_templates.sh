@@ -69,9 +69,12 @@ CREATE FUNCTION pg_temp.latest_value(pid bigint, vsname text, yr int) RETURNS nu
   SELECT o.value_numeric FROM outreach.observation o
   WHERE o.patient_id = pid AND pg_temp.vs(o.code, vsname) AND o.value_numeric IS NOT NULL AND pg_temp.y(o.effective_at) = yr
   ORDER BY o.effective_at DESC, o.id DESC LIMIT 1 $$;
-CREATE FUNCTION pg_temp.doses(pid bigint, vsname text, yr int) RETURNS bigint LANGUAGE sql AS $$
-  SELECT count(*) FROM outreach.immunization i WHERE i.patient_id = pid AND pg_temp.vs(i.code, vsname)
-  AND pg_temp.y(i.administered_at) <= yr $$;
+-- doses on or before the second birthday: aged under 2, or exactly 2 years 0 months 0 days, on the (UTC)
+-- day; doses on the same day count once
+CREATE FUNCTION pg_temp.doses(pid bigint, vsname text, b date) RETURNS bigint LANGUAGE sql AS $$
+  SELECT count(DISTINCT (i.administered_at AT TIME ZONE 'UTC')::date) FROM outreach.immunization i, LATERAL (SELECT age((i.administered_at AT TIME ZONE 'UTC')::date, b) AS a) x
+  WHERE i.patient_id = pid AND pg_temp.vs(i.code, vsname)
+    AND (extract(year FROM x.a) < 2 OR (extract(year FROM x.a) = 2 AND extract(month FROM x.a) = 0 AND extract(day FROM x.a) = 0)) $$;
 
 CREATE FUNCTION pg_temp.expected(template text, yr int) RETURNS SETOF bigint LANGUAGE sql AS $$
   SELECT c.id FROM outreach.contact c WHERE pg_temp.alive(c) AND CASE template
@@ -95,13 +98,18 @@ CREATE FUNCTION pg_temp.expected(template text, yr int) RETURNS SETOF bigint LAN
   WHEN 'cervical_cancer_screening_gap' THEN
     c.gender = 'female' AND pg_temp.age_end(c.birthdate, yr) BETWEEN 24 AND 64 AND pg_temp.office_visit(c.id, yr)
     AND NOT pg_temp.proc_in(c.id, 'cervical cytology', yr - 2, yr) AND NOT pg_temp.obs_in(c.id, 'cervical cytology', yr - 2, yr)
-    AND NOT (pg_temp.age_end(c.birthdate, yr) >= 30 AND pg_temp.obs_in(c.id, 'hpv test', yr - 4, yr))
+    AND NOT EXISTS (SELECT 1 FROM outreach.observation o WHERE o.patient_id = c.id AND pg_temp.vs(o.code, 'hpv test')
+                    AND pg_temp.y(o.effective_at) BETWEEN yr - 4 AND yr
+                    AND extract(year FROM age((o.effective_at AT TIME ZONE 'UTC')::date, c.birthdate)) >= 30)
     AND NOT pg_temp.proc_in(c.id, 'hysterectomy', 0, yr) AND NOT pg_temp.cond_by(c.id, 'hysterectomy', yr)
     AND NOT pg_temp.hospice(c.id, yr)
   WHEN 'diabetes_hba1c_poor_control' THEN
     pg_temp.age_end(c.birthdate, yr) BETWEEN 18 AND 75 AND pg_temp.office_visit(c.id, yr)
     AND pg_temp.cond_during(c.id, 'diabetes', make_date(yr, 12, 31), yr)
-    AND coalesce(pg_temp.latest_value(c.id, 'hba1c', yr) > 9, true)
+    -- the most recent HbA1c of the year (with or without a result): above 9, no result, or none at all
+    AND coalesce((SELECT o.value_numeric > 9 FROM outreach.observation o
+                  WHERE o.patient_id = c.id AND pg_temp.vs(o.code, 'hba1c') AND pg_temp.y(o.effective_at) = yr
+                  ORDER BY o.effective_at DESC, o.id DESC LIMIT 1), true)
     AND NOT pg_temp.hospice(c.id, yr)
   WHEN 'uncontrolled_blood_pressure' THEN
     pg_temp.age_end(c.birthdate, yr) BETWEEN 18 AND 85 AND pg_temp.office_visit(c.id, yr)
@@ -114,11 +122,11 @@ CREATE FUNCTION pg_temp.expected(template text, yr int) RETURNS SETOF bigint LAN
     AND NOT pg_temp.hospice(c.id, yr)
   WHEN 'childhood_immunization_gap' THEN
     pg_temp.y(c.birthdate) = yr - 2 AND pg_temp.office_visit(c.id, yr)
-    AND (pg_temp.doses(c.id, 'dtap vaccine', yr) < 4 OR pg_temp.doses(c.id, 'ipv vaccine', yr) < 3
-         OR pg_temp.doses(c.id, 'mmr vaccine', yr) < 1 OR pg_temp.doses(c.id, 'hib vaccine', yr) < 3
-         OR pg_temp.doses(c.id, 'hepatitis b vaccine', yr) < 3 OR pg_temp.doses(c.id, 'varicella vaccine', yr) < 1
-         OR pg_temp.doses(c.id, 'pneumococcal conjugate vaccine', yr) < 4 OR pg_temp.doses(c.id, 'hepatitis a vaccine', yr) < 1
-         OR pg_temp.doses(c.id, 'rotavirus vaccine', yr) < 2 OR pg_temp.doses(c.id, 'influenza vaccine', yr) < 2)
+    AND (pg_temp.doses(c.id, 'dtap vaccine', c.birthdate) < 4 OR pg_temp.doses(c.id, 'ipv vaccine', c.birthdate) < 3
+         OR pg_temp.doses(c.id, 'mmr vaccine', c.birthdate) < 1 OR pg_temp.doses(c.id, 'hib vaccine', c.birthdate) < 3
+         OR pg_temp.doses(c.id, 'hepatitis b vaccine', c.birthdate) < 3 OR pg_temp.doses(c.id, 'varicella vaccine', c.birthdate) < 1
+         OR pg_temp.doses(c.id, 'pneumococcal conjugate vaccine', c.birthdate) < 4 OR pg_temp.doses(c.id, 'hepatitis a vaccine', c.birthdate) < 1
+         OR pg_temp.doses(c.id, 'rotavirus vaccine', c.birthdate) < 2 OR pg_temp.doses(c.id, 'influenza vaccine', c.birthdate) < 2)
     AND NOT pg_temp.hospice(c.id, yr)
   WHEN 'influenza_vaccination_gap' THEN
     -- season yr: 1 Aug yr .. 31 Mar yr+1, as season months counted from August.

@@ -89,9 +89,12 @@ CREATE FUNCTION outreach_fuzz.cmp() RETURNS text LANGUAGE sql VOLATILE AS $$
 $$;
 
 CREATE FUNCTION outreach_fuzz.value() RETURNS text LANGUAGE plpgsql VOLATILE AS $$
-DECLARE r int := outreach_fuzz.rnd(1, 8);
+DECLARE r int := outreach_fuzz.rnd(1, 9);
 BEGIN
   CASE r
+    WHEN 9 THEN RETURN outreach_fuzz.kw('contact') || '.' || outreach_fuzz.ident() ||
+        CASE WHEN random() < 0.5 THEN ' ' || outreach_fuzz.pick(ARRAY['+', '-']) || ' ' ||
+          outreach_fuzz.amount() || ' ' || outreach_fuzz.unit() ELSE '' END;
     WHEN 1, 2 THEN RETURN outreach_fuzz.str();
     WHEN 3, 4 THEN RETURN outreach_fuzz.num();
     WHEN 5 THEN RETURN outreach_fuzz.kw(outreach_fuzz.pick(ARRAY['true', 'false']));
@@ -145,7 +148,9 @@ END $$;
 CREATE FUNCTION outreach_fuzz.pred(depth int) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   r int := outreach_fuzz.rnd(1, CASE WHEN depth > 0 THEN 14 ELSE 10 END);
-  f text := outreach_fuzz.ident();
+  -- a field, or contact's age on a date
+  f text := CASE WHEN random() < 0.08 THEN outreach_fuzz.kw('age') || ' ' || outreach_fuzz.kw('at') || ' ' || outreach_fuzz.value()
+                 ELSE outreach_fuzz.ident() END;
   s text := outreach_fuzz.sp();
   n text := CASE WHEN random() < 0.3 THEN outreach_fuzz.kw('not') || ' ' ELSE '' END;
   vals text;
@@ -171,6 +176,13 @@ BEGIN
         || outreach_fuzz.relation()
         || CASE WHEN random() < 0.7 THEN s || outreach_fuzz.kw('where') || s || outreach_fuzz.neg(depth - 1) ELSE '' END;
     WHEN 13 THEN
+      IF random() < 0.15 THEN
+        -- count(distinct R.f ...): always with a field
+        RETURN outreach_fuzz.kw('count') || '(' || outreach_fuzz.kw('distinct') || ' ' || outreach_fuzz.relation()
+          || '.' || outreach_fuzz.ident()
+          || CASE WHEN random() < 0.6 THEN s || outreach_fuzz.kw('where') || s || outreach_fuzz.cond(depth - 1) ELSE '' END
+          || ')' || s || outreach_fuzz.cmp() || s || outreach_fuzz.value();
+      END IF;
       RETURN outreach_fuzz.kw(outreach_fuzz.pick(ARRAY['count', 'min', 'max', 'sum', 'avg'])) || '(' || outreach_fuzz.relation()
         || CASE WHEN random() < 0.5 THEN '.' || outreach_fuzz.ident() ELSE '' END
         || CASE WHEN random() < 0.6 THEN s || outreach_fuzz.kw('where') || s || outreach_fuzz.cond(depth - 1) ELSE '' END
@@ -178,7 +190,9 @@ BEGIN
     ELSE
       RETURN outreach_fuzz.kw('latest') || '(' || outreach_fuzz.relation() || '.' || outreach_fuzz.ident()
         || CASE WHEN random() < 0.6 THEN s || outreach_fuzz.kw('where') || s || outreach_fuzz.cond(depth - 1) ELSE '' END
-        || ')' || s || outreach_fuzz.cmp() || s || outreach_fuzz.value();
+        || ')' || s || CASE WHEN random() < 0.2
+                            THEN outreach_fuzz.kw('is') || s || CASE WHEN random() < 0.5 THEN outreach_fuzz.kw('not') || s ELSE '' END || outreach_fuzz.kw('empty')
+                            ELSE outreach_fuzz.cmp() || s || outreach_fuzz.value() END;
   END CASE;
 END $$;
 
@@ -218,7 +232,7 @@ BEGIN
     RETURN outreach_fuzz.kw(outreach_fuzz.pick(ARRAY['contact', 'where', 'segment', 'union', 'intersect',
       'except', 'or', 'and', 'not', 'contains', 'starts', 'with', 'ends', 'is', 'empty', 'in', 'value_set',
       'between', 'within', 'last', 'next', 'older', 'than', 'has', 'no', 'via', 'count', 'min', 'max', 'sum',
-      'avg', 'latest', 'true', 'false', 'date', 'timestamp', 'today', 'now', 'day', 'years', 'null', 'like']));
+      'avg', 'latest', 'age', 'at', 'distinct', 'true', 'false', 'date', 'timestamp', 'today', 'now', 'day', 'years', 'null', 'like']));
   END IF;
   IF r < 0.65 THEN
     RETURN outreach_fuzz.pick(ARRAY['(', ')', ',', '.', '=', '!=', '<>', '<', '<=', '>', '>=', '+', '-', '--',

@@ -157,6 +157,46 @@ SELECT pg_temp.check($$contact where age = 33$$, '{3}', 'at 03:00 UTC it is Feb 
 SET LOCAL outreach.now = '2024-03-01 12:00:00+00';
 SELECT pg_temp.check($$contact where age between 44 and 53$$, '{1,2}', 'age between is inclusive');
 
+-- age at a date: whole years on that date (leap days as age() counts them); nobody is aged before birth
+SELECT pg_temp.check($$contact where age at date '2024-12-31' between 24 and 44$$, '{2,3,5}', 'age at the end of the year');
+SELECT pg_temp.check($$contact where age at date '2024-02-28' = 43$$, '{2}', 'Bob is 43 on 2024-02-28');
+SELECT pg_temp.check($$contact where age at date '2024-02-29' = 44$$, '{2}', 'Bob is 44 on 2024-02-29');
+SELECT pg_temp.check($$contact where age at date '2023-02-28' = 42$$, '{2}', 'Bob is 42 on 2023-02-28');
+SELECT pg_temp.check($$contact where age at date '2023-03-01' >= 43$$, '{1,2,6}', 'Bob turns 43 on 2023-03-01');
+SELECT pg_temp.check($$contact where age at '1990-02-28' < 1$$, '{}', 'Carol is not born on 1990-02-28: no age, so not < 1');
+SELECT pg_temp.check($$contact where age at '1990-02-28' in (0)$$, '{}', 'per row: not born, no age');
+SELECT pg_temp.check($$contact where age at '1990-02-28' is empty$$, '{3,4,5}', 'no birthdate or not born yet: age at is empty');
+SELECT pg_temp.check($$contact where age at '1990-03-01' <= 0$$, '{3}', 'Carol is 0 on her day of birth');
+SELECT pg_temp.check($$contact where age at '1990-03-01' != 5$$, '{1,2,3,6}', '!= leaves out the unborn and unknown');
+SELECT pg_temp.check($$contact where age at '1990-03-01' not between 1 and 100$$, '{3}', 'not between leaves out the unborn');
+SELECT pg_temp.check($$contact where age at today + 1 year = 24$$, '{5}', 'Eve (2000-03-02) is 24 on 2025-03-01');
+SELECT pg_temp.check($$contact where age at today - 1 day = 44$$, '{2}', 'Bob is 44 on 2024-02-29: today - 1 day');
+SELECT pg_temp.check($$contact where age at today = 44$$, '{2}', 'age at today is age');
+SELECT is((SELECT time_dependent FROM outreach.query_dependencies($$contact where age at date '2024-12-31' > 40$$)), false,
+  'age at a fixed date does not depend on the clock');
+SELECT is((SELECT time_dependent FROM outreach.query_dependencies($$contact where age at today + 1 year > 40$$)), true,
+  'age at today + 1 year depends on the clock');
+
+-- contact.field in relations: the related row's contact (second birthday: + 2 years, in the time zone)
+INSERT INTO outreach.immunization (id, patient_id, code, administered_at) VALUES
+  (1, 1, 'a', '1971-01-01 10:00+00'),
+  (2, 5, 'a', '2002-03-01 23:00+00'),   -- the day before Eve's second birthday in UTC
+  (3, 5, 'b', '2002-03-02 00:00+00'),   -- her birthday in UTC; still 1 March in New York
+  (4, 2, 'c', '1982-02-28 12:00+00');   -- Bob (29 Feb): 28 Feb is his second birthday
+SELECT pg_temp.check($$contact where has immunization where administered_at < contact.birthdate + 2 years$$, '{1,5}', 'before the second birthday');
+SELECT pg_temp.check($$contact where count(immunization where administered_at < contact.birthdate + 2 years) >= 2$$, '{}', 'count before the second birthday, UTC');
+SELECT pg_temp.check($$contact where count(immunization where administered_at < contact.birthdate + 2 years) >= 2$$, '{5}', 'count before the second birthday, New York', 'America/New_York');
+SELECT pg_temp.check($$contact where count(immunization where administered_at < contact.birthdate + 2 years) < 1$$, '{2,3,4,6}', 'count that holds for no rows, with contact.field');
+SELECT pg_temp.check($$contact where latest(immunization.code where administered_at >= contact.birthdate + 2 years) = 'b'$$, '{5}', 'latest with contact.field');
+SELECT pg_temp.check($$contact where latest(immunization.code where administered_at >= contact.birthdate + 2 years) = 'c'$$, '{2}', 'latest with contact.field: leap-day birthday');
+SELECT pg_temp.check($$contact where has encounter where has condition where onset_date > contact.birthdate + 23 years$$, '{5}', 'contact.field two relations deep');
+SELECT pg_temp.check($$contact where has encounter where count(condition where onset_date >= contact.birthdate) >= 1$$, '{5}', 'a correlated aggregate under a relation');
+SELECT pg_temp.check($$contact where has observation where value_numeric < contact.age$$, '{1,2,5}', 'contact.age as a number');
+SELECT pg_temp.check($$contact where has immunization where administered_at in (contact.birthdate + 2 years, contact.birthdate + 1 year)$$, '{5}', 'contact.field in a list: exactly the second birthday at midnight UTC');
+SELECT is((SELECT row(entities, segments, time_dependent)::text FROM outreach.query_dependencies(
+  $$contact where has immunization where administered_at < contact.birthdate + 2 years$$)),
+  '("{contact,immunization}",{},f)', 'contact.field: reads contact, not the clock');
+
 -- relative dates and time zone day boundaries
 SELECT pg_temp.check($$contact where has condition where onset_date = today$$, '{5}', 'today in UTC is Mar 1');
 SELECT pg_temp.check($$contact where has condition where onset_date = today$$, '{5}', 'at 12:00 UTC New York is also Mar 1', 'America/New_York');
@@ -268,6 +308,36 @@ SELECT pg_temp.check($$contact where has no visit via referrer_id$$, '{3,4,5,6}'
 SELECT pg_temp.check($$contact where latest(visit via patient_id.note) = 'first'$$, '{1}', 'latest on a user entity');
 SELECT pg_temp.check($$contact where count(visit via referrer_id) = 2$$, '{2}', 'count via');
 SELECT pg_temp.check($$contact where has visit via patient_id where note is empty$$, '{3}', 'is empty on a user entity');
+
+-- latest(...) is [not] empty: the newest row's value; no rows is neither
+SELECT pg_temp.check($$contact where latest(encounter.end_at) is empty$$, '{1,2,5,6}', 'latest is empty: no end time on the newest encounter');
+SELECT pg_temp.check($$contact where latest(encounter.end_at) is not empty$$, '{}', 'latest is not empty');
+SELECT pg_temp.check($$contact where not latest(encounter.end_at) is empty$$, '{3,4}', 'contacts without rows are not "is empty"');
+SELECT pg_temp.check($$contact where latest(encounter.class) is not empty$$, '{1,2,5,6}', 'latest is not empty on an enumerated text field');
+INSERT INTO outreach.encounter (id, patient_id, class, description, start_at, end_at) VALUES
+  (10, 1, 'ambulatory', '', '2024-03-01 09:00+00', NULL),                           -- newest for Alice: no end, empty text
+  (11, 2, 'ambulatory', 'x', '2024-01-01 09:00+00', '2024-01-01 10:00+00');     -- older than Bob's newest
+UPDATE outreach.encounter SET end_at = start_at + interval '1 hour' WHERE id IN (2, 3, 4);
+SELECT pg_temp.check($$contact where latest(encounter.end_at) is empty$$, '{1}', 'only the newest row counts');
+SELECT pg_temp.check($$contact where latest(encounter.end_at where class = 'ambulatory') is not empty$$, '{2,6}', 'latest with a filter');
+SELECT pg_temp.check($$contact where latest(encounter.description) is empty$$, '{1}', 'text: empty string is empty');
+SELECT pg_temp.check($$contact where has encounter where latest(condition.onset_date) is not empty$$, '{5}', 'latest is not empty under a relation');
+
+-- count(distinct R.f): distinct non-NULL values (a dose recorded twice counts once)
+INSERT INTO outreach.immunization (id, patient_id, code, administered_at) VALUES
+  (5, 1, 'a', '1971-01-01 10:00+00'),   -- Alice's dose again
+  (6, 6, NULL, NULL);
+SELECT pg_temp.check($$contact where count(immunization) = 2$$, '{1,5}', 'count counts rows');
+SELECT pg_temp.check($$contact where count(distinct immunization.administered_at) = 1$$, '{1,2}', 'count(distinct) counts values');
+SELECT pg_temp.check($$contact where count(distinct immunization.code) < 2$$, '{1,2,3,4,6}', 'count(distinct) that holds for no rows; NULL is not a value');
+SELECT pg_temp.check($$contact where count(distinct immunization.code where administered_at < contact.birthdate + 2 years) = 1$$, '{1,5}',
+  'count(distinct) with a filter and contact.field');
+-- count(distinct day of R.f): calendar days in the query's time zone
+INSERT INTO outreach.immunization (id, patient_id, code, administered_at) VALUES
+  (7, 2, 'c', '1982-03-01 03:00+00');   -- Bob: 1 March in UTC, still 28 February in New York
+SELECT pg_temp.check($$contact where count(distinct day of immunization.administered_at) = 2$$, '{2,5}', 'distinct days in UTC');
+SELECT pg_temp.check($$contact where count(distinct day of immunization.administered_at) = 1$$, '{1,2,5}', 'distinct days in New York', 'America/New_York');
+SELECT pg_temp.check($$contact where count(distinct day of immunization.administered_at) < 1$$, '{3,4,6}', 'no dated rows: no days');
 
 SELECT * FROM finish();
 ROLLBACK;

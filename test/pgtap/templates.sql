@@ -98,20 +98,23 @@ SELECT pg_temp.pat(x, g, b::date) FROM (VALUES
   ('ccs_age64', 'female', '1958-01-01'), ('ccs_age65', 'female', '1957-12-31'), ('ccs_male', 'male', '1980-01-01'),
   ('ccs_cyto', 'female', '1980-01-01'), ('ccs_cyto_old', 'female', '1980-01-01'), ('ccs_cyto_obs', 'female', '1980-01-01'),
   ('ccs_hpv30', 'female', '1992-12-31'), ('ccs_hpv29', 'female', '1993-01-01'), ('ccs_hpv_old', 'female', '1980-01-01'),
+  ('ccs_hpv_window', 'female', '1980-01-01'), ('ccs_hpv_day_before_30', 'female', '1992-12-31'),
   ('ccs_hyst', 'female', '1980-01-01'), ('ccs_no_cervix', 'female', '1980-01-01')) v(x, g, b);
 SELECT pg_temp.enc(external_id, 'outpatient', '2022-02-01') FROM outreach.contact WHERE external_id LIKE 'ccs%';
 SELECT pg_temp.proc('ccs_cyto', '90226004', '2020-01-01 00:00');
 SELECT pg_temp.proc('ccs_cyto_old', '90226004', '2019-12-31 23:59');
 SELECT pg_temp.obs('ccs_cyto_obs', '10524-7', '2021-03-03');
-SELECT pg_temp.obs('ccs_hpv30', '30167-1', '2018-01-01 00:00');
+SELECT pg_temp.obs('ccs_hpv30', '30167-1', '2022-12-31 00:00');             -- on her 30th birthday
+SELECT pg_temp.obs('ccs_hpv_day_before_30', '30167-1', '2022-12-30 23:59'); -- aged 29 at the test
+SELECT pg_temp.obs('ccs_hpv_window', '30167-1', '2018-01-01 00:00');
 SELECT pg_temp.obs('ccs_hpv29', '30167-1', '2021-01-01');
 SELECT pg_temp.obs('ccs_hpv_old', '30167-1', '2017-12-31 23:00');
 SELECT pg_temp.proc('ccs_hyst', '116140006', '2010-01-01');
 SELECT pg_temp.cond('ccs_no_cervix', '723171001', '2012-01-01');
 
 SELECT set_eq($$SELECT pg_temp.members('cervical_cancer_screening_gap', '{"measurement_year": 2022}', 'ccs')$$,
-  ARRAY['ccs_in', 'ccs_age24', 'ccs_age64', 'ccs_cyto_old', 'ccs_hpv29', 'ccs_hpv_old'],
-  'cervical: age edges 24/64, cytology 3 years (procedure or observation), HPV 5 years only from age 30, hysterectomy and absent cervix');
+  ARRAY['ccs_in', 'ccs_age24', 'ccs_age64', 'ccs_cyto_old', 'ccs_hpv29', 'ccs_hpv_old', 'ccs_hpv_day_before_30'],
+  'cervical: age edges 24/64, cytology 3 years (procedure or observation), HPV 5 years only when 30 or older at the test, hysterectomy and absent cervix');
 
 -- ---------------------------------------------------------------------------------------
 -- Diabetes with HbA1c > 9 or missing, 2022: 18-75 (born 1947 .. 2004), diabetes active in 2022.
@@ -119,7 +122,8 @@ SELECT pg_temp.pat(x, 'female', b::date) FROM (VALUES
   ('dm_missing', '1960-01-01'), ('dm_high', '1960-01-01'), ('dm_at9', '1960-01-01'), ('dm_latest_good', '1960-01-01'),
   ('dm_latest_bad', '1960-01-01'), ('dm_prev_year', '1960-01-01'), ('dm_no_diabetes', '1960-01-01'),
   ('dm_resolved', '1960-01-01'), ('dm_resolved_2022', '1960-01-01'), ('dm_onset_2023', '1960-01-01'),
-  ('dm_age17', '2005-01-01'), ('dm_age18', '2004-12-31'), ('dm_novisit', '1960-01-01')) v(x, b);
+  ('dm_age17', '2005-01-01'), ('dm_age18', '2004-12-31'), ('dm_novisit', '1960-01-01'),
+  ('dm_latest_no_result', '1960-01-01'), ('dm_old_no_result', '1960-01-01')) v(x, b);
 SELECT pg_temp.enc(external_id, 'wellness', '2022-04-01') FROM outreach.contact
  WHERE external_id LIKE 'dm%' AND external_id <> 'dm_novisit';
 SELECT pg_temp.enc('dm_novisit', 'emergency', '2022-04-01');
@@ -133,12 +137,15 @@ SELECT pg_temp.obs('dm_at9', '4548-4', '2022-06-01', 9.0);
 SELECT pg_temp.obs('dm_latest_good', '4548-4', '2022-02-01', 10), pg_temp.obs('dm_latest_good', '4548-4', '2022-08-01', 7);
 SELECT pg_temp.obs('dm_latest_bad', '4548-4', '2022-02-01', 7), pg_temp.obs('dm_latest_bad', '4548-4', '2022-08-01', 10);
 SELECT pg_temp.obs('dm_prev_year', '4548-4', '2021-12-31 23:00', 6);
+-- the most recent test without a result is poor control; an earlier one without a result is not
+SELECT pg_temp.obs('dm_latest_no_result', '4548-4', '2022-02-01', 7), pg_temp.obs('dm_latest_no_result', '4548-4', '2022-08-01');
+SELECT pg_temp.obs('dm_old_no_result', '4548-4', '2022-02-01'), pg_temp.obs('dm_old_no_result', '4548-4', '2022-08-01', 7);
 SELECT pg_temp.obs('dm_no_diabetes', '4548-4', '2022-06-01', 12);
 SELECT pg_temp.obs(external_id, '4548-4', '2022-06-01', 6) FROM outreach.contact
  WHERE external_id IN ('dm_resolved', 'dm_onset_2023', 'dm_age17', 'dm_age18', 'dm_novisit');
 
 SELECT set_eq($$SELECT pg_temp.members('diabetes_hba1c_poor_control', '{"measurement_year": 2022}', 'dm')$$,
-  ARRAY['dm_missing', 'dm_high', 'dm_latest_bad', 'dm_prev_year', 'dm_resolved_2022'],
+  ARRAY['dm_missing', 'dm_high', 'dm_latest_bad', 'dm_prev_year', 'dm_resolved_2022', 'dm_latest_no_result'],
   'diabetes: most recent HbA1c of the year > 9 or none, diabetes overlapping the year, age 18 edge, office-type visit');
 SELECT set_eq($$SELECT pg_temp.members('diabetes_hba1c_poor_control', '{"measurement_year": 2022, "threshold": 8.5}', 'dm_at9')$$,
   ARRAY['dm_at9'], 'diabetes: the threshold is a parameter (9.0 > 8.5)');
@@ -186,7 +193,9 @@ CREATE FUNCTION pg_temp.all_doses(ext text, flu int DEFAULT 2) RETURNS void LANG
 SELECT pg_temp.pat(x, 'female', b::date) FROM (VALUES
   ('cis_complete', '2020-03-01'), ('cis_one_flu', '2020-03-01'), ('cis_combo', '2020-03-01'),
   ('cis_late_dose', '2020-03-01'), ('cis_born_jan1', '2020-01-01'), ('cis_born_dec31', '2020-12-31'),
-  ('cis_born_2019', '2019-12-31'), ('cis_born_2021', '2021-01-01'), ('cis_novisit', '2020-03-01')) v(x, b);
+  ('cis_born_2019', '2019-12-31'), ('cis_born_2021', '2021-01-01'), ('cis_novisit', '2020-03-01'),
+  ('cis_on_birthday', '2020-03-01'), ('cis_after_birthday', '2020-03-01'), ('cis_leap', '2020-02-29'),
+  ('cis_same_day', '2020-03-01')) v(x, b);
 SELECT pg_temp.enc(external_id, 'wellness', '2022-03-01') FROM outreach.contact
  WHERE external_id LIKE 'cis%' AND external_id <> 'cis_novisit';
 SELECT pg_temp.all_doses(x) FROM unnest(ARRAY['cis_complete', 'cis_born_2019', 'cis_born_2021']) x;
@@ -197,10 +206,17 @@ SELECT pg_temp.imm('cis_combo', '146', '2020-06-01', 3), pg_temp.imm('cis_combo'
        pg_temp.imm('cis_combo', '133', '2020-10-01', 4), pg_temp.imm('cis_combo', '83', '2021-07-01'),
        pg_temp.imm('cis_combo', '119', '2020-11-01', 2), pg_temp.imm('cis_combo', '140', '2021-10-01', 2);
 SELECT pg_temp.all_doses('cis_late_dose', 1), pg_temp.imm('cis_late_dose', '140', '2023-01-01 00:00');
+-- the second dose of influenza on the second birthday counts, the day after does not
+SELECT pg_temp.all_doses('cis_on_birthday', 1), pg_temp.imm('cis_on_birthday', '140', '2022-03-01 23:59');
+SELECT pg_temp.all_doses('cis_after_birthday', 1), pg_temp.imm('cis_after_birthday', '140', '2022-03-02 00:00');
+-- born 29 February 2020: the second birthday is 28 February 2022
+SELECT pg_temp.all_doses('cis_leap', 1), pg_temp.imm('cis_leap', '140', '2022-02-28 12:00');
+-- a second influenza dose recorded on the day of the first (at another time) is the same day of service
+SELECT pg_temp.all_doses('cis_same_day', 1), pg_temp.imm('cis_same_day', '140', '2021-10-01 15:00');
 
 SELECT set_eq($$SELECT pg_temp.members('childhood_immunization_gap', '{"measurement_year": 2022}', 'cis')$$,
-  ARRAY['cis_one_flu', 'cis_late_dose', 'cis_born_jan1', 'cis_born_dec31'],
-  'childhood: born in the year two before, each antigen''s dose count, combination vaccines count per antigen, doses after the year do not count');
+  ARRAY['cis_one_flu', 'cis_late_dose', 'cis_born_jan1', 'cis_born_dec31', 'cis_after_birthday', 'cis_same_day'],
+  'childhood: born in the year two before, each antigen''s dose count (one per day), combination vaccines count per antigen, doses after the second birthday do not count');
 
 -- ---------------------------------------------------------------------------------------
 -- Influenza vaccination gap, season 2022 (1 Aug 2022 .. 31 Mar 2023).
@@ -252,8 +268,8 @@ SELECT ok(bool_and(outreach.compile(outreach.template_query(name, CASE WHEN name
 SELECT ok(outreach.template_query('no_recent_visit', '{"years": 5}')::text::outreach.segment_query
           OPERATOR(outreach.=) outreach.template_query('no_recent_visit', '{"years": 5}'), 'template text is canonical and round-trips');
 SELECT ok(outreach.template_query('breast_cancer_screening_gap', '{"measurement_year": 2024}')::text
-          LIKE '%birthdate between date ''1950-01-01'' and date ''1972-12-31''%',
-          'placeholders with arithmetic: measurement_year - age_max');
+          LIKE '%age at date ''2024-12-31'' between 52 and 74 %performed_at >= date ''2022-10-01''%',
+          'placeholders: age_min, age_max, and arithmetic on measurement_year');
 SELECT ok(outreach.template_query('breast_cancer_screening_gap', '{"measurement_year": "2024"}')::text
           = outreach.template_query('breast_cancer_screening_gap', '{"measurement_year": 2024}')::text,
           'a number may be given as a JSON string');

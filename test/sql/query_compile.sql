@@ -46,6 +46,29 @@ SELECT outreach.compile($$contact where first_name starts with 'Jo' and last_nam
 -- age: whole numbers compile to birthdate ranges, other forms to age() per row
 SELECT outreach.compile($$contact where age >= 18 and age < 65 and age != 40 and age not between 50 and 52$$, false, 'UTC');
 SELECT outreach.compile($$contact where age > 40.5 or age in (30, 31)$$, false, 'UTC');
+-- age at a date: ranges from that date; people born after it have no age there
+SELECT outreach.compile($$contact where age at date '2024-12-31' between 52 and 74 and age at '2024-12-31' < 65$$, false, 'UTC');
+SELECT outreach.compile($$contact where age at today + 1 year >= 18 or age at today - 1 month in (1, 2)
+  or age at date '2024-12-31' is empty or age at date '2024-12-31' is not empty$$, true, 'UTC');
+-- contact.field in relations: the query's contact; a direct aggregate joins the contact to its
+-- grouped rows, a deeper one is correlated; dates move in the time zone
+SELECT outreach.compile($$contact where has immunization where administered_at < contact.birthdate + 2 years
+  and count(immunization where administered_at >= contact.birthdate + 42 days) < 4
+  and latest(observation.value_numeric where effective_at > contact.deceased_at - 1 hour) > 5$$, false, 'America/New_York');
+SELECT outreach.compile($$contact where has encounter where (count(observation where effective_at < contact.birthdate + 1 year) >= 2
+  and latest(procedure.performed_at where performed_at < contact.birthdate + 30 years) < contact.birthdate + 31 years)$$, false, 'UTC');
+SELECT outreach.compile($$contact where count(immunization where administered_at < contact.birthdate + 2 years) < 4$$, true, 'UTC');
+-- latest(...) is [not] empty: the newest row exists and its value is (not) NULL ('' too for text)
+SELECT outreach.compile($$contact where latest(observation.value_numeric where code = '4548-4') is empty
+  or latest(observation.code) is not empty$$, false, 'UTC');
+SELECT outreach.compile($$contact where latest(observation.value_numeric where code = '4548-4') is empty$$, true, 'UTC');
+-- count(distinct R.f): count(DISTINCT ...), whole population and restricted
+SELECT outreach.compile($$contact where count(distinct immunization.administered_at where code = '20') < 4$$, false, 'UTC');
+SELECT outreach.compile($$contact where count(distinct immunization.code) >= 2$$, true, 'UTC');
+SELECT outreach.compile($$contact where count(distinct day of immunization.administered_at) >= 2
+  and count(distinct day of condition.onset_date) >= 2$$, false, 'America/New_York');
+-- offsets one after the other: the second birthday, then the day after it, then 3 hours before that
+SELECT outreach.compile($$contact where has immunization where administered_at < contact.birthdate + 2 years + 1 day - 3 hours$$, false, 'UTC');
 -- the session time zone when none is given
 SET TIME ZONE 'Asia/Kolkata';
 SELECT outreach.compile($$contact where birthdate = today$$);

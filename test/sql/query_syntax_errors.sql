@@ -22,6 +22,20 @@ SELECT 'segment ''a'')'::outreach.segment_query;
 SELECT 'contact; drop table x'::outreach.segment_query;
 
 -- conditions
+SELECT 'contact where age at'::outreach.segment_query;
+SELECT 'contact where age at >= 18'::outreach.segment_query;
+SELECT 'contact where age at date ''2024-12-31'''::outreach.segment_query;
+SELECT 'contact where age at birthdate = 3'::outreach.segment_query;
+SELECT 'contact where has x where y < contact.'::outreach.segment_query;
+SELECT 'contact where has x where y < contact.birthdate + 2'::outreach.segment_query;
+SELECT 'contact where has x where y < contact . where'::outreach.segment_query;
+SELECT 'contact where latest(x.y) is'::outreach.segment_query;
+SELECT 'contact where latest(x.y) is null'::outreach.segment_query;
+SELECT 'contact where latest(x.y) empty'::outreach.segment_query;
+SELECT 'contact where count(x) is empty'::outreach.segment_query;
+SELECT 'contact where count(distinct immunization) > 1'::outreach.segment_query;
+SELECT 'contact where count(distinct immunization where code = ''a'') > 1'::outreach.segment_query;
+SELECT 'contact where count(distinct day of immunization) > 1'::outreach.segment_query;
 SELECT 'contact where a = 1 b = 2'::outreach.segment_query;
 SELECT 'contact where a = 1 adn b = 2'::outreach.segment_query;
 SELECT 'contact where a = 1 and'::outreach.segment_query;

@@ -64,6 +64,23 @@ SELECT outreach.compile($$contact where has referral via patient_id where token 
 SELECT outreach.compile($$contact where birthdate contains '19'$$);
 SELECT outreach.compile($$contact where has referral via patient_id where token starts with 'a'$$);
 SELECT outreach.compile($$contact where age within last 2 years$$);
+-- age at: a date (written, or today moved by whole days to years), only on contact's age
+SELECT outreach.compile($$contact where age at now >= 18$$);
+SELECT outreach.compile($$contact where age at timestamp '2024-12-31 10:00' >= 18$$);
+SELECT outreach.compile($$contact where age at 2024 >= 18$$);
+SELECT outreach.compile($$contact where age at today + 3 hours >= 18$$);
+SELECT outreach.compile($$contact where age at '2024-13-01' >= 18$$);
+SELECT outreach.compile($$contact where age at date '2024-12-31' > 'x'$$);
+SELECT outreach.compile($$contact where has observation where age at date '2024-12-31' > 1$$);
+SELECT outreach.compile($$contact where count(distinct day of immunization.code) > 1$$);
+-- contact.field: only inside relations, a field of contact, of a kind that fits
+SELECT outreach.compile($$contact where birthdate < contact.birthdate$$);
+SELECT outreach.compile($$contact where count(immunization) > contact.birthdate$$);
+SELECT outreach.compile($$contact where has immunization where administered_at < contact.birthdat + 2 years$$);
+SELECT outreach.compile($$contact where has immunization where administered_at < contact.first_name$$);
+SELECT outreach.compile($$contact where has immunization where code = contact.birthdate$$);
+SELECT outreach.compile($$contact where has immunization where code = contact.first_name + 1 day$$);
+SELECT outreach.compile($$contact where has observation where (value_numeric > contact.age and code = contact.first_name)$$) IS NOT NULL AS same_kinds_compare;
 SELECT outreach.compile($$contact where first_name older than 2 years$$);
 SELECT outreach.compile($$contact where birthdate in value_set 'zz screening'$$);
 SELECT outreach.compile($$contact where do_not_email in (true, 'x')$$);
