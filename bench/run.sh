@@ -18,10 +18,17 @@ export OUTREACH_PORT=${OUTREACH_PORT:-54331}
 
 cd "$OUTREACH_ROOT"
 ensure_packages
+CASES=${CASES:-"5 1 4 2 6"}     # which cases to run (2 includes 3 and the bulk-load memory)
+want() { case " $CASES " in *" $1 "*) return 0;; *) return 1;; esac; }
+# REUSE=1: keep the cluster and population of an earlier run in BENCH_DIR (e.g. to resume
+# the full run after a failure without generating 1M contacts again).
+reuse=""
+if [ -n "${REUSE:-}" ] && [ -f "$BENCH_DIR/data/PG_VERSION" ] && [ -f "$BENCH_DIR/population.txt" ]; then reuse=1; fi
 if [ -d "$BENCH_DIR/root" ]; then private_bin_for "$BENCH_DIR"; stop_cluster "$BENCH_DIR"; fi
-rm -rf "$BENCH_DIR"; mkdir -p "$BENCH_DIR"
+if [ -z "$reuse" ]; then rm -rf "$BENCH_DIR"; fi
+mkdir -p "$BENCH_DIR"
 trap 'stop_cluster "$BENCH_DIR"' EXIT
-build_and_install "$BENCH_DIR"
+if [ -z "$reuse" ]; then build_and_install "$BENCH_DIR"; else private_bin_for "$BENCH_DIR"; fi
 start_cluster "$BENCH_DIR" outreach_bench
 chmod 777 "$BENCH_DIR/sock"
 mkdir -p "$BENCH_DIR/files"; chown postgres "$BENCH_DIR/files"
@@ -31,13 +38,19 @@ PSQL=("$PRIVATE_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v repeat="$REPEAT" -v writes
 sql() { "${PSQL[@]}" -tA -c "$1"; }
 
 T0=$(date +%s)
-"${PSQL[@]}" -c "CREATE EXTENSION outreach CASCADE" >/dev/null
-log "generating $SCALE contacts (seed $SEED)"
-gen_start=$(date +%s%N)
-sql "SELECT string_agg(table_name || ' ' || rows, ', ') FROM outreach.generate_population($SCALE, $SEED)" >"$BENCH_DIR/population.txt"
-gen_ms=$(( ($(date +%s%N) - gen_start) / 1000000 ))
-sql "VACUUM ANALYZE" >/dev/null
-"${PSQL[@]}" -f bench/lib.sql >/dev/null
+if [ -z "$reuse" ]; then
+	"${PSQL[@]}" -c "CREATE EXTENSION outreach CASCADE" >/dev/null
+	log "generating $SCALE contacts (seed $SEED)"
+	gen_start=$(date +%s%N)
+	sql "SELECT string_agg(table_name || ' ' || rows, ', ') FROM outreach.generate_population($SCALE, $SEED)" >"$BENCH_DIR/population.txt"
+	gen_ms=$(( ($(date +%s%N) - gen_start) / 1000000 ))
+	echo "$gen_ms" >"$BENCH_DIR/gen_ms.txt"
+	sql "VACUUM ANALYZE" >/dev/null
+	"${PSQL[@]}" -f bench/lib.sql >/dev/null
+else
+	gen_ms=$(cat "$BENCH_DIR/gen_ms.txt" 2>/dev/null || echo 0)
+	log "reusing the cluster and population in $BENCH_DIR"
+fi
 log "population: $(cat "$BENCH_DIR/population.txt") in ${gen_ms} ms"
 CLINICAL=$(sql "SELECT (SELECT count(*) FROM outreach.encounter) + (SELECT count(*) FROM outreach.condition) + (SELECT count(*) FROM outreach.observation) + (SELECT count(*) FROM outreach.procedure) + (SELECT count(*) FROM outreach.immunization) + (SELECT count(*) FROM outreach.medication) + (SELECT count(*) FROM outreach.allergy)")
 
@@ -45,7 +58,7 @@ CLINICAL=$(sql "SELECT (SELECT count(*) FROM outreach.encounter) + (SELECT count
 # records "7 memory: NAME" with the peak anonymous RSS (private memory: work_mem, caches,
 # tuplestores; shared buffers excluded) and VmHWM in the note.
 run_sampled() {
-	local name=$1 file=$2 pidf="$BENCH_DIR/backend.pid" pid="" peak=0 hwm=0 rss
+	local name=$1 file=$2 pidf="$BENCH_DIR/backend.pid" pid="" peak=0 hwm=0 rss h
 	rm -f "$pidf"
 	{ echo "SELECT pg_backend_pid() \\g (tuples_only=on format=unaligned) $pidf"; echo "SELECT pg_sleep(0.05);"; cat "$file"; } >"$BENCH_DIR/sampled.sql"
 	chmod 644 "$BENCH_DIR/sampled.sql"
@@ -57,7 +70,8 @@ run_sampled() {
 	while kill -0 "$ps" 2>/dev/null; do
 		rss=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
 		[ "${rss:-0}" -gt "$peak" ] && peak=$rss
-		hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo "$hwm")
+		h=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+		[ -n "$h" ] && hwm=$h
 		sleep 0.01
 	done
 	wait "$ps" || die "case $name failed"
@@ -65,6 +79,7 @@ run_sampled() {
 	     unit => 'MB', note => 'peak RssAnon of the backend (VmHWM incl. shared buffers ' || round($hwm / 1024.0) || ' MB)')" >/dev/null
 }
 
+if want 5; then
 log "case 5: membership latency"
 "${PSQL[@]}" <<-SQL >/dev/null
 	SELECT outreach.create_segment('bench latency', \$\$contact where has condition where code = 'bench-latency'\$\$);
@@ -82,9 +97,13 @@ sql "SELECT outreach.stop('bench latency')" >/dev/null
 sql "SELECT bench.record('5 latency: commit -> visible, immediate', '$imm'::float8[], target => 'visible at commit', note => 'INSERT + COMMIT of one condition; the membership is visible when the commit returns')" >/dev/null
 sql "SELECT bench.record('5 latency: commit -> visible, deferred', '$def'::float8[], '$imm'::float8[], 'immediate', note => 'INSERT + COMMIT + outreach.tick(); in production add the wait for pg_cron (at most 60 s)')" >/dev/null
 
+fi
+if want 1; then
 log "case 1: full evaluation vs hand-written SQL"
 "${PSQL[@]}" -f bench/eval.sql >/dev/null
+fi
 
+if want 4; then
 log "case 4 + 7: go-live of the HEDIS segment"
 cat >"$BENCH_DIR/golive.sql" <<-'SQL'
 	SELECT outreach.create_segment('bench hedis', $q$contact where gender = 'female' and age between 52 and 74
@@ -116,9 +135,11 @@ cat >"$BENCH_DIR/golive.sql" <<-'SQL'
 	                    note => 'go_live = evaluate + write members and history') FROM golive;
 SQL
 PGOPTIONS="$PGOPTIONS -c bench.repeat=$REPEAT" run_sampled "go-live (HEDIS segment)" "$BENCH_DIR/golive.sql"
+fi
 
+if want 2; then
 log "case 2 + 3: single-row writes and bulk load"
-sql "COPY (SELECT 1 + (g * 7919) % (SELECT max(id) FROM outreach.contact), '44054006', 'Diabetes mellitus type 2 (disorder)', date '2016-01-01' + g % 3650
+sql "COPY (SELECT 1 + (g::bigint * 7919) % (SELECT max(id) FROM outreach.contact), '44054006', 'Diabetes mellitus type 2 (disorder)', date '2016-01-01' + g % 3650
           FROM generate_series(1, $BULK) g) TO '$BENCH_DIR/files/bulk.copy'" >/dev/null
 writes() {  # writes N: single-row writes with N live segments, REPEAT times
 	local n=$1
@@ -130,6 +151,7 @@ writes() {  # writes N: single-row writes with N live segments, REPEAT times
 		  SELECT $n, tbl, (ARRAY['INSERT','UPDATE','DELETE'])[i], array_agg(ms[i]) FROM w, generate_series(1, 3) i GROUP BY tbl, i;
 	SQL
 }
+sql "DROP TABLE IF EXISTS bench.writes, bench.bulk; DROP MATERIALIZED VIEW IF EXISTS bench.mv20" >/dev/null
 sql "CREATE TABLE bench.writes (segments int, tbl text, op text, ms float8[])" >/dev/null
 bulk() {  # bulk MODE: COPY with the current live segments; MODE none|immediate|deferred
 	local mode=$1 tick=false
@@ -163,7 +185,9 @@ log "refresh of the 20 segments as materialized views"
 SQL
 log "going live: 100 segments"
 writes 100
+fi
 
+if want 6; then
 log "case 6: journeys and messaging"
 "${PSQL[@]}" -v journey="$JOURNEY" <<-'SQL' >/dev/null
 	DELETE FROM outreach.quiet_hours;
@@ -202,8 +226,10 @@ log "case 6: journeys and messaging"
 	FROM j ORDER BY name;
 SQL
 
+fi
+
 # Results of cases 2 and 3 against their baselines.
-"${PSQL[@]}" <<-'SQL' >/dev/null
+want 2 && "${PSQL[@]}" <<-'SQL' >/dev/null
 	SELECT bench.record(format('2 write %s %s, %s segments', w.op, w.tbl, w.segments), w.ms, z.ms, '0 segments',
 	                    CASE w.segments WHEN 20 THEN '<= 1.5x' END, CASE w.segments WHEN 20 THEN 1.5 END,
 	                    note => 'mean per statement')

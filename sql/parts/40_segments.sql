@@ -80,8 +80,11 @@ COMMENT ON COLUMN outreach.segment_change.xid IS
   'Writing transaction: consumers read in (xid, id) order below the oldest running transaction, so none is missed';
 
 -- Deferred maintenance: the contacts whose membership the next tick re-evaluates.
+-- No foreign key on segment_id: a deferred bulk load records one row per contact and
+-- segment, and the per-row key check was 60% of it; stop() and drop_segment() delete a
+-- segment's rows themselves.
 CREATE TABLE outreach.segment_pending (
-  segment_id bigint NOT NULL REFERENCES outreach.segment ON DELETE CASCADE,
+  segment_id bigint NOT NULL,
   contact_id bigint NOT NULL,
   PRIMARY KEY (segment_id, contact_id)
 );
@@ -658,6 +661,7 @@ BEGIN
   IF s.status = 'live' THEN
     PERFORM outreach._segment_published(outreach._segment_tables(s.id));
   END IF;
+  DELETE FROM outreach.segment_pending p WHERE p.segment_id = s.id;
   DELETE FROM outreach.segment x WHERE x.id = s.id;
 END $$;
 COMMENT ON FUNCTION outreach.drop_segment(text, boolean) IS
