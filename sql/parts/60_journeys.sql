@@ -699,6 +699,13 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   at timestamptz := outreach.now();
 BEGIN
+  -- Membership changes of segments no journey uses (the common case on clinical writes)
+  -- need nothing here: return before computing the last change per contact twice.
+  IF NOT EXISTS (SELECT 1 FROM outreach.journey j
+                 WHERE EXISTS (SELECT 1 FROM changes c
+                               WHERE c.segment_id IN (j.audience_segment_id, j.suppression_segment_id))) THEN
+    RETURN NULL;
+  END IF;
   -- Exits: left the audience of an exit_on_leave journey, or joined a suppression segment.
   WITH last AS (
     SELECT DISTINCT ON (segment_id, contact_id) id, segment_id, contact_id, change
