@@ -472,6 +472,8 @@ typedef struct Work
 	int64	  **changed;		/* contacts whose membership changed */
 	int		   *nchanged;
 	int64		total_changes;
+	int		   *pend;			/* deferred segments to record (indexes), see record_pending */
+	int			npend;
 } Work;
 
 static Work *
@@ -483,6 +485,7 @@ work_new(void)
 	w->neval = palloc0(sizeof(int) * Max(nsegs, 1));
 	w->changed = palloc0(sizeof(int64 *) * Max(nsegs, 1));
 	w->nchanged = palloc0(sizeof(int) * Max(nsegs, 1));
+	w->pend = palloc0(sizeof(int) * Max(nsegs, 1));
 	return w;
 }
 
@@ -503,55 +506,76 @@ work_add(int64 **arr, int *n, int64 *vals, int nvals)
 
 /*
  * Run a diff plan for the given contacts and write the difference: members in and out,
- * one INSERT into segment_change for all of it (journeys hook on that statement).
+ * one INSERT into segment_change per batch (journeys hook on that statement).
+ *
+ * A few contacts (a single-row write): the kept generic plan.  More than
+ * ONE_SHOT_THRESHOLD (a bulk statement, the tick, a re-evaluation): one plan for the actual
+ * array, run once as a cursor whose rows are applied DIFF_BATCH at a time, so the memory
+ * stays bounded (a 100,000-row COPY with 20 segments peaked at 1.5 GB of backend memory
+ * when its whole result was held at once) and the whole-table parts of the plan (hashed
+ * subplans over a relation) are computed once, not once per chunk of contacts: evaluating
+ * 10,000 contacts at a time made a bulk statement's cost grow with the number of chunks
+ * times the size of the table.  The cursor keeps the snapshot it started with, so the
+ * changes applied between fetches do not alter the rows still to come.
  */
 #define ONE_SHOT_THRESHOLD 1000
-#define DIFF_CHUNK 10000
+#define DIFF_BATCH 10000
 
-static void run_diff_chunk(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w);
+static void apply_rows(uint64 nrows, Work *w);
 
-/*
- * Contacts are evaluated and applied DIFF_CHUNK at a time, and each chunk's results are
- * freed before the next: a bulk statement's memory stays bounded (a 100,000-row COPY with
- * 20 segments peaked at 1.5 GB of backend memory when all were done at once).
- */
 static void
 run_diff(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w)
 {
-	for (int off = 0; off < n; off += DIFF_CHUNK)
-		run_diff_chunk(plan, sql, ids + off, Min(DIFF_CHUNK, n - off), w);
-}
-
-static void
-run_diff_chunk(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w)
-{
 	Datum		arg = int8_array_datum(ids, n);
 	int			ret;
-	uint64		nrows;
-	Datum	   *sd,
-			   *cd,
-			   *ad;
-	Datum		args[3];
 
-	if (n > ONE_SHOT_THRESHOLD)
+	if (n <= ONE_SHOT_THRESHOLD)
 	{
-		/* bulk statements: plan for the actual array rather than for a handful of ids */
+		ret = SPI_execute_plan(plan, &arg, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "outreach: evaluating segments failed: %s", SPI_result_code_string(ret));
+		apply_rows(SPI_processed, w);
+	}
+	else
+	{
 		Oid			types[1] = {INT8ARRAYOID};
 		int			nest = NewGUCNestLevel();
+		Portal		portal;
 
 		/*
 		 * Without JIT: the plan of all the table's segments is large, and compiling it
 		 * cost more than evaluating (72% of a 20,000-row COPY with 20 segments was LLVM).
 		 */
 		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-		ret = SPI_execute_with_args(sql, 1, types, &arg, NULL, false, 0);
+		portal = SPI_cursor_open_with_args(NULL, sql, 1, types, &arg, NULL, false, CURSOR_OPT_NO_SCROLL);
+		if (portal == NULL)
+			elog(ERROR, "outreach: evaluating segments failed: %s", SPI_result_code_string(SPI_result));
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, DIFF_BATCH);
+			if (SPI_processed == 0)
+			{
+				SPI_freetuptable(SPI_tuptable);
+				break;
+			}
+			apply_rows(SPI_processed, w);
+		}
+		SPI_cursor_close(portal);
 		AtEOXact_GUC(true, nest);
 	}
-	else
-		ret = SPI_execute_plan(plan, &arg, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "outreach: evaluating segments failed: %s", SPI_result_code_string(ret));
-	nrows = SPI_processed;
+	pfree(DatumGetPointer(arg));
+}
+
+/* Write the diff rows in SPI_tuptable (segment_id, contact_id, added), and free them. */
+static void
+apply_rows(uint64 nrows, Work *w)
+{
+	int			ret;
+	Datum	   *sd,
+			   *cd,
+			   *ad;
+	Datum		args[3];
+
 	if (nrows == 0)
 	{
 		SPI_freetuptable(SPI_tuptable);
@@ -637,24 +661,59 @@ run_diff_chunk(SPIPlanPtr plan, const char *sql, int64 *ids, int n, Work *w)
 	pfree(DatumGetPointer(args[2]));
 }
 
+/*
+ * Record what deferred segments must re-evaluate: one segment_pending row per distinct
+ * contact list (usually one per statement: all the deferred segments a statement concerns
+ * get the same contacts), however many rows the statement wrote.
+ */
 static void
-record_pending(SegEntry *s, int64 *ids, int n)
+record_pending(Work *w)
 {
-	Datum		args[2];
-	int			ret;
+	bool	   *done;
 
+	if (w->npend == 0)
+		return;
 	if (pending_plan == NULL)
 	{
-		Oid			types[2] = {INT8OID, INT8ARRAYOID};
+		Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
 
-		pending_plan = keep_plan("INSERT INTO outreach.segment_pending (segment_id, contact_id) "
-								 "SELECT $1, c FROM unnest($2) AS c ON CONFLICT DO NOTHING", 2, types);
+		pending_plan = keep_plan("INSERT INTO outreach.segment_pending (segment_ids, contact_ids) VALUES ($1, $2)",
+								 2, types);
 	}
-	args[0] = Int64GetDatum(s->id);
-	args[1] = int8_array_datum(ids, n);
-	ret = SPI_execute_plan(pending_plan, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "outreach: recording deferred changes failed: %s", SPI_result_code_string(ret));
+	done = palloc0(sizeof(bool) * w->npend);
+	for (int a = 0; a < w->npend; a++)
+	{
+		int64	   *sids;
+		int			ns = 0;
+		Datum		args[2];
+		int			ret;
+		int			ia = w->pend[a];
+
+		if (done[a])
+			continue;
+		sids = palloc(sizeof(int64) * w->npend);
+		for (int b = a; b < w->npend; b++)
+		{
+			int			ib = w->pend[b];
+
+			if (done[b] || w->neval[ib] != w->neval[ia] ||
+				(w->eval[ib] != w->eval[ia] &&
+				 memcmp(w->eval[ib], w->eval[ia], sizeof(int64) * w->neval[ia]) != 0))
+				continue;
+			done[b] = true;
+			sids[ns++] = segs[ib].id;
+		}
+		args[0] = int8_array_datum(sids, ns);
+		args[1] = int8_array_datum(w->eval[ia], w->neval[ia]);
+		ret = SPI_execute_plan(pending_plan, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "outreach: recording deferred changes failed: %s", SPI_result_code_string(ret));
+		pfree(DatumGetPointer(args[0]));
+		pfree(DatumGetPointer(args[1]));
+		pfree(sids);
+	}
+	pfree(done);
+	w->npend = 0;
 }
 
 /*
@@ -698,7 +757,7 @@ run_work(Work *w, int root, bool apply_deferred)
 		if (w->neval[i] > 0 && !s->is_static)
 		{
 			if (s->deferred && !(apply_deferred && i == root))
-				record_pending(s, w->eval[i], w->neval[i]);
+				w->pend[w->npend++] = i;
 			else
 			{
 				if (s->diff_plan == NULL)
@@ -718,6 +777,7 @@ run_work(Work *w, int root, bool apply_deferred)
 				work_add(&w->eval[s->dependents[d]], &w->neval[s->dependents[d]],
 						 w->changed[i], w->nchanged[i]);
 	}
+	record_pending(w);
 }
 
 static bool

@@ -54,8 +54,14 @@ CREATE TABLE outreach.segment_dependency (
 );
 CREATE INDEX ON outreach.segment_dependency (depends_on);
 
+-- segment_member and segment_change have no foreign key to segment: a bulk load that changes
+-- 160,000 memberships paid two key checks per change (one per table), half of the cost of
+-- writing them.  Their rows are written only by outreach itself, under the segment's
+-- protection: the row lock of _segment_by_name (static members), the SHARE lock that going
+-- live, stopping and dropping take on the tables a segment reads (the triggers), and FOR KEY
+-- SHARE in the tick and in re-evaluation.  Deleting a segment deletes them (segment_deleted).
 CREATE TABLE outreach.segment_member (
-  segment_id bigint NOT NULL REFERENCES outreach.segment ON DELETE CASCADE,
+  segment_id bigint NOT NULL,
   contact_id bigint NOT NULL,
   added_at   timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (segment_id, contact_id)
@@ -65,7 +71,7 @@ COMMENT ON TABLE outreach.segment_member IS 'Current members of live segments (a
 
 CREATE TABLE outreach.segment_change (
   id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  segment_id bigint NOT NULL REFERENCES outreach.segment ON DELETE CASCADE,
+  segment_id bigint NOT NULL,
   contact_id bigint NOT NULL,
   change     text NOT NULL CONSTRAINT segment_change_change_allowed CHECK (outreach.allowed_value(change, 'segment_change.change', '{added,removed}')),
   changed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -79,15 +85,45 @@ COMMENT ON TABLE outreach.segment_change IS
 COMMENT ON COLUMN outreach.segment_change.xid IS
   'Writing transaction: consumers read in (xid, id) order below the oldest running transaction, so none is missed';
 
--- Deferred maintenance: the contacts whose membership the next tick re-evaluates.
--- No foreign key on segment_id: a deferred bulk load records one row per contact and
--- segment, and the per-row key check was 60% of it; stop() and drop_segment() delete a
--- segment's rows themselves.
+-- Deferred maintenance: the contacts whose membership the next tick re-evaluates, one row
+-- per writing statement (the deferred segments it concerned, the contacts it touched), so a
+-- deferred bulk load of a million rows records one row, not a million per segment.
+-- segment_ids has no foreign key: stop(), drop_segment() and set_segment_mode() take a
+-- segment out of the rows themselves (_pending_take).
 CREATE TABLE outreach.segment_pending (
-  segment_id bigint NOT NULL,
-  contact_id bigint NOT NULL,
-  PRIMARY KEY (segment_id, contact_id)
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  segment_ids bigint[] NOT NULL,
+  contact_ids bigint[] NOT NULL
 );
+COMMENT ON TABLE outreach.segment_pending IS
+  'Deferred maintenance: per writing statement, the deferred segments concerned and the contacts touched; outreach.tick() applies them';
+
+-- Take a segment out of the pending rows; returns its pending contacts (sorted, distinct).
+CREATE FUNCTION outreach._pending_take(segment_id bigint) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  ids bigint[];
+BEGIN
+  WITH t AS (UPDATE outreach.segment_pending p SET segment_ids = array_remove(p.segment_ids, segment_id)
+             WHERE p.segment_ids @> ARRAY[segment_id] RETURNING p.contact_ids)
+  SELECT array_agg(DISTINCT c ORDER BY c) INTO ids FROM t, unnest(t.contact_ids) AS c;
+  DELETE FROM outreach.segment_pending p WHERE p.segment_ids = '{}';
+  RETURN ids;
+END $$;
+
+-- Deleting a segment (drop_segment, or a DELETE by hand) deletes its members, history and
+-- pending changes, as ON DELETE CASCADE did.
+CREATE FUNCTION outreach._segment_deleted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  DELETE FROM outreach.segment_member m WHERE m.segment_id = OLD.id;
+  DELETE FROM outreach.segment_change c WHERE c.segment_id = OLD.id;
+  PERFORM outreach._pending_take(OLD.id);
+  RETURN OLD;
+END $$;
+CREATE TRIGGER segment_deleted AFTER DELETE ON outreach.segment
+  FOR EACH ROW EXECUTE FUNCTION outreach._segment_deleted();
 
 -- Per-contact serialisation of maintenance (see membership.c): one row per contact ever
 -- maintained, rewritten by every transaction that re-evaluates the contact.
@@ -488,7 +524,7 @@ END $$;
 -- Re-evaluate a live segment for every contact whose membership may differ, through the
 -- per-contact path (locks, history, cascades) so concurrent writers stay correct.
 CREATE FUNCTION outreach._segment_refresh(segment_id bigint) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 #variable_conflict use_variable
 DECLARE
   s outreach.segment;
@@ -496,7 +532,7 @@ DECLARE
   ids bigint[];
   changes bigint := 0;
 BEGIN
-  SELECT * INTO s FROM outreach.segment x WHERE x.id = segment_id;
+  SELECT * INTO s FROM outreach.segment x WHERE x.id = segment_id FOR KEY SHARE;
   IF NOT FOUND OR s.kind = 'static' OR s.status <> 'live' THEN
     RETURN 0;
   END IF;
@@ -505,26 +541,20 @@ BEGIN
                  'FULL JOIN (SELECT x.contact_id FROM outreach.segment_member x WHERE x.segment_id = $1) AS m '
                  'ON m.contact_id = f.contact_id WHERE f.contact_id IS NULL OR m.contact_id IS NULL', s.full_sql)
     INTO ids USING s.id;
-  changes := outreach._apply_chunked(s.id, ids);
+  changes := outreach._apply_contacts(s.id, ids);
   UPDATE outreach.segment x SET last_evaluated_at = outreach.now(), last_evaluation_duration = clock_timestamp() - started,
     next_evaluation_at = CASE WHEN x.time_dependent THEN outreach.now() + x.evaluate_every END
   WHERE x.id = s.id;
   RETURN changes;
 END $$;
 
-CREATE FUNCTION outreach._apply_chunked(segment_id bigint, ids bigint[]) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  changes bigint := 0;
-  n integer := coalesce(cardinality(ids), 0);
-  i integer := 1;
-BEGIN
-  WHILE i <= n LOOP
-    changes := changes + outreach._apply_segment(segment_id, ids[i:i + 9999]);
-    i := i + 10000;
-  END LOOP;
-  RETURN changes;
-END $$;
+-- Re-evaluate a segment for the given contacts.  One call however many: _apply_segment runs
+-- one plan for all of them as a cursor and applies its rows in batches (membership.c), so
+-- its memory stays bounded and whole-table parts of the plan are computed once.
+CREATE FUNCTION outreach._apply_contacts(segment_id bigint, ids bigint[]) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN coalesce(cardinality(ids), 0) = 0 THEN 0 ELSE outreach._apply_segment(segment_id, ids) END
+$$;
 
 -- TRUNCATE of an entity (no transition table): re-evaluate its segments fully (immediate) or
 -- mark them for the next tick (deferred).
@@ -572,7 +602,7 @@ COMMENT ON FUNCTION outreach.alter_segment(text, outreach.segment_query) IS
   'Changes the definition of a dynamic or compound segment; a live segment is re-evaluated at once';
 
 CREATE FUNCTION outreach.go_live(segment text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
   s outreach.segment := outreach._segment_by_name(segment);
   not_live text;
@@ -603,7 +633,7 @@ BEGIN
     last_evaluation_duration = CASE WHEN x.kind <> 'static' THEN clock_timestamp() - started END,
     next_evaluation_at = CASE WHEN x.time_dependent THEN outreach.now() + x.evaluate_every END
   WHERE x.id = s.id;
-  DELETE FROM outreach.segment_pending p WHERE p.segment_id = s.id;
+  PERFORM outreach._pending_take(s.id);
   PERFORM outreach._membership_invalidate();
 END $$;
 COMMENT ON FUNCTION outreach.go_live(text) IS
@@ -637,7 +667,7 @@ BEGIN
     SELECT s.id, del.contact_id, 'removed', at FROM del;
   END IF;
   UPDATE outreach.segment x SET status = 'stopped', pending_full = false, next_evaluation_at = NULL WHERE x.id = s.id;
-  DELETE FROM outreach.segment_pending p WHERE p.segment_id = s.id;
+  PERFORM outreach._pending_take(s.id);
 END $$;
 COMMENT ON FUNCTION outreach.stop(text, boolean) IS
   'Stops a live segment (its members leave; a static segment keeps its list); refused while live segments use it unless cascade';
@@ -661,7 +691,6 @@ BEGIN
   IF s.status = 'live' THEN
     PERFORM outreach._segment_published(outreach._segment_tables(s.id));
   END IF;
-  DELETE FROM outreach.segment_pending p WHERE p.segment_id = s.id;
   DELETE FROM outreach.segment x WHERE x.id = s.id;
 END $$;
 COMMENT ON FUNCTION outreach.drop_segment(text, boolean) IS
@@ -684,12 +713,11 @@ BEGIN
     PERFORM outreach._lock_segment_tables(outreach._segment_tables(s.id));
     IF s.pending_full THEN
       UPDATE outreach.segment x SET pending_full = false WHERE x.id = s.id;
-      DELETE FROM outreach.segment_pending p WHERE p.segment_id = s.id;
+      PERFORM outreach._pending_take(s.id);
       PERFORM outreach._segment_refresh(s.id);
     ELSE
-      WITH d AS (DELETE FROM outreach.segment_pending p WHERE p.segment_id = s.id RETURNING p.contact_id)
-      SELECT array_agg(d.contact_id ORDER BY d.contact_id) INTO ids FROM d;
-      PERFORM outreach._apply_chunked(s.id, ids);
+      ids := outreach._pending_take(s.id);
+      PERFORM outreach._apply_contacts(s.id, ids);
     END IF;
   END IF;
 END $$;
@@ -820,27 +848,27 @@ BEGIN
     to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00', true);
   INSERT INTO outreach.tick_run (at) VALUES (at) RETURNING id INTO run_id;
 
+  -- FOR KEY SHARE: a segment dropped meanwhile is waited for and skipped (no orphan members)
   FOR s IN SELECT x.id, x.pending_full FROM outreach.segment x
            WHERE x.status = 'live' AND x.mode = 'deferred' AND x.kind <> 'static'
-             AND (x.pending_full OR EXISTS (SELECT 1 FROM outreach.segment_pending p WHERE p.segment_id = x.id))
-           ORDER BY x.id LOOP
+             AND (x.pending_full OR EXISTS (SELECT 1 FROM outreach.segment_pending p WHERE p.segment_ids @> ARRAY[x.id]))
+           ORDER BY x.id FOR KEY SHARE OF x LOOP
     IF s.pending_full THEN
       UPDATE outreach.segment x SET pending_full = false WHERE x.id = s.id;
-      DELETE FROM outreach.segment_pending p WHERE p.segment_id = s.id;
+      PERFORM outreach._pending_take(s.id);
       n_changes := n_changes + outreach._segment_refresh(s.id);
       n_full := n_full + 1;
     ELSE
-      WITH d AS (DELETE FROM outreach.segment_pending p WHERE p.segment_id = s.id RETURNING p.contact_id)
-      SELECT array_agg(d.contact_id ORDER BY d.contact_id) INTO ids FROM d;
+      ids := outreach._pending_take(s.id);
       n_contacts := n_contacts + coalesce(cardinality(ids), 0);
-      n_changes := n_changes + outreach._apply_chunked(s.id, ids);
+      n_changes := n_changes + outreach._apply_contacts(s.id, ids);
     END IF;
   END LOOP;
 
   FOR s IN SELECT x.id FROM outreach.segment x
            WHERE x.status = 'live' AND x.kind <> 'static' AND x.time_dependent
              AND (x.next_evaluation_at IS NULL OR x.next_evaluation_at <= at)
-           ORDER BY x.id LOOP
+           ORDER BY x.id FOR KEY SHARE OF x LOOP
     n_changes := n_changes + outreach._segment_refresh(s.id);
     n_full := n_full + 1;
   END LOOP;
@@ -934,7 +962,8 @@ CREATE VIEW outreach.segment_overview AS
 SELECT s.name, s.kind, s.status, s.mode,
        (SELECT count(*) FROM outreach.segment_member m WHERE m.segment_id = s.id) AS members,
        s.last_evaluated_at, s.last_evaluation_duration,
-       (SELECT count(*) FROM outreach.segment_pending p WHERE p.segment_id = s.id) AS pending_changes,
+       (SELECT count(DISTINCT c) FROM outreach.segment_pending p, unnest(p.contact_ids) AS c
+          WHERE p.segment_ids @> ARRAY[s.id]) AS pending_changes,
        s.pending_full AS pending_full_evaluation,
        s.time_dependent, s.evaluate_every, s.next_evaluation_at,
        s.definition::text AS definition,
