@@ -9,6 +9,9 @@
 # Filters for development: ONLY_REGRESS="a b", ONLY_SPECS="x", ONLY_PGTAP="f.sql", ONLY_EXTRA="y",
 # or SUITES="regress isolation pgtap extra" to pick suites.
 source "$(dirname "$0")/../scripts/lib.sh"
+# Settings of the caller's environment (PGOPTIONS=-c client_min_messages=..., a fixed
+# outreach.now) would change what the tests see: every server setting comes from here.
+unset PGOPTIONS PGSERVICE PGTZ PGDATESTYLE PGCLIENTENCODING
 
 cd "$OUTREACH_ROOT"
 ensure_packages
