@@ -6,7 +6,7 @@
 #   pgTAP       test/pgtap/*.sql  with pg_prove
 #   extra       test/extra/*.sh   (fuzzing, randomized drivers); each prints "N passed, N failed"
 # The last line is "N passed, N failed"; the exit code is non-zero on any failure.
-# Filters for development: ONLY_REGRESS="a b", ONLY_SPECS="x", ONLY_PGTAP="f.sql", ONLY_EXTRA="y",
+# Filters for development: ONLY_REGRESS="a b", ONLY_SPECS="x", ONLY_PGTAP="f" (names without .sql), ONLY_EXTRA="y",
 # or SUITES="regress isolation pgtap extra" to pick suites.
 source "$(dirname "$0")/../scripts/lib.sh"
 # Settings of the caller's environment (PGOPTIONS=-c client_min_messages=..., a fixed
