@@ -1076,6 +1076,73 @@ compile_has(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 	appendStringInfoChar(out, ')');
 }
 
+/*
+ * "has R where f1 or has R where f2" (the same relation, by the same link, neither negated):
+ * one EXISTS with the filters OR'ed, which the planner runs as one semi-join; separate
+ * EXISTS under OR become a hashed subplan each, probed for every row in scope.
+ */
+static bool
+same_has(const QueryNode *a, const QueryNode *b)
+{
+	if (a->type != QN_HAS || b->type != QN_HAS || a->negated || b->negated)
+		return false;
+	if (strcmp(a->relation->entity, b->relation->entity) != 0)
+		return false;
+	if (a->relation->via == NULL || b->relation->via == NULL)
+		return a->relation->via == b->relation->via;
+	return strcmp(a->relation->via, b->relation->via) == 0;
+}
+
+static void
+compile_has_any(CompileState *st, StringInfo out, List *hs, Scope *s, int ind)
+{
+	const QueryNode *n = linitial(hs);
+	EntityInfo *re = require_entity(st, n->relation->entity, n->relation->location);
+	Edge		edge = resolve_edge(st, s->entity, re, n->relation);
+	Scope	   *r = new_scope(st, re, 'r');
+	char	   *outer,
+			   *inner;
+	bool		unfiltered = false;
+	ListCell   *lc;
+	bool		first = true;
+
+	edge_columns(s, r, &edge, &outer, &inner, n->relation->location);
+	foreach(lc, hs)
+		if (((const QueryNode *) lfirst(lc))->filter == NULL)
+			unfiltered = true;
+	appendStringInfoString(out, "EXISTS (");
+	newline(out, ind + 1);
+	appendStringInfoString(out, "SELECT 1");
+	newline(out, ind + 1);
+	appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
+	newline(out, ind + 1);
+	appendStringInfo(out, "WHERE %s = %s", inner, outer);
+	st->relation_depth++;
+	if (!unfiltered)
+	{
+		newline(out, ind + 2);
+		appendStringInfoString(out, "AND (");
+		foreach(lc, hs)
+		{
+			const QueryNode *h = lfirst(lc);
+
+			if (!first)
+			{
+				newline(out, ind + 3);
+				appendStringInfoString(out, "OR ");
+			}
+			first = false;
+			appendStringInfoChar(out, '(');
+			compile_cond(st, out, h->filter, r, ind + 4);
+			appendStringInfoChar(out, ')');
+		}
+		appendStringInfoChar(out, ')');
+	}
+	st->relation_depth--;
+	newline(out, ind);
+	appendStringInfoChar(out, ')');
+}
+
 /* does a condition (or a value in it) read contact.field? */
 static bool
 value_refers_to_contact(const QValue *v)
@@ -1784,18 +1851,42 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			{
 				bool		first = true;
 
+				int			nargs = list_length(n->args);
+				bool	   *merged = palloc0(sizeof(bool) * Max(nargs, 1));
+				int			k = -1;
+
 				foreach(lc, n->args)
 				{
 					const QueryNode *a = lfirst(lc);
 					bool		paren = (n->type == QN_AND && a->type == QN_OR) ||
 						(n->type == QN_OR && a->type == QN_AND);
+					List	   *group = NIL;
 
+					k++;
+					if (merged[k])
+						continue;
 					if (!first)
 					{
 						newline(out, ind);
 						appendStringInfoString(out, n->type == QN_AND ? "AND " : "OR ");
 					}
 					first = false;
+					if (n->type == QN_OR)
+					{
+						for (int j = k + 1; j < nargs; j++)
+							if (!merged[j] && same_has(a, list_nth(n->args, j)))
+							{
+								if (group == NIL)
+									group = list_make1((QueryNode *) a);
+								group = lappend(group, list_nth(n->args, j));
+								merged[j] = true;
+							}
+						if (group != NIL)
+						{
+							compile_has_any(st, out, group, s, ind);
+							continue;
+						}
+					}
 					if (paren)
 						appendStringInfoChar(out, '(');
 					compile_cond(st, out, a, s, ind + (paren ? 1 : 0));
@@ -2026,6 +2117,41 @@ compile_setop_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *
 			appendStringInfoChar(out, ')');
 		}
 		return;
+	}
+	if (n->setop == QSET_UNION)
+	{
+		/* a chain of unions of filtered contact terms: one OR, so that has-terms merge */
+		List	   *leaves = NIL;
+		List	   *stack = list_make1((QueryNode *) n);
+		bool		plain = true;
+
+		while (stack != NIL && plain)
+		{
+			const QueryNode *x = llast(stack);
+
+			stack = list_delete_last(stack);
+			if (x->type == QN_SETOP && x->setop == QSET_UNION)
+			{
+				stack = lappend(stack, x->right);
+				stack = lappend(stack, x->left);
+			}
+			else if (x->type == QN_CONTACT && x->filter != NULL)
+				leaves = lappend(leaves, x->filter);
+			else
+				plain = false;
+		}
+		if (plain)
+		{
+			QueryNode  *or = palloc0(sizeof(QueryNode));
+
+			or->type = QN_OR;
+			or->location = n->location;
+			or->args = leaves;
+			appendStringInfoChar(out, '(');
+			compile_cond(st, out, or, s, ind + 1);
+			appendStringInfoChar(out, ')');
+			return;
+		}
 	}
 	appendStringInfoChar(out, '(');
 	compile_setop_cond(st, out, n->left, s, ind + 1);

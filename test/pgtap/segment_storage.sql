@@ -4,7 +4,7 @@
 -- queries over contacts compiled to one scan (with NULL-safe except).
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(23);
+SELECT plan(26);
 SET LOCAL outreach.now = '2026-01-01 00:00+00';
 
 CREATE FUNCTION pg_temp.members(seg text) RETURNS bigint[] LANGUAGE sql AS $$
@@ -91,6 +91,19 @@ SELECT is((SELECT array_agg(e ORDER BY e) FROM outreach.evaluate(
           (SELECT array_agg(c.id ORDER BY c.id) FROM outreach.contact c WHERE c.status IN ('active', 'inactive')
              AND EXISTS (SELECT 1 FROM outreach.condition d WHERE d.patient_id = c.id AND d.code = 'a')),
           'union and intersect combine as OR and AND');
+
+-- has-terms of the same relation under OR (or a union) merge into one EXISTS
+SELECT is((SELECT count(*)::int FROM regexp_matches(outreach.compile(
+             $$contact where has condition where code = 'a' or status = 'inactive' or has condition where code = 'b'$$), 'EXISTS', 'g')),
+          1, 'two has condition terms under OR compile to one EXISTS');
+SELECT is((SELECT count(*)::int FROM regexp_matches(outreach.compile(
+             $$(contact where has condition where code = 'a') union (contact where has condition where code = 'b')$$), 'EXISTS', 'g')),
+          1, 'and so do two unioned contact terms');
+SELECT is((SELECT array_agg(e ORDER BY e) FROM outreach.evaluate(
+             $$contact where external_id starts with 's' and (has condition where code = 'a' or city = 'Shelbyville' or has condition where code = 'zzz')$$::outreach.segment_query) e),
+          (SELECT array_agg(c.id ORDER BY c.id) FROM outreach.contact c WHERE c.external_id LIKE 's%'
+             AND (c.city = 'Shelbyville' OR EXISTS (SELECT 1 FROM outreach.condition d WHERE d.patient_id = c.id AND d.code IN ('a', 'zzz')))),
+          'the merged form returns the same contacts');
 
 SELECT * FROM finish();
 ROLLBACK;
