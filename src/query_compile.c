@@ -2175,12 +2175,15 @@ compile_setop_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *
 	appendStringInfoChar(out, ')');
 }
 
-static void
-compile_contact_setop(CompileState *st, StringInfo out, const QueryNode *n, int ind)
+/*
+ * "SELECT c.id AS contact_id FROM contact AS c": the start of every query over contacts.
+ * Returns the scope, with the contact key expression in *key.
+ */
+static Scope *
+begin_contact_scan(CompileState *st, StringInfo out, int ind, char **key)
 {
 	EntityInfo *ce = find_entity(st, "contact");
 	Scope	   *s;
-	char	   *key;
 
 	if (ce == NULL || ce->key_column == NULL)
 		elog(ERROR, "entity \"contact\" is not registered");
@@ -2188,10 +2191,19 @@ compile_contact_setop(CompileState *st, StringInfo out, const QueryNode *n, int 
 	s->top = true;
 	st->contact_scope = s;
 	st->relation_depth = 0;
-	key = psprintf("%s.%s", s->alias, quote_identifier(ce->key_column));
-	appendStringInfo(out, "SELECT %s AS contact_id", key);
+	*key = psprintf("%s.%s", s->alias, quote_identifier(ce->key_column));
+	appendStringInfo(out, "SELECT %s AS contact_id", *key);
 	newline(out, ind);
 	appendStringInfo(out, "FROM %s AS %s", ce->qualname, s->alias);
+	return s;
+}
+
+static void
+compile_contact_setop(CompileState *st, StringInfo out, const QueryNode *n, int ind)
+{
+	char	   *key;
+	Scope	   *s = begin_contact_scan(st, out, ind, &key);
+
 	newline(out, ind);
 	appendStringInfoString(out, "WHERE ");
 	if (st->opts->restricted)
@@ -2207,20 +2219,9 @@ compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 	{
 		case QN_CONTACT:
 			{
-				EntityInfo *ce = find_entity(st, "contact");
-				Scope	   *s;
 				char	   *key;
+				Scope	   *s = begin_contact_scan(st, out, ind, &key);
 
-				if (ce == NULL || ce->key_column == NULL)
-					elog(ERROR, "entity \"contact\" is not registered");
-				s = new_scope(st, ce, 'c');
-				s->top = true;
-				st->contact_scope = s;
-				st->relation_depth = 0;
-				key = psprintf("%s.%s", s->alias, quote_identifier(ce->key_column));
-				appendStringInfo(out, "SELECT %s AS contact_id", key);
-				newline(out, ind);
-				appendStringInfo(out, "FROM %s AS %s", ce->qualname, s->alias);
 				if (st->opts->restricted)
 				{
 					newline(out, ind);

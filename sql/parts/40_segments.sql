@@ -159,7 +159,7 @@ AS 'MODULE_PATHNAME', 'outreach_membership_trigger';
 CREATE FUNCTION outreach._apply_segment(segment_id bigint, contact_ids bigint[]) RETURNS bigint LANGUAGE c
 AS 'MODULE_PATHNAME', 'outreach_apply_segment';
 COMMENT ON FUNCTION outreach._apply_segment(bigint, bigint[]) IS
-  'Re-evaluates a live segment for the given contacts, writes the difference and cascades; returns the number of membership changes';
+  'Re-evaluates a live segment for the given contacts (any number: bulk sets run as a cursor, see membership.c), writes the difference and cascades; returns the number of membership changes';
 CREATE FUNCTION outreach._cascade_segment(segment_id bigint, contact_ids bigint[]) RETURNS bigint LANGUAGE c
 AS 'MODULE_PATHNAME', 'outreach_cascade_segment';
 CREATE FUNCTION outreach._lock_contacts(contact_ids bigint[]) RETURNS void LANGUAGE c
@@ -541,20 +541,12 @@ BEGIN
                  'FULL JOIN (SELECT x.contact_id FROM outreach.segment_member x WHERE x.segment_id = $1) AS m '
                  'ON m.contact_id = f.contact_id WHERE f.contact_id IS NULL OR m.contact_id IS NULL', s.full_sql)
     INTO ids USING s.id;
-  changes := outreach._apply_contacts(s.id, ids);
+  changes := outreach._apply_segment(s.id, ids);
   UPDATE outreach.segment x SET last_evaluated_at = outreach.now(), last_evaluation_duration = clock_timestamp() - started,
     next_evaluation_at = CASE WHEN x.time_dependent THEN outreach.now() + x.evaluate_every END
   WHERE x.id = s.id;
   RETURN changes;
 END $$;
-
--- Re-evaluate a segment for the given contacts.  One call however many: _apply_segment runs
--- one plan for all of them as a cursor and applies its rows in batches (membership.c), so
--- its memory stays bounded and whole-table parts of the plan are computed once.
-CREATE FUNCTION outreach._apply_contacts(segment_id bigint, ids bigint[]) RETURNS bigint
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE WHEN coalesce(cardinality(ids), 0) = 0 THEN 0 ELSE outreach._apply_segment(segment_id, ids) END
-$$;
 
 -- TRUNCATE of an entity (no transition table): re-evaluate its segments fully (immediate) or
 -- mark them for the next tick (deferred).
@@ -717,7 +709,7 @@ BEGIN
       PERFORM outreach._segment_refresh(s.id);
     ELSE
       ids := outreach._pending_take(s.id);
-      PERFORM outreach._apply_contacts(s.id, ids);
+      PERFORM outreach._apply_segment(s.id, ids);
     END IF;
   END IF;
 END $$;
@@ -861,7 +853,7 @@ BEGIN
     ELSE
       ids := outreach._pending_take(s.id);
       n_contacts := n_contacts + coalesce(cardinality(ids), 0);
-      n_changes := n_changes + outreach._apply_contacts(s.id, ids);
+      n_changes := n_changes + outreach._apply_segment(s.id, ids);
     END IF;
   END LOOP;
 
