@@ -15,7 +15,8 @@ OBJS = \
 # The install script is assembled from ordered parts so that each concern owns a file.
 SQL_PARTS  = $(sort $(wildcard sql/parts/*.sql))
 DATA_built = sql/outreach--$(EXTVERSION).sql
-DATA       = $(wildcard sql/outreach--*--*.sql)
+# Upgrade scripts, and the full scripts of released versions (kept to test the upgrades).
+DATA       = $(wildcard sql/outreach--*--*.sql) sql/outreach--0.1.0.sql
 EXTRA_CLEAN = sql/outreach--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers

@@ -136,6 +136,7 @@ static HTAB *entity_hash = NULL;
 static List *kept_plans = NIL;	/* every plan we kept, freed on rebuild */
 static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr pending_plan = NULL;
+static bool pending_per_statement = true;	/* segment_pending of 0.2.0 (see record_pending) */
 static SPIPlanPtr stamp_plan = NULL;
 static int	depth = 0;			/* nesting of our entry points: rebuild only at 0 */
 static uint64 inval_count = 0;	/* invalidations seen, to detect one during a rebuild */
@@ -288,6 +289,22 @@ rebuild_cache(void)
 	cache_valid = false;
 	inval_at_start = inval_count;
 	segment_relid = get_relname_relid("segment", get_namespace_oid("outreach", false));
+
+	/*
+	 * The shape of segment_pending: a 0.1.0 install still running on this library until
+	 * ALTER EXTENSION outreach UPDATE has one row per segment and contact.  (The update
+	 * replaces the table and creates a trigger on segment, which invalidates this cache.)
+	 */
+	ret = SPI_execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute "
+					  "WHERE attrelid = 'outreach.segment_pending'::regclass AND attname = 'segment_ids' AND NOT attisdropped)",
+					  true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "outreach: reading the shape of segment_pending failed");
+	{
+		bool		isnull;
+
+		pending_per_statement = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
 
 	ret = SPI_execute("SELECT s.id, s.mode = 'deferred', s.kind = 'static', s.restricted_sql, "
 					  "s.definition, s.time_zone "
@@ -726,7 +743,10 @@ record_pending(Work *w)
 	{
 		Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
 
-		pending_plan = keep_plan("INSERT INTO outreach.segment_pending (segment_ids, contact_ids) VALUES ($1, $2)",
+		pending_plan = keep_plan(pending_per_statement
+								 ? "INSERT INTO outreach.segment_pending (segment_ids, contact_ids) VALUES ($1, $2)"
+								 : "INSERT INTO outreach.segment_pending (segment_id, contact_id) "
+								 "SELECT s, c FROM unnest($1) AS s, unnest($2) AS c ON CONFLICT DO NOTHING",
 								 2, types);
 	}
 	done = palloc0(sizeof(bool) * w->npend);
