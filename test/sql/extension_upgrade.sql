@@ -1,12 +1,12 @@
--- extension_upgrade: ALTER EXTENSION outreach UPDATE carries a 0.1.0 install, with its data,
+-- extension_upgrade: ALTER EXTENSION outreach UPDATE carries a 0.2.0 install, with its data,
 -- to exactly what a fresh CREATE EXTENSION of the current version gives.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS outreach CASCADE;
-CREATE EXTENSION outreach VERSION '0.1.0' CASCADE;
+CREATE EXTENSION outreach VERSION '0.2.0' CASCADE;
 RESET client_min_messages;
 SET outreach.now = '2026-01-01 00:00+00';
 
--- What an installation of 0.1.0 holds: a live deferred segment with a pending change, a
+-- What an installation of 0.2.0 holds: a live deferred segment with a pending change, a
 -- live immediate one with members and history.
 INSERT INTO outreach.contact (external_id, status) VALUES ('u1', 'active'), ('u2', 'active'), ('u3', 'active');
 INSERT INTO outreach.condition (patient_id, code, description)
@@ -26,11 +26,12 @@ CREATE FUNCTION pg_temp.fingerprint() RETURNS TABLE (kind text, name text, def t
                WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'outreach')
   SELECT 'function', p.oid::regprocedure::text,
          concat_ws(' | ', p.prosrc, p.provolatile, p.prosecdef, p.proconfig::text, pg_get_function_result(p.oid),
-                   obj_description(p.oid, 'pg_proc'))
+                   obj_description(p.oid, 'pg_proc'), p.proacl::text)
   FROM own JOIN pg_proc p ON own.classid = 'pg_proc'::regclass AND p.oid = own.objid
   UNION ALL
   SELECT 'relation', c.relname, concat_ws(' | ', c.relkind, c.relpersistence, obj_description(c.oid, 'pg_class'),
-         CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END)
+         CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END, c.relacl::text, c.reloptions::text,
+         c.relrowsecurity, c.relforcerowsecurity)
   FROM own JOIN pg_class c ON own.classid = 'pg_class'::regclass AND c.oid = own.objid
   UNION ALL
   SELECT 'column', c.relname || '.' || a.attname,
@@ -51,6 +52,20 @@ CREATE FUNCTION pg_temp.fingerprint() RETURNS TABLE (kind text, name text, def t
   SELECT 'trigger', c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
   FROM own JOIN pg_class c ON own.classid = 'pg_class'::regclass AND c.oid = own.objid
   JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal
+  UNION ALL
+  SELECT 'policy', c.relname || '.' || pol.polname,
+         concat_ws(' | ', pol.polcmd, pol.polpermissive, pol.polroles::regrole[]::text,
+                   pg_get_expr(pol.polqual, pol.polrelid), pg_get_expr(pol.polwithcheck, pol.polrelid))
+  FROM own JOIN pg_class c ON own.classid = 'pg_class'::regclass AND c.oid = own.objid
+  JOIN pg_policy pol ON pol.polrelid = c.oid
+  UNION ALL
+  SELECT 'column acl', c.relname || '.' || a.attname, a.attacl::text
+  FROM own JOIN pg_class c ON own.classid = 'pg_class'::regclass AND c.oid = own.objid
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+  UNION ALL
+  SELECT 'extension config', c.relname, coalesce(e.extcondition[array_position(e.extconfig, c.oid)], '')
+  FROM pg_extension e CROSS JOIN LATERAL unnest(e.extconfig) cfg(oid) JOIN pg_class c ON c.oid = cfg.oid
+  WHERE e.extname = 'outreach'
   UNION ALL
   SELECT 'type', t.typname, concat_ws(' | ', t.typtype, t.typlen)
   FROM own JOIN pg_type t ON own.classid = 'pg_type'::regclass AND t.oid = own.objid

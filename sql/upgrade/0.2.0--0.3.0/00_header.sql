@@ -1,0 +1,4 @@
+-- outreach 0.2.0 -> 0.3.0.  Assembled by make from sql/upgrade/0.2.0--0.3.0/*.sql in name
+-- order: parts that are new in 0.3.0 are links to sql/parts/, changes to 0.2.0 objects are
+-- written out here.  test/sql/extension_upgrade.sql checks that the result equals a fresh
+-- install object for object.
