@@ -865,6 +865,7 @@ BEGIN
     n_full := n_full + 1;
   END LOOP;
 
+  PERFORM outreach._tick_events(at);              -- no-shows of ended events (64_events.sql)
   PERFORM outreach._tick_journeys(at);
 
   UPDATE outreach.tick_run r SET finished_at = clock_timestamp(), deferred_contacts = n_contacts,

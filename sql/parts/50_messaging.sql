@@ -88,7 +88,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 2, 'contact.account.' || a.attname FROM pg_attribute a
      WHERE a.attrelid = 'outreach.account'::regclass AND a.attnum > 0 AND NOT a.attisdropped
     UNION ALL
-    SELECT 3, x FROM unnest(ARRAY['unsubscribe_url', 'sender.postal_address']) x) s
+    SELECT 3, x FROM unnest(ARRAY['unsubscribe_url', 'sender.postal_address']) x
+    UNION ALL                                    -- events (64_events.sql, outreach._event_tokens)
+    SELECT 4, x FROM unnest(ARRAY['event.name', 'event.starts_at', 'event.ends_at', 'event.venue', 'event.online_url',
+                                  'registration.code', 'registration.status']) x) s
 $$;
 COMMENT ON FUNCTION outreach.template_tokens() IS 'The tokens templates may use';
 
@@ -466,7 +469,9 @@ BEGIN
     SELECT 'contact.account.' || e.key, e.value
       FROM outreach.account a, jsonb_each_text(to_jsonb(a)) e WHERE a.id = c.account_id
     UNION ALL
-    VALUES ('unsubscribe_url', base || '?token=' || $3), ('sender.postal_address', t.sender_postal_address)) x;
+    VALUES ('unsubscribe_url', base || '?token=' || $3), ('sender.postal_address', t.sender_postal_address)
+    UNION ALL
+    SELECT * FROM outreach._event_tokens(t.id, c.id)) x;
   subject := outreach._render(t.subject, false, keys, vals);
   body := outreach._render(t.body, t.format = 'html', keys, vals);
   sms_segments := CASE WHEN t.channel = 'sms' THEN outreach.sms_segments(body) END;

@@ -1,0 +1,1 @@
+../../parts/64_events.sql
