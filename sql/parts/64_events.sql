@@ -77,10 +77,12 @@ CREATE TABLE outreach.event_seats (
   event_id   bigint NOT NULL REFERENCES outreach.event ON DELETE CASCADE,
   session_id bigint NOT NULL DEFAULT 0,
   taken      integer NOT NULL DEFAULT 0 CONSTRAINT event_seats_taken_not_negative CHECK (taken >= 0),
+  waitlisted integer NOT NULL DEFAULT 0 CONSTRAINT event_seats_waitlisted_not_negative CHECK (waitlisted >= 0),
   PRIMARY KEY (event_id, session_id)
 );
 COMMENT ON TABLE outreach.event_seats IS
   'Seats held (registered, attended, no_show) per event (session_id 0) and session; its event row is the lock that serialises seat changes';
+COMMENT ON COLUMN outreach.event_seats.waitlisted IS 'Waitlisted registrations (kept on the event''s row only; 0 on session rows)';
 SELECT outreach._dump('outreach.event_seats');
 
 CREATE TABLE outreach.event_registration (
@@ -281,6 +283,7 @@ BEGIN
     CONTINUE WHEN NOT outreach._seats_free(e, w.sessions);
     UPDATE outreach.event_registration r SET status = 'registered', promoted_at = clock, updated_at = clock WHERE r.id = w.id;
     PERFORM outreach._move_seats(e.id, w.id, 1);
+    UPDATE outreach.event_seats s SET waitlisted = s.waitlisted - 1 WHERE s.event_id = e.id AND s.session_id = 0;
     promoted := promoted || w.registration_code;
   END LOOP;
   RETURN promoted;
@@ -438,7 +441,7 @@ BEGIN
      WHERE r.event_id = e.id AND r.status IN ('registered', 'waitlisted')
     RETURNING r.contact_id)
   SELECT count(*) INTO n FROM gone;
-  UPDATE outreach.event_seats s SET taken = 0 WHERE s.event_id = e.id;
+  UPDATE outreach.event_seats s SET taken = 0, waitlisted = 0 WHERE s.event_id = e.id;
   IF t.id IS NOT NULL THEN
     FOR c IN SELECT r.contact_id FROM outreach.event_registration r
               WHERE r.event_id = e.id AND r.cancel_reason = 'event_cancelled' ORDER BY r.id LOOP
@@ -465,6 +468,7 @@ DECLARE
   free boolean;
   code text;
   rid bigint;
+  position integer;
 BEGIN
   SELECT * INTO c FROM outreach.contact x WHERE x.id = register.contact_id;
   IF NOT FOUND THEN
@@ -533,8 +537,10 @@ BEGIN
   IF free THEN
     PERFORM outreach._move_seats(e.id, rid, 1);
   ELSE
-    RAISE NOTICE 'event "%" is full: registration % is on the waitlist at position %', e.name, code,
-      outreach._waitlist_position((SELECT r FROM outreach.event_registration r WHERE r.id = rid));
+    -- the newest is last in line: its position is the count, without counting the line
+    UPDATE outreach.event_seats s SET waitlisted = s.waitlisted + 1 WHERE s.event_id = e.id AND s.session_id = 0
+    RETURNING s.waitlisted INTO position;
+    RAISE NOTICE 'event "%" is full: registration % is on the waitlist at position %', e.name, code, position;
   END IF;
   RETURN code;
 END $$;
@@ -563,7 +569,9 @@ BEGIN
   END IF;
   UPDATE outreach.event_registration x SET status = 'cancelled', cancelled_at = clock, cancel_reason = 'contact', updated_at = clock
    WHERE x.id = r.id;
-  IF r.status = 'registered' THEN
+  IF r.status = 'waitlisted' THEN
+    UPDATE outreach.event_seats s SET waitlisted = s.waitlisted - 1 WHERE s.event_id = e.id AND s.session_id = 0;
+  ELSIF r.status = 'registered' THEN
     PERFORM outreach._move_seats(e.id, r.id, -1);
     IF e.status = 'published' AND e.ends_at > clock THEN
       promoted := outreach._promote_waitlist(e.id);

@@ -119,6 +119,9 @@ check "session seat counters equal a recount" 0 "$(q "
   SELECT count(*) FROM outreach.event_session x JOIN outreach.event_seats s ON s.session_id = x.id
   WHERE s.taken <> (SELECT count(*) FROM outreach.event_registration_session rs JOIN outreach.event_registration r ON r.id = rs.registration_id
                      WHERE rs.session_id = x.id AND r.status IN ('registered', 'attended', 'no_show'))")"
+check "waitlist counters equal a recount" 0 "$(q "
+  SELECT count(*) FROM outreach.event e JOIN outreach.event_seats s ON s.event_id = e.id AND s.session_id = 0
+  WHERE s.waitlisted <> (SELECT count(*) FROM outreach.event_registration r WHERE r.event_id = e.id AND r.status = 'waitlisted')")"
 check "event_overview equals a recount" 0 "$(q "
   WITH recount AS (
     SELECT r.event_id, NULL::bigint AS session_id, r.status FROM outreach.event_registration r
