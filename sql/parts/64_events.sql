@@ -175,7 +175,7 @@ SELECT outreach._entity_registered('event_registration');
 
 -- Internals -----------------------------------------------------------------------------
 
-CREATE FUNCTION outreach._event(event text) RETURNS outreach.event
+CREATE FUNCTION outreach._event_named(event text) RETURNS outreach.event
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   e outreach.event;
@@ -224,10 +224,16 @@ END $$;
 -- the random bytes of a version 4 UUID (gen_random_uuid, core since PostgreSQL 13; bytes 0-5
 -- carry no version or variant bits).  30 random bits: a code says nothing about another.
 CREATE FUNCTION outreach._registration_code(prefix text) RETURNS text
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT $1 || '-' || string_agg(substr('23456789ABCDEFGHJKLMNPQRSTUVWXYZ', (get_byte(b, i) & 31) + 1, 1), '' ORDER BY i)
-  FROM (SELECT uuid_send(gen_random_uuid()) AS b) x, generate_series(0, 5) i
-$$;
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  b bytea := pg_catalog.uuid_send(pg_catalog.gen_random_uuid());
+  code text := prefix || '-';
+BEGIN
+  FOR i IN 0 .. 5 LOOP
+    code := code || pg_catalog.substr('23456789ABCDEFGHJKLMNPQRSTUVWXYZ', (pg_catalog.get_byte(b, i) & 31) + 1, 1);
+  END LOOP;
+  RETURN code;
+END $$;
 
 -- The default code prefix: the first 3 letters of the name that codes may use.
 CREATE FUNCTION outreach._code_prefix(name text) RETURNS text
@@ -246,20 +252,28 @@ $$;
 -- Do the seats a registration needs (the event's and its sessions') exist now?  Caller holds
 -- the event lock.
 CREATE FUNCTION outreach._seats_free(e outreach.event, session_ids bigint[]) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT (e.capacity IS NULL OR (SELECT s.taken FROM outreach.event_seats s WHERE s.event_id = e.id AND s.session_id = 0) < e.capacity)
-     AND NOT EXISTS (SELECT 1 FROM outreach.event_session x JOIN outreach.event_seats s ON s.event_id = x.event_id AND s.session_id = x.id
-                      WHERE x.id = ANY (session_ids) AND x.capacity IS NOT NULL AND s.taken >= x.capacity)
-$$;
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF e.capacity IS NOT NULL
+     AND (SELECT s.taken FROM outreach.event_seats s WHERE s.event_id = e.id AND s.session_id = 0) >= e.capacity THEN
+    RETURN false;
+  END IF;
+  IF session_ids IS NULL OR cardinality(session_ids) = 0 THEN
+    RETURN true;
+  END IF;
+  RETURN NOT EXISTS (SELECT 1 FROM outreach.event_session x JOIN outreach.event_seats s ON s.event_id = x.event_id AND s.session_id = x.id
+                      WHERE x.id = ANY (session_ids) AND x.capacity IS NOT NULL AND s.taken >= x.capacity);
+END $$;
 
 -- Take (delta 1) or give back (delta -1) the seats of a registration.  Caller holds the lock.
 CREATE FUNCTION outreach._move_seats(event_id bigint, registration_id bigint, delta integer) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
   UPDATE outreach.event_seats s SET taken = s.taken + $3
    WHERE s.event_id = $1
      AND (s.session_id = 0 OR s.session_id IN (SELECT rs.session_id FROM outreach.event_registration_session rs
-                                                WHERE rs.registration_id = $2))
-$$;
+                                                WHERE rs.registration_id = $2));
+END $$;
 
 -- Promote the earliest waitlisted registrations whose seats are free, first in first out
 -- (a registration waiting for a full session does not hold up one that fits).  Caller holds
@@ -356,7 +370,7 @@ CREATE FUNCTION outreach.add_session(event text, name text, starts_at timestampt
                                      capacity integer DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  e outreach.event := outreach._event(add_session.event);
+  e outreach.event := outreach._event_named(add_session.event);
   sid bigint;
 BEGIN
   e := outreach._lock_event(e.id);
@@ -394,7 +408,7 @@ COMMENT ON FUNCTION outreach.add_session(text, text, timestamptz, timestamptz, i
 CREATE FUNCTION outreach.publish_event(event text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  e outreach.event := outreach._event(publish_event.event);
+  e outreach.event := outreach._event_named(publish_event.event);
 BEGIN
   e := outreach._lock_event(e.id);
   IF e.status = 'published' THEN
@@ -418,7 +432,7 @@ COMMENT ON FUNCTION outreach.publish_event(text) IS 'Opens a draft event for reg
 CREATE FUNCTION outreach.cancel_event(event text, notify_template text DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  e outreach.event := outreach._event(cancel_event.event);
+  e outreach.event := outreach._event_named(cancel_event.event);
   t outreach.template;
   clock timestamptz := outreach.now();
   n integer;
@@ -459,7 +473,7 @@ CREATE FUNCTION outreach.register(event text, contact_id bigint, sessions text[]
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  e outreach.event := outreach._event(register.event);
+  e outreach.event := outreach._event_named(register.event);
   c outreach.contact;
   existing outreach.event_registration;
   clock timestamptz := outreach.now();
@@ -698,7 +712,7 @@ BEGIN
     DELETE FROM outreach.template_event te WHERE te.template_id = t.id;
     RETURN;
   END IF;
-  e := outreach._event(set_template_event.event);
+  e := outreach._event_named(set_template_event.event);
   IF coalesce(attach_ics, false) AND t.channel <> 'email' THEN
     RAISE EXCEPTION 'template "%" is %: only email can carry a calendar file', t.name, t.channel
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attach_ics => false.';
@@ -859,7 +873,7 @@ COMMENT ON VIEW outreach.event_overview IS
 -- Privileges ----------------------------------------------------------------------------
 
 REVOKE ALL ON FUNCTION
-  outreach._event(text), outreach._lock_event(bigint), outreach._registration(text, boolean),
+  outreach._event_named(text), outreach._lock_event(bigint), outreach._registration(text, boolean),
   outreach._registration_code(text), outreach._code_prefix(text), outreach._waitlist_position(outreach.event_registration),
   outreach._seats_free(outreach.event, bigint[]), outreach._move_seats(bigint, bigint, integer),
   outreach._promote_waitlist(bigint), outreach._tick_events(timestamptz), outreach._event_tokens(bigint, bigint),
