@@ -303,6 +303,67 @@ BEGIN
   RETURN promoted;
 END $$;
 
+-- A registration deleted rather than cancelled (a contact erased, cascading): its seats and
+-- its place in line go back, under the event's lock, and the waitlist moves up as on a
+-- cancel.  Nothing to do when the whole event goes (its counters go with it).
+CREATE FUNCTION outreach._registration_deleting() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF OLD.status IN ('registered', 'attended', 'no_show', 'waitlisted')
+     AND EXISTS (SELECT 1 FROM outreach.event e WHERE e.id = OLD.event_id) THEN
+    PERFORM outreach._lock_event(OLD.event_id);
+    IF OLD.status = 'waitlisted' THEN
+      UPDATE outreach.event_seats s SET waitlisted = s.waitlisted - 1 WHERE s.event_id = OLD.event_id AND s.session_id = 0;
+    ELSE
+      PERFORM outreach._move_seats(OLD.event_id, OLD.id, -1);
+    END IF;
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER registration_deleting BEFORE DELETE ON outreach.event_registration
+  FOR EACH ROW EXECUTE FUNCTION outreach._registration_deleting();
+
+CREATE FUNCTION outreach._registration_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF OLD.status = 'registered'
+     AND EXISTS (SELECT 1 FROM outreach.event e WHERE e.id = OLD.event_id AND e.status = 'published' AND e.ends_at > outreach.now()) THEN
+    PERFORM outreach._promote_waitlist(OLD.event_id);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER registration_deleted AFTER DELETE ON outreach.event_registration
+  FOR EACH ROW EXECUTE FUNCTION outreach._registration_deleted();
+
+-- A session of interest deleted while its registration holds a seat (directly, or by a
+-- cascade that reaches it before the registration) gives that session's seat back; once the
+-- registration itself is gone, its own trigger has done it.
+CREATE FUNCTION outreach._registration_session_deleting() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  eid bigint;
+BEGIN
+  SELECT r.event_id INTO eid FROM outreach.event_registration r
+   WHERE r.id = OLD.registration_id AND r.status IN ('registered', 'attended', 'no_show');
+  IF eid IS NOT NULL THEN
+    PERFORM outreach._lock_event(eid);
+    UPDATE outreach.event_seats s SET taken = s.taken - 1 WHERE s.event_id = eid AND s.session_id = OLD.session_id;
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER registration_session_deleting BEFORE DELETE ON outreach.event_registration_session
+  FOR EACH ROW EXECUTE FUNCTION outreach._registration_session_deleting();
+
+-- A deleted session takes its seat counter with it.
+CREATE FUNCTION outreach._session_deleted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  DELETE FROM outreach.event_seats s WHERE s.event_id = OLD.event_id AND s.session_id = OLD.id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER session_deleted AFTER DELETE ON outreach.event_session
+  FOR EACH ROW EXECUTE FUNCTION outreach._session_deleted();
+
 -- API: events ---------------------------------------------------------------------------
 
 CREATE FUNCTION outreach.create_event(
@@ -878,6 +939,8 @@ REVOKE ALL ON FUNCTION
   outreach._seats_free(outreach.event, bigint[]), outreach._move_seats(bigint, bigint, integer),
   outreach._promote_waitlist(bigint), outreach._tick_events(timestamptz), outreach._event_tokens(bigint, bigint),
   outreach._ics_text(text), outreach._ics_fold(text), outreach._ics_time(timestamptz), outreach._attach_event_ics(),
+  outreach._registration_deleting(), outreach._registration_deleted(), outreach._session_deleted(),
+  outreach._registration_session_deleting(),
   outreach.create_event(text, timestamptz, timestamptz, text, text, text, text, integer, timestamptz, timestamptz, text, text, text),
   outreach.add_session(text, text, timestamptz, timestamptz, integer), outreach.publish_event(text),
   outreach.cancel_event(text, text), outreach.register(text, bigint, text[], text), outreach.cancel_registration(text),

@@ -145,6 +145,25 @@ SELECT is((SELECT array_agg(taken ORDER BY session_id) FROM outreach.event_seats
              FROM outreach.event_session s JOIN outreach.event e ON e.id = s.event_id WHERE e.name = 'Flu shot day'),
           'the seat counters equal a recount');
 
+-- a registration deleted with its contact (erasure) gives its seat to the waitlist ---------------
+SELECT outreach.create_event('Erasure', '2026-10-20 13:00Z', '2026-10-20 15:00Z', venue => 'Room', capacity => 1);
+SELECT outreach.add_session('Erasure', 'Only', '2026-10-20 13:00Z', '2026-10-20 15:00Z', 1);
+SELECT outreach.publish_event('Erasure');
+INSERT INTO outreach.contact (external_id, first_name) VALUES ('gone', 'Gone');
+SELECT outreach.register('Erasure', pg_temp.cid('gone'), '{Only}');
+CREATE TEMP TABLE ecode AS SELECT outreach.register('Erasure', pg_temp.cid('ev9'), '{Only}') AS code;
+SELECT is(pg_temp.st((SELECT code FROM ecode)), 'waitlisted', 'the second registration waits');
+DELETE FROM outreach.contact WHERE external_id = 'gone';
+SELECT is(pg_temp.st((SELECT code FROM ecode)), 'registered', 'deleting a seat holder promotes the waitlist');
+SELECT is((SELECT array_agg(taken || '/' || waitlisted ORDER BY session_id) FROM outreach.event_seats s JOIN outreach.event e ON e.id = s.event_id
+            WHERE e.name = 'Erasure'), '{1/0,1/0}', 'the counters follow the deletion');
+DELETE FROM outreach.event_session WHERE name = 'Only';
+SELECT is((SELECT count(*) FROM outreach.event_seats s JOIN outreach.event e ON e.id = s.event_id WHERE e.name = 'Erasure'), 1::bigint,
+          'a deleted session takes its counter with it');
+DELETE FROM outreach.event WHERE name = 'Erasure';
+SELECT is((SELECT count(*) FROM outreach.event_registration WHERE registration_code = (SELECT code FROM ecode)), 0::bigint,
+          'a deleted event takes its registrations with it');
+
 -- registration window ------------------------------------------------------------------------
 SELECT throws_ok(format($$ SET LOCAL outreach.now = '2026-10-06 13:30Z'; SELECT outreach.register('Flu shot day', %s) $$, pg_temp.cid('ev7')),
   '55000', 'registration for event "Flu shot day" is closed', 'registration closes when the event starts');
