@@ -272,7 +272,7 @@ SELECT throws_ok(format($$ SELECT outreach.register('Webinar', %s) $$, pg_temp.c
 SELECT throws_ok($$ SELECT outreach.publish_event('Webinar') $$, '55000', NULL, 'a cancelled event cannot be published');
 
 -- a journey: confirmation on registration, then thank-you or "we missed you" ------------------------
-SELECT outreach.create_event('Screening', '2026-11-20 14:00Z', '2026-11-20 18:00Z', 'America/New_York', venue => 'Clinic');
+SELECT outreach.create_event('Screening', '2026-11-20 14:00Z', '2026-11-20 18:00Z', 'America/New_York', venue => 'Clinic', capacity => 3);
 SELECT outreach.publish_event('Screening');
 SELECT outreach.create_segment('screening registrants',
   $$contact where has event_registration where (status in ('registered', 'attended', 'no_show') and has event where name = 'Screening')$$);
@@ -285,7 +285,7 @@ SELECT outreach.create_template('scr_confirm', 'email', 'Your code is {{registra
 SELECT outreach.set_template_event('scr_confirm', 'Screening');
 SELECT outreach.create_template('scr_thanks', 'email', 'Thank you', subject => 'Thanks', message_class => 'transactional');
 SELECT outreach.create_template('scr_missed', 'email', 'We missed you', subject => 'Missed you', message_class => 'transactional');
-SELECT outreach.create_journey('Screening follow-up', 'screening registrants', message_class => 'transactional');
+SELECT outreach.create_journey('Screening follow-up', 'screening registrants', message_class => 'transactional', exit_on_leave => true);
 SELECT outreach.add_step('Screening follow-up', 'confirm', 'email', template => 'scr_confirm', next => 'wait');
 SELECT outreach.add_step('Screening follow-up', 'wait', 'wait', duration => '10 days', next => 'came?');
 SELECT outreach.add_step('Screening follow-up', 'came?', 'branch_segment', segment => 'screening attended', yes => 'thanks', no => 'missed');
@@ -294,20 +294,29 @@ SELECT outreach.add_step('Screening follow-up', 'missed', 'email', template => '
 SELECT outreach.add_step('Screening follow-up', 'done', 'end');
 SELECT outreach.launch_journey('Screening follow-up');
 CREATE TEMP TABLE scodes AS
-  SELECT e.ext, outreach.register('Screening', pg_temp.cid(e.ext)) AS code FROM unnest(ARRAY['ev3', 'ev4']) e(ext);
+  SELECT e.ext, outreach.register('Screening', pg_temp.cid(e.ext)) AS code FROM unnest(ARRAY['ev3', 'ev4', 'ev6', 'ev7']) e(ext);
+SELECT is(pg_temp.st((SELECT code FROM scodes WHERE ext = 'ev7')), 'waitlisted', 'the fourth registrant waits');
 SELECT outreach.tick('2026-11-01 12:01+00');
 SELECT is((SELECT array_agg(m.body ORDER BY c.external_id) FROM outreach.message m JOIN outreach.contact c ON c.id = m.contact_id
             WHERE m.template_name = 'scr_confirm'),
-          (SELECT array_agg('Your code is ' || code ORDER BY ext) FROM scodes), 'registering starts the journey: confirmation with the code');
+          (SELECT array_agg('Your code is ' || code ORDER BY ext) FROM scodes WHERE ext <> 'ev7'),
+          'registering starts the journey: confirmation with the code (not for the waitlisted)');
 SELECT is((SELECT count(*) FROM outreach.message_attachment a JOIN outreach.message m ON m.id = a.message_id WHERE m.template_name = 'scr_confirm'),
-          2::bigint, 'each confirmation carries the calendar file');
+          3::bigint, 'each confirmation carries the calendar file');
+SET LOCAL outreach.now = '2026-11-02 12:00+00';
+SELECT outreach.cancel_registration((SELECT code FROM scodes WHERE ext = 'ev6'));
+SELECT outreach.tick('2026-11-02 12:01+00');
+SELECT is((SELECT m.body FROM outreach.message m WHERE m.template_name = 'scr_confirm' AND m.contact_id = pg_temp.cid('ev7')),
+          'Your code is ' || (SELECT code FROM scodes WHERE ext = 'ev7'), 'the promoted registrant is notified through the journey');
+SELECT is((SELECT e.status FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id
+            WHERE j.name = 'Screening follow-up' AND e.contact_id = pg_temp.cid('ev6')), 'exited', 'the cancelled registrant leaves the journey');
 SET LOCAL outreach.now = '2026-11-20 15:00+00';
 SELECT outreach.check_in((SELECT code FROM scodes WHERE ext = 'ev3'));
 SELECT outreach.tick('2026-11-20 18:30+00');
 SELECT outreach.tick('2026-11-11 12:02+00'::timestamptz + interval '10 days');
 SELECT is((SELECT array_agg(c.external_id || ':' || m.template_name ORDER BY c.external_id) FROM outreach.message m
              JOIN outreach.contact c ON c.id = m.contact_id WHERE m.template_name IN ('scr_thanks', 'scr_missed')),
-          '{ev3:scr_thanks,ev4:scr_missed}', 'the journey branches on attended / no-show');
+          '{ev3:scr_thanks,ev4:scr_missed,ev7:scr_missed}', 'the journey branches on attended / no-show');
 
 -- privileges ---------------------------------------------------------------------------------------
 SELECT ok(has_function_privilege('outreach_marketer', 'outreach.register(text, bigint, text[], text)', 'EXECUTE'), 'marketers register');
