@@ -15,8 +15,8 @@ SELECT outreach.add_session('Flu shot day', 'Morning', '2026-10-17 09:00 America
 SELECT outreach.add_session('Flu shot day', 'Afternoon', '2026-10-17 13:00 America/New_York', '2026-10-17 16:00 America/New_York', 15) \g /dev/null
 SELECT outreach.publish_event('Flu shot day') \g /dev/null
 
--- 1. The invitation: a marketing email to active patients of 65 and older.
-SELECT outreach.create_segment('Flu shot invitees', 'contact where status = ''active'' and age >= 65') \g /dev/null
+-- 1. The invitation: a marketing email to active patients who are 65 or older on the day.
+SELECT outreach.create_segment('Flu shot invitees', 'contact where status = ''active'' and birthdate <= date ''1961-10-17''') \g /dev/null
 SELECT outreach.go_live('Flu shot invitees') \g /dev/null
 SELECT outreach.create_template('flu_invite', 'email',
   '<p>Dear {{contact.first_name}},</p><p>Get your free flu shot at {{event.name}}: {{event.starts_at}}, {{event.venue}}. '
