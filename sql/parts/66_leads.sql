@@ -105,7 +105,7 @@ CREATE TABLE outreach.lead (
   score                numeric(12,2) NOT NULL DEFAULT 0,
   score_updated_at     timestamptz,
   qualified_at         timestamptz,
-  converted_contact_id bigint REFERENCES outreach.contact ON DELETE SET NULL,
+  converted_contact_id bigint,            -- = contact_id once converted (no second link, so `has lead` is unambiguous)
   converted_at         timestamptz,
   converted_by         text,
   captured_at          timestamptz NOT NULL,
@@ -541,8 +541,8 @@ CREATE FUNCTION outreach._decayed(points numeric, half_life interval, since time
 RETURNS numeric LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN half_life IS NULL THEN points
               ELSE points * pg_catalog.power(0.5::numeric,
-                     (pg_catalog.greatest(pg_catalog.extract(epoch FROM at - since), 0)
-                      / pg_catalog.extract(epoch FROM half_life))::numeric) END
+                     (GREATEST(pg_catalog.date_part('epoch', at - since), 0)
+                      / pg_catalog.date_part('epoch', half_life))::numeric) END
 $$;
 
 -- Recomputes the scores of the open leads of these contacts, records changes, and
@@ -757,6 +757,11 @@ BEGIN
     PERFORM pg_advisory_xact_lock(n);
   END LOOP;
 
+  -- Converted first: the moves below change rule hits, and a converted lead's score stays.
+  UPDATE outreach.lead x SET status = 'converted', converted_at = clock, converted_by = actor,
+         status_changed_at = clock, status_changed_by = actor
+   WHERE x.id = l.id;
+
   IF c.contact_type <> 'lead' THEN
     target := c;                              -- captured from an existing patient's row
   ELSE
@@ -813,7 +818,7 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT; moved := moved || jsonb_build_object('enrollments', n);
     -- Event registrations (the events part): one per event and contact, so the patient's own wins.
     IF to_regclass('outreach.event_registration') IS NOT NULL
-       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = 'outreach.event_registration'::regclass
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass('outreach.event_registration')
                      AND a.attname = 'event_id' AND NOT a.attisdropped) THEN
       EXECUTE 'UPDATE outreach.event_registration r SET contact_id = $1 WHERE r.contact_id = $2
                  AND NOT EXISTS (SELECT 1 FROM outreach.event_registration t WHERE t.contact_id = $1 AND t.event_id = r.event_id)'
