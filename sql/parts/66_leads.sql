@@ -1028,6 +1028,7 @@ CREATE FUNCTION outreach.record_social_engagement(post_id bigint, kind text, qua
                                                   body text DEFAULT NULL, author text DEFAULT NULL,
                                                   external_id text DEFAULT NULL, at timestamptz DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
 DECLARE
   p outreach.social_post;
   new_id bigint;
