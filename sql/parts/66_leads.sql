@@ -425,7 +425,7 @@ BEGIN
       HINT = 'Leads are matched on email and phone; name at least one of them in the first line.';
   END IF;
 
-  DROP TABLE IF EXISTS pg_temp.lead_import;
+  IF to_regclass('pg_temp.lead_import') IS NOT NULL THEN DROP TABLE pg_temp.lead_import; END IF;
   CREATE TEMP TABLE lead_import (_line bigint GENERATED ALWAYS AS IDENTITY (START 2) PRIMARY KEY,
     email text, phone text, first_name text, last_name text, consent_marketing text, source_detail text) ON COMMIT DROP;
   BEGIN
