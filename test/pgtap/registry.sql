@@ -6,7 +6,8 @@ SELECT plan(40);
 -- built-ins come registered
 SELECT set_eq(
   $$ SELECT name FROM outreach.entity $$,
-  ARRAY['contact','account','encounter','condition','observation','procedure','immunization','medication','allergy'],
+  ARRAY['contact','account','encounter','condition','observation','procedure','immunization','medication','allergy',
+        'lead','lead_activity','interaction'],
   'every built-in entity is registered');
 SELECT ok((SELECT bool_and(builtin) FROM outreach.entity), 'built-ins are marked built in');
 SELECT is((SELECT link_column::text || '->' || link_entity FROM outreach.entity WHERE name = 'condition'),
