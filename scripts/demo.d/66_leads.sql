@@ -5,7 +5,7 @@
 \echo '== Leads: captured at the flu-shot event, scored, qualified, converted =='
 
 SELECT outreach.set_qualification_threshold(50) \g /dev/null
-UPDATE outreach.lead_settings SET default_country_code = '+1';   -- national numbers are US numbers
+SELECT outreach.set_default_country_code('+1') \g /dev/null   -- national numbers are US numbers
 SELECT outreach.add_score_rule('attended an event', 'has lead_activity where kind = ''attended''', 30) \g /dev/null
 SELECT outreach.add_score_rule('registered for an event', 'has lead_activity where kind = ''registered''', 15, '30 days') \g /dev/null
 SELECT outreach.add_score_rule('submitted a form', 'has lead_activity where kind = ''form_submitted''', 10) \g /dev/null

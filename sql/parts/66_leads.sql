@@ -65,7 +65,7 @@ BEGIN
   IF r IS NULL THEN
     RAISE EXCEPTION 'invalid phone number "%"', $1 USING ERRCODE = 'invalid_parameter_value',
       DETAIL = 'A phone number must be in E.164 form (+ and 7 to 15 digits), or national with a default country code.',
-      HINT = 'Write it as +14155550100, or set outreach.lead_settings.default_country_code for national numbers.';
+      HINT = 'Write it as +14155550100, or set a country code for national numbers with outreach.set_default_country_code().';
   END IF;
   RETURN r;
 END $$;
@@ -79,10 +79,29 @@ CREATE TABLE outreach.lead_settings (
   qualification_threshold numeric NOT NULL DEFAULT 50,
   default_country_code    text CONSTRAINT lead_settings_country_code_digits CHECK (default_country_code ~ '^\+?[1-9][0-9]{0,3}$')
 );
-INSERT INTO outreach.lead_settings DEFAULT VALUES;
+-- No row is shipped (so a dump restores the user's row without a clash): an absent row
+-- means the defaults, and the setters below insert it.
 SELECT outreach._dump('outreach.lead_settings');
 COMMENT ON TABLE outreach.lead_settings IS
-  'One row: the score at which an open lead becomes qualified, and the country code of national phone numbers';
+  'At most one row: the score at which an open lead becomes qualified (default 50), and the country code of national phone numbers';
+
+CREATE FUNCTION outreach._lead_threshold() RETURNS numeric
+LANGUAGE sql STABLE AS $$ SELECT coalesce((SELECT s.qualification_threshold FROM outreach.lead_settings s), 50) $$;
+CREATE FUNCTION outreach._lead_country_code() RETURNS text
+LANGUAGE sql STABLE AS $$ SELECT s.default_country_code FROM outreach.lead_settings s $$;
+
+CREATE FUNCTION outreach.set_default_country_code(country_code text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF $1 IS NOT NULL AND $1 !~ '^\+?[1-9][0-9]{0,3}$' THEN
+    RAISE EXCEPTION 'invalid country code "%"', $1 USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'A country calling code is 1 to 4 digits, e.g. +1 or +44; NULL accepts only international numbers.';
+  END IF;
+  INSERT INTO outreach.lead_settings AS x (id, default_country_code) VALUES (true, $1)
+  ON CONFLICT (id) DO UPDATE SET default_country_code = excluded.default_country_code;
+END $$;
+COMMENT ON FUNCTION outreach.set_default_country_code(text) IS
+  'The country calling code national phone numbers of leads get (e.g. +1); NULL: only international numbers are accepted';
 
 -- Leads ------------------------------------------------------------------------------------
 
@@ -239,7 +258,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 DECLARE
   em text := outreach.normalize_email(email);
-  ph text := outreach.normalize_phone(phone, (SELECT s.default_country_code FROM outreach.lead_settings s));
+  ph text := outreach.normalize_phone(phone, outreach._lead_country_code());
   c outreach.contact;
   l outreach.lead;
   k bigint;
@@ -390,7 +409,7 @@ DECLARE
   n_err bigint;
   r record;
   cap record;
-  cc text := (SELECT s.default_country_code FROM outreach.lead_settings s);
+  cc text := outreach._lead_country_code();
 BEGIN
   IF path IS NULL OR left(path, 1) <> '/' THEN
     RAISE EXCEPTION 'path "%" is not an absolute path', coalesce(path, 'NULL') USING ERRCODE = 'invalid_parameter_value',
@@ -551,7 +570,7 @@ CREATE FUNCTION outreach._lead_rescore(contact_ids bigint[], reason text) RETURN
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   clock timestamptz := outreach.now();
-  threshold numeric := (SELECT s.qualification_threshold FROM outreach.lead_settings s);
+  threshold numeric := outreach._lead_threshold();
   n integer;
   l outreach.lead;
 BEGIN
@@ -681,7 +700,8 @@ BEGIN
     RAISE EXCEPTION 'the qualification threshold must be positive, not %', coalesce($1::text, 'NULL')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  UPDATE outreach.lead_settings SET qualification_threshold = $1;
+  INSERT INTO outreach.lead_settings AS x (id, qualification_threshold) VALUES (true, $1)
+  ON CONFLICT (id) DO UPDATE SET qualification_threshold = excluded.qualification_threshold;
   -- leads already at or above it qualify now
   PERFORM outreach._lead_rescore(ARRAY(SELECT l.contact_id FROM outreach.lead l WHERE l.status IN ('new', 'working')),
                                  'threshold changed');
@@ -1125,7 +1145,7 @@ BEGIN
     'outreach.import_leads(text, text)',
     'outreach.set_lead_status(bigint, text, text)', 'outreach.convert_lead(bigint)',
     'outreach.add_score_rule(text, text, numeric, interval)', 'outreach.drop_score_rule(text)',
-    'outreach.set_qualification_threshold(numeric)', 'outreach.rescore_leads()',
+    'outreach.set_qualification_threshold(numeric)', 'outreach.set_default_country_code(text)', 'outreach.rescore_leads()',
     'outreach.lead_score_breakdown(bigint)',
     'outreach.sentiment(text)',
     'outreach.create_social_post(text, text, text, text, timestamptz)',
@@ -1138,7 +1158,7 @@ BEGIN
   END LOOP;
   -- internal helpers: no grants
   FOREACH f IN ARRAY ARRAY[
-    'outreach._phone_e164(text, text)', 'outreach._actor()', 'outreach._lead(bigint, boolean)',
+    'outreach._phone_e164(text, text)', 'outreach._actor()', 'outreach._lead_threshold()', 'outreach._lead_country_code()', 'outreach._lead(bigint, boolean)',
     'outreach._lead_status_log(outreach.lead, text, text, text, timestamptz)',
     'outreach._capture(text, text, text, text, text, text, boolean, text, text, timestamptz)',
     'outreach._decayed(numeric, interval, timestamptz, timestamptz)', 'outreach._lead_rescore(bigint[], text)',

@@ -4,7 +4,7 @@
 -- subscriptions, messages, interactions, enrollments), segmenting leads, every error path.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(77);
+SELECT plan(79);
 
 SET LOCAL outreach.now = '2026-03-02 09:00:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -67,6 +67,12 @@ SELECT throws_ok('SELECT outreach.capture_lead(''b@example.org'', source => ''ra
 SELECT throws_ok('SELECT outreach.capture_lead(''b@example.org'', source => ''event'')', '22023', NULL,
                  'event leads go through capture_lead_from_registration');
 SELECT is((SELECT count(*) FROM outreach.contact WHERE email = 'b@example.org'), 0::bigint, 'a refused capture leaves nothing');
+SELECT throws_ok('SELECT outreach.set_default_country_code(''one'')', '22023', NULL, 'a country code is digits');
+SELECT outreach.set_default_country_code('+44');
+SELECT outreach.capture_lead(NULL, '07700 900123', 'Ivy') AS ivy \gset
+SELECT is((SELECT phone FROM outreach.lead WHERE id = :ivy), '+447700900123',
+          'with a default country code, a national number is captured in E.164');
+SELECT outreach.set_default_country_code(NULL);
 
 -- Capture at an event.
 SELECT outreach.capture_lead_from_registration('Flu shot day', 'bob@example.org', '+14155550111', 'Bob',

@@ -14,7 +14,7 @@ SELECT setseed(:seed);
 SET LOCAL outreach.now = '2026-03-02 09:00:00+00';
 DELETE FROM outreach.frequency_cap;
 DELETE FROM outreach.quiet_hours;
-UPDATE outreach.lead_settings SET default_country_code = '+1';
+SELECT outreach.set_default_country_code('+1');
 SELECT outreach.set_qualification_threshold(50);
 SELECT outreach.add_score_rule('form', 'has lead_activity where kind = ''form_submitted''', 10);
 SELECT outreach.add_score_rule('two forms', 'count(lead_activity where kind = ''form_submitted'') >= 2', 8);
