@@ -603,8 +603,10 @@ BEGIN
 END $$;
 
 -- Rule segments' joins and leaves become hits; the affected leads are rescored (same transaction).
+-- SECURITY DEFINER: derived data, kept whoever's write changed membership (a sender reporting
+-- an open, an EHR feed, a marketer).
 CREATE FUNCTION outreach._lead_score_segment_changed() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   affected bigint[];
   clock timestamptz := outreach.now();
@@ -732,7 +734,7 @@ COMMENT ON FUNCTION outreach.lead_score_breakdown(bigint) IS 'Why a lead has its
 -- Decay: the tick inserts its tick_run row with outreach.now set to the tick's time; the
 -- leads holding a decaying rule are rescored then.  A trigger, so the tick is not edited.
 CREATE FUNCTION outreach._lead_tick() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM outreach._lead_rescore(ARRAY(
     SELECT DISTINCT h.contact_id FROM outreach.lead_score_hit h JOIN outreach.lead_score_rule r ON r.id = h.rule_id
@@ -1156,14 +1158,19 @@ BEGIN
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO outreach_admin, outreach_marketer', f);
   END LOOP;
-  -- internal helpers: no grants
+  -- Internal helpers: no PUBLIC.  The ones the API functions (SECURITY INVOKER) call are
+  -- executable by the roles that call the API; the trigger functions need no grant.
   FOREACH f IN ARRAY ARRAY[
-    'outreach._phone_e164(text, text)', 'outreach._actor()', 'outreach._lead_threshold()', 'outreach._lead_country_code()', 'outreach._lead(bigint, boolean)',
+    'outreach._phone_e164(text, text)', 'outreach._actor()', 'outreach._lead_threshold()', 'outreach._lead_country_code()',
+    'outreach._lead(bigint, boolean)',
     'outreach._lead_status_log(outreach.lead, text, text, text, timestamptz)',
     'outreach._capture(text, text, text, text, text, text, boolean, text, text, timestamptz)',
     'outreach._decayed(numeric, interval, timestamptz, timestamptz)', 'outreach._lead_rescore(bigint[], text)',
-    'outreach._lead_score_segment_changed()', 'outreach._score_rule_segment(text)', 'outreach._lead_tick()',
-    'outreach._social_post(bigint)'] LOOP
+    'outreach._score_rule_segment(text)', 'outreach._social_post(bigint)'] LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO outreach_admin, outreach_marketer', f);
+  END LOOP;
+  FOREACH f IN ARRAY ARRAY['outreach._lead_score_segment_changed()', 'outreach._lead_tick()'] LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;
 END
@@ -1171,9 +1178,11 @@ $grants$;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON outreach.lead, outreach.lead_activity, outreach.social_post,
   outreach.social_engagement TO outreach_admin, outreach_marketer;
-GRANT SELECT ON outreach.lead_status_change, outreach.lead_score_change, outreach.lead_conversion,
-  outreach.lead_score_rule, outreach.lead_score_hit, outreach.lead_settings TO outreach_admin, outreach_marketer;
-GRANT INSERT, UPDATE, DELETE ON outreach.lead_settings, outreach.lead_score_hit, outreach.lead_score_rule,
-  outreach.lead_status_change, outreach.lead_score_change, outreach.lead_conversion TO outreach_admin;
+-- History is appended by the API functions (run as the caller), moved on conversion, never edited.
+GRANT SELECT, INSERT ON outreach.lead_status_change, outreach.lead_score_change, outreach.lead_conversion
+  TO outreach_admin, outreach_marketer;
+GRANT UPDATE (contact_id) ON outreach.lead_status_change, outreach.lead_score_change TO outreach_admin, outreach_marketer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON outreach.lead_score_rule, outreach.lead_settings TO outreach_admin, outreach_marketer;
+GRANT SELECT ON outreach.lead_score_hit TO outreach_admin, outreach_marketer;
 GRANT SELECT ON outreach.lead_funnel, outreach.lead_conversion_weekly, outreach.social_overview
   TO outreach_admin, outreach_marketer, outreach_analyst;
