@@ -4,7 +4,7 @@
 -- subscriptions, messages, interactions, enrollments), segmenting leads, every error path.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(79);
+SELECT plan(81);
 
 SET LOCAL outreach.now = '2026-03-02 09:00:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -187,6 +187,7 @@ SELECT results_eq(format('SELECT l.status, l.converted_contact_id, c.contact_typ
                   format('VALUES (''converted''::text, %s::bigint, ''patient''::text)', :bob_contact), 'lead converted, contact a patient');
 SELECT is(outreach.convert_lead(:bob), :bob_contact::bigint, 'converting again returns the same contact');
 SELECT is((SELECT count(*) FROM outreach.lead_conversion WHERE lead_id = :bob), 1::bigint, 'one conversion recorded');
+SELECT throws_ok(format('SELECT outreach.set_lead_status(%s, %L)', :bob, 'working'), '55000', NULL, 'a converted lead is final');
 
 -- Conversion 2: matched on email; consent, subscriptions, messages, interactions move; the
 -- lead's contact is merged away.
@@ -224,6 +225,12 @@ SELECT outreach.set_lead_status(:hal, 'disqualified', 'out of area');
 SELECT throws_ok(format('SELECT outreach.convert_lead(%s)', :hal), '55000', NULL, 'a disqualified lead is not converted');
 SELECT throws_ok('SELECT outreach.convert_lead(-1)', 'P0002', NULL, 'unknown lead');
 SELECT lives_ok(format('SELECT outreach.set_lead_status(%s, %L)', :hal, 'working'), 'a disqualified lead can be reopened');
+
+-- Backups: every table of leads and social activities is dumped by pg_dump.
+SELECT is((SELECT array_agg(t ORDER BY t) FROM unnest(ARRAY['lead', 'lead_activity', 'lead_status_change', 'lead_score_change',
+            'lead_conversion', 'lead_score_rule', 'lead_score_hit', 'lead_settings', 'social_post', 'social_engagement']) t
+            WHERE ('outreach.' || t)::regclass <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'outreach')::oid[])),
+          NULL, 'every lead and social table is marked for pg_dump');
 
 SELECT * FROM finish();
 ROLLBACK;
