@@ -635,6 +635,27 @@ END $$;
 CREATE TRIGGER lead_score AFTER INSERT ON outreach.segment_change
   REFERENCING NEW TABLE AS new_changes FOR EACH STATEMENT EXECUTE FUNCTION outreach._lead_score_segment_changed();
 
+-- A rule's segment is managed through the rule: renaming it, changing its query or stopping it
+-- directly is refused (stopping would race with the rescoring its leaving members cause).
+CREATE FUNCTION outreach._lead_rule_segment_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rule text;
+BEGIN
+  SELECT r.name INTO rule FROM outreach.lead_score_rule r WHERE r.segment_id = OLD.id;
+  IF rule IS NOT NULL THEN
+    RAISE EXCEPTION 'segment "%" belongs to score rule "%"', OLD.name, rule USING ERRCODE = 'object_not_in_prerequisite_state',
+      DETAIL = 'A score rule''s segment is renamed, changed and stopped only through the rule.',
+      HINT = 'Drop the rule with outreach.drop_score_rule() and add it again with the new condition.';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER lead_rule_segment_guard BEFORE UPDATE ON outreach.segment FOR EACH ROW
+  WHEN (OLD.name IS DISTINCT FROM NEW.name OR (OLD.status = 'live' AND NEW.status <> 'live')
+        OR (OLD.definition IS NULL) <> (NEW.definition IS NULL)
+        OR NOT (OLD.definition OPERATOR(outreach.=) NEW.definition))
+  EXECUTE FUNCTION outreach._lead_rule_segment_guard();
+
 CREATE FUNCTION outreach._score_rule_segment(name text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT 'lead score: ' || $1 $$;
 
@@ -1170,7 +1191,7 @@ BEGIN
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO outreach_admin, outreach_marketer', f);
   END LOOP;
-  FOREACH f IN ARRAY ARRAY['outreach._lead_score_segment_changed()', 'outreach._lead_tick()'] LOOP
+  FOREACH f IN ARRAY ARRAY['outreach._lead_score_segment_changed()', 'outreach._lead_tick()', 'outreach._lead_rule_segment_guard()'] LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;
 END

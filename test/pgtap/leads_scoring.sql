@@ -3,7 +3,7 @@
 -- qualification at the threshold starting a journey; rule management and its errors.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(37);
+SELECT plan(41);
 
 SET LOCAL outreach.now = '2026-03-02 09:00:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -15,6 +15,12 @@ SELECT ok(outreach.add_score_rule('attended', 'has lead_activity where kind = ''
 SELECT ok(outreach.add_score_rule('opened', 'has interaction where kind = ''opened''', 20, '10 days') > 0, 'a decaying rule on opens');
 SELECT ok(outreach.add_score_rule('no phone', 'phone is empty', -5) > 0, 'negative points on a contact field');
 SELECT is((SELECT status FROM outreach.segment WHERE name = 'lead score: form'), 'live', 'each rule is a live segment');
+SELECT throws_ok('SELECT outreach.stop(''lead score: form'')', '55000', 'segment "lead score: form" belongs to score rule "form"',
+                 'a rule''s segment is not stopped directly');
+SELECT throws_ok('SELECT outreach.alter_segment(''lead score: form'', ''contact where phone is empty'')', '55000', NULL,
+                 'nor changed');
+SELECT throws_ok('SELECT outreach.rename_segment(''lead score: form'', ''x'')', '55000', NULL, 'nor renamed');
+SELECT throws_ok('SELECT outreach.drop_segment(''lead score: form'')', '23503', NULL, 'nor dropped');
 
 -- Errors.
 SELECT throws_ok('SELECT outreach.add_score_rule(''form'', ''phone is empty'', 1)', '42710', 'score rule "form" already exists', 'duplicate name');
