@@ -583,7 +583,7 @@ BEGIN
      WHERE x.contact_id = ANY (contact_ids) AND x.status IN ('new', 'working', 'qualified')
   ), u AS (
     UPDATE outreach.lead x SET score = s.new_score, score_updated_at = clock
-      FROM s WHERE x.id = s.id AND x.score <> s.new_score
+      FROM s WHERE x.id = s.id AND x.contact_id = ANY (contact_ids) AND x.score <> s.new_score   -- (index, not a hash of all leads)
     RETURNING x.id, x.contact_id, s.old_score, s.new_score
   )
   INSERT INTO outreach.lead_score_change (lead_id, contact_id, old_score, new_score, reason, changed_at)
