@@ -4,7 +4,7 @@
 -- subscriptions, messages, interactions, enrollments), segmenting leads, every error path.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(81);
+SELECT plan(85);
 
 SET LOCAL outreach.now = '2026-03-02 09:00:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -225,6 +225,17 @@ SELECT outreach.set_lead_status(:hal, 'disqualified', 'out of area');
 SELECT throws_ok(format('SELECT outreach.convert_lead(%s)', :hal), '55000', NULL, 'a disqualified lead is not converted');
 SELECT throws_ok('SELECT outreach.convert_lead(-1)', 'P0002', NULL, 'unknown lead');
 SELECT lives_ok(format('SELECT outreach.set_lead_status(%s, %L)', :hal, 'working'), 'a disqualified lead can be reopened');
+
+-- Reports.
+SELECT results_eq('SELECT week, conversions, matched_existing FROM outreach.lead_conversion_weekly',
+                  $$VALUES (timestamptz '2026-03-02 00:00:00+00', 3::bigint, 2::bigint)$$,
+                  'lead_conversion_weekly: conversions per week, how many matched a patient');
+SELECT results_eq($$SELECT leads FROM outreach.lead_funnel WHERE source = 'event' AND status = 'converted'$$,
+                  $$VALUES (1::bigint)$$, 'lead_funnel counts per source and status');
+SET LOCAL ROLE outreach_analyst;
+SELECT lives_ok('SELECT * FROM outreach.lead_conversion_weekly', 'an analyst reads the conversion report');
+SELECT throws_ok('SELECT * FROM outreach.lead', '42501', NULL, 'an analyst does not read leads themselves');
+RESET ROLE;
 
 -- Backups: every table of leads and social activities is dumped by pg_dump.
 SELECT is((SELECT array_agg(t ORDER BY t) FROM unnest(ARRAY['lead', 'lead_activity', 'lead_status_change', 'lead_score_change',
