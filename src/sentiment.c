@@ -18,7 +18,8 @@
  *   - up to four "!" add 0.292 each in the direction of the text.
  *
  * The sum s is mapped to (-1, 1) by s / sqrt(s^2 + 15).  A text without a sentiment word
- * scores 0.  The function is IMMUTABLE: the lexicon is compiled in.
+ * scores 0; only the first MAX_TOKENS tokens are read.  The function is IMMUTABLE: the
+ * lexicon is compiled in.
  */
 #include "postgres.h"
 
