@@ -392,6 +392,26 @@ END $$;
 COMMENT ON FUNCTION outreach.record_lead_activity(bigint, text, text, timestamptz) IS
   'Records something a lead did (e.g. attended an event, submitted another form); score rules see it at commit';
 
+-- For other parts (an event registration or check-in of a contact): records the activity on
+-- the contact's open lead, if it has one; returns the lead id, or NULL for a contact that is no
+-- open lead (a patient registering is no lead activity).
+CREATE FUNCTION outreach.record_contact_lead_activity(contact_id bigint, kind text, detail text DEFAULT NULL,
+                                                      at timestamptz DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  lid bigint;
+BEGIN
+  PERFORM outreach._require_contact($1);
+  SELECT l.id INTO lid FROM outreach.lead l
+   WHERE l.contact_id = $1 AND l.status IN ('new', 'working', 'qualified');
+  IF lid IS NOT NULL THEN
+    PERFORM outreach.record_lead_activity(lid, $2, $3, $4);
+  END IF;
+  RETURN lid;
+END $$;
+COMMENT ON FUNCTION outreach.record_contact_lead_activity(bigint, text, text, timestamptz) IS
+  'Records an activity (e.g. registered, attended) on the contact''s open lead; NULL when the contact has none';
+
 -- CSV import: the server reads the file (like import_synthea).  Every line is checked
 -- before anything is written; any bad line fails the whole import with every bad line listed.
 CREATE FUNCTION outreach.import_leads(path text, source_detail text DEFAULT NULL)
@@ -1165,6 +1185,7 @@ BEGIN
     'outreach.capture_lead(text, text, text, text, text, text, boolean, timestamptz)',
     'outreach.capture_lead_from_registration(text, text, text, text, text, boolean, boolean, text, timestamptz)',
     'outreach.record_lead_activity(bigint, text, text, timestamptz)',
+    'outreach.record_contact_lead_activity(bigint, text, text, timestamptz)',
     'outreach.import_leads(text, text)',
     'outreach.set_lead_status(bigint, text, text)', 'outreach.convert_lead(bigint)',
     'outreach.add_score_rule(text, text, numeric, interval)', 'outreach.drop_score_rule(text)',

@@ -4,7 +4,7 @@
 -- subscriptions, messages, interactions, enrollments), segmenting leads, every error path.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(85);
+SELECT plan(89);
 
 SET LOCAL outreach.now = '2026-03-02 09:00:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -98,6 +98,14 @@ SELECT results_eq(format('SELECT c.external_id, c.contact_type, c.do_not_email F
 SELECT ok(outreach.record_lead_activity(:bob, 'form_submitted', 'volunteer form') > 0, 'an activity is recorded');
 SELECT throws_ok(format('SELECT outreach.record_lead_activity(%s, %L)', :bob, 'clicked'), '22023', NULL, 'unknown activity');
 SELECT throws_ok('SELECT outreach.record_lead_activity(-1, ''attended'')', 'P0002', 'lead -1 does not exist', 'unknown lead');
+SELECT is(outreach.record_contact_lead_activity((SELECT contact_id FROM outreach.lead WHERE id = :bob), 'attended', 'Screening drive'),
+          :bob::bigint, 'an activity by contact lands on the contact''s open lead');
+SELECT is(outreach.record_contact_lead_activity((SELECT id FROM outreach.contact WHERE external_id = 'pat-1'), 'registered'),
+          :carol::bigint, 'a patient with an open lead gets it too');
+INSERT INTO outreach.contact (external_id, first_name) VALUES ('pat-2', 'Dora');
+SELECT is(outreach.record_contact_lead_activity((SELECT id FROM outreach.contact WHERE external_id = 'pat-2'), 'registered'),
+          NULL::bigint, 'a contact without an open lead: nothing recorded, NULL');
+SELECT throws_ok('SELECT outreach.record_contact_lead_activity(-1, ''registered'')', '23503', NULL, 'unknown contact');
 
 -- Status lifecycle.
 SELECT lives_ok(format('SELECT outreach.set_lead_status(%s, %L, %L)', :bob, 'working', 'called back'), 'new -> working');
