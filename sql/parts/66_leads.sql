@@ -19,6 +19,13 @@
 -- scores in the same transaction.  Decay (points halve every half_life since the rule
 -- started to hold) is applied by the tick: a trigger on outreach.tick_run rescores leads
 -- with decaying rules (no edit to the tick itself).
+--
+-- Objects of other parts this part changes or hooks (no edit to their files):
+--   outreach.contact: contact_type allows 'lead'; indexes contact_email_normalized, contact_phone
+--   outreach.segment_change: trigger lead_score (AFTER INSERT, statement)
+--   outreach.tick_run: trigger lead_decay (AFTER INSERT, row)
+--   outreach.segment: trigger lead_rule_segment_guard (BEFORE UPDATE, row)
+--   registry: entities lead, lead_activity, and interaction (unless already registered)
 
 -- Leads are contacts of type 'lead'.
 ALTER TABLE outreach.contact DROP CONSTRAINT contact_contact_type_allowed;
