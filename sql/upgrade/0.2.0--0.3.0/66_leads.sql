@@ -1,0 +1,1 @@
+../../parts/66_leads.sql
