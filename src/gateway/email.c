@@ -172,7 +172,7 @@ static void add_pixel(StrBuf *out, const Config *cfg, long long id, const char *
 	sb_init(&img);
 	sb_puts(&img, "<img src=\"");
 	signed_url(&img, cfg, "o", "open", id, NULL);
-	sb_puts(&img, "\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;border:0\">");
+	sb_puts(&img, ".gif\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;border:0\">");
 	const char *body_end = strcasestr(html, "</body>");
 	if (body_end) {
 		sb_append(out, html, (size_t) (body_end - html));
@@ -217,11 +217,11 @@ void html_to_text(StrBuf *b, const char *html)
 				p = p ? p + 1 : e + 1;
 				continue;
 			}
-			if (tag_is(name, nlen, "br")) sb_puts(&raw, "\n");
+			if (tag_is(name, nlen, "br")) sb_puts(&raw, "\x02");
 			else if (tag_is(name, nlen, "p") || tag_is(name, nlen, "div") || tag_is(name, nlen, "tr") || tag_is(name, nlen, "table")
 			         || (nlen >= 2 && tolower((unsigned char) name[0]) == 'h' && isdigit((unsigned char) name[1])))
-				sb_puts(&raw, "\n\n");
-			else if (tag_is(name, nlen, "li")) sb_puts(&raw, close ? "\n" : "\n- ");
+				sb_puts(&raw, "\x02\x02");
+			else if (tag_is(name, nlen, "li")) sb_puts(&raw, close ? "\x02" : "\x02- ");
 			else if (tag_is(name, nlen, "a") && !close) {
 				const char *h = strcasestr(name, "href");
 				free(href);
@@ -251,7 +251,7 @@ void html_to_text(StrBuf *b, const char *html)
 			p = e + 1;
 			continue;
 		}
-		sb_append(&raw, p, 1);
+		sb_append(&raw, isspace((unsigned char) *p) ? " " : p, 1);
 		p++;
 	}
 	free(href);
@@ -263,7 +263,7 @@ void html_to_text(StrBuf *b, const char *html)
 	int newlines = 0;
 	bool space = false, start = true;
 	for (const char *q = raw.data; *q; q++) {
-		if (*q == '\n') { newlines++; space = false; continue; }
+		if (*q == '\x02') { newlines++; space = false; continue; }
 		if (isspace((unsigned char) *q)) { space = true; continue; }
 		if (newlines && !start) sb_puts(&dec, newlines > 1 ? "\n\n" : "\n");
 		else if (space && !start) sb_puts(&dec, " ");
