@@ -95,8 +95,10 @@ static void array_text(StrBuf *b, const char *s)
 	sb_append(b, "\"", 1);
 }
 
-/* Reports every message of msgs[0..n) that has a status and is not reported yet, in one call. */
-bool db_report(PGconn *c, const Config *cfg, Message *msgs, int n)
+/* Sends the results of every message of msgs[0..n) that has one and is neither reported nor
+ * in flight, as one gateway_report call, without waiting for the answer.  Returns the
+ * number of results sent, or -1 when the query could not be sent. */
+int db_report_send(PGconn *c, const Config *cfg, Message *msgs, int n)
 {
 	StrBuf ids, sts, dets, hbs, rets;
 	sb_init(&ids); sb_init(&sts); sb_init(&dets); sb_init(&hbs); sb_init(&rets);
@@ -104,7 +106,7 @@ bool db_report(PGconn *c, const Config *cfg, Message *msgs, int n)
 	int k = 0;
 	for (int i = 0; i < n; i++) {
 		Message *m = &msgs[i];
-		if (!m->status || m->reported) continue;
+		if (!m->status || m->reported || m->inflight) continue;
 		const char *sep = k++ ? "," : "";
 		sb_printf(&ids, "%s%lld", sep, m->id);
 		sb_puts(&sts, sep); array_text(&sts, m->status);
@@ -120,29 +122,64 @@ bool db_report(PGconn *c, const Config *cfg, Message *msgs, int n)
 		} else sb_printf(&rets, "%sNULL", sep);
 	}
 	sb_puts(&ids, "}"); sb_puts(&sts, "}"); sb_puts(&dets, "}"); sb_puts(&hbs, "}"); sb_puts(&rets, "}");
-	bool ok = true;
+	int ret = k;
 	if (k > 0) {
 		char attempts[16];
 		snprintf(attempts, sizeof attempts, "%d", cfg->max_attempts);
 		const char *params[] = {ids.data, sts.data, dets.data, hbs.data, cfg->worker, rets.data, attempts};
-		PGresult *r = PQexecParams(c,
+		if (!PQsendQueryParams(c,
 			"SELECT id, outcome FROM outreach.gateway_report($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5,"
-			" $6::timestamptz[], $7::int)", 7, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			" $6::timestamptz[], $7::int)", 7, NULL, params, NULL, NULL, 0)) {
 			log_error("reporting %d result(s) failed: %s", k, PQerrorMessage(c));
+			ret = -1;
+		} else
+			for (int i = 0; i < n; i++)
+				if (msgs[i].status && !msgs[i].reported) msgs[i].inflight = true;
+	}
+	sb_free(&ids); sb_free(&sts); sb_free(&dets); sb_free(&hbs); sb_free(&rets);
+	return ret;
+}
+
+/* Collects the answer to db_report_send: 1 done (the messages are marked reported), 0 still
+ * running (only when !wait), -1 failed (they will be sent again). */
+int db_report_collect(PGconn *c, Message *msgs, int n, bool wait)
+{
+	bool any = false;
+	for (int i = 0; i < n; i++) any |= msgs[i].inflight;
+	if (!any) return 1;
+	if (!wait) {
+		if (!PQconsumeInput(c)) goto failed;
+		if (PQisBusy(c)) return 0;
+	}
+	bool ok = true;
+	PGresult *r;
+	while ((r = PQgetResult(c))) {
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			log_error("reporting results failed: %s", PQerrorMessage(c));
 			ok = false;
-		} else {
+		} else
 			for (int i = 0; i < PQntuples(r); i++)
 				if (strcmp(PQgetvalue(r, i, 1), "ok") != 0)
 					log_warning("message %s: result not recorded: %s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
-			for (int i = 0; i < n; i++)
-				if (msgs[i].status) msgs[i].reported = true;
-			log_debug("reported %d result(s)", k);
-		}
 		PQclear(r);
 	}
-	sb_free(&ids); sb_free(&sts); sb_free(&dets); sb_free(&hbs); sb_free(&rets);
-	return ok;
+	if (!ok) goto failed;
+	for (int i = 0; i < n; i++)
+		if (msgs[i].inflight) { msgs[i].inflight = false; msgs[i].reported = true; }
+	return 1;
+failed:
+	for (int i = 0; i < n; i++) msgs[i].inflight = false;
+	return -1;
+}
+
+/* Reports synchronously (send and wait). */
+bool db_report(PGconn *c, const Config *cfg, Message *msgs, int n)
+{
+	if (db_report_collect(c, msgs, n, true) < 0) return false;
+	int k = db_report_send(c, cfg, msgs, n);
+	if (k < 0) return false;
+	if (k == 0) return true;
+	return db_report_collect(c, msgs, n, true) == 1;
 }
 
 bool db_renew(PGconn *c, const Config *cfg, Message *msgs, int n)

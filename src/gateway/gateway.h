@@ -94,13 +94,16 @@ typedef struct Message {
 	char *detail;
 	bool hard_bounce;
 	double retry_at;
-	bool reported;
+	bool reported, inflight;
 } Message;
 
 PGconn *db_connect(const char *conninfo, bool listen);
 bool db_ok(PGconn *c);
 int db_claim(PGconn *c, const Config *cfg, Message **out);
 bool db_report(PGconn *c, const Config *cfg, Message *msgs, int n);
+/* asynchronous report: send now, collect later (one in flight per connection) */
+int db_report_send(PGconn *c, const Config *cfg, Message *msgs, int n);
+int db_report_collect(PGconn *c, Message *msgs, int n, bool wait);
 bool db_renew(PGconn *c, const Config *cfg, Message *msgs, int n);
 int db_release(PGconn *c, const char *worker);
 double db_next_due(PGconn *c);

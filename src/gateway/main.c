@@ -5,8 +5,9 @@
  * PostgreSQL connection, so a slow SMTP batch never delays a click redirect.)
  *
  * The loop: LISTEN outreach_outbox; claim a batch (leases); write letters, send SMS, send
- * email over `concurrency` SMTP connections; report results in groups of report_every (so a
- * crash re-sends at most that many messages, which carry the same Message-ID); when
+ * email over `concurrency` SMTP connections; report results in groups of report_every while
+ * sending goes on (one report in flight; so a crash re-sends at most 2 x report_every +
+ * concurrency messages, which carry the same Message-ID); when
  * nothing is due, sleep until a notification, the next message's send_after (quiet hours,
  * retries) or poll_seconds, whichever comes first.  A lost PostgreSQL connection is
  * re-established with backoff; results not yet reported are kept and reported then.
@@ -92,36 +93,55 @@ typedef struct BatchState {
 	double last_flush, started, last_renew;
 } BatchState;
 
-/* Reports what is finished; on a broken connection reconnects and tries again (the
- * results stay in memory meanwhile).  must: keep trying until it worked. */
+static void count_reported(Message *msgs, int n, const bool *before)
+{
+	pthread_mutex_lock(&metrics_lock);
+	for (int i = 0; i < n; i++) {
+		Message *m = &msgs[i];
+		if (before[i] || !m->reported) continue;
+		int c = channel_index(m->channel);
+		if (!strcmp(m->status, "sent")) metrics.sent[c]++;
+		else if (!strcmp(m->status, "bounced")) metrics.bounced[c]++;
+		else if (!strcmp(m->status, "failed")) metrics.failed[c]++;
+		else metrics.retried[c]++;
+	}
+	pthread_mutex_unlock(&metrics_lock);
+}
+
+/* Reports what is finished.  Not must (during a batch): without blocking the sending —
+ * collect the previous report if it is done, then send the next one.  must (end of a
+ * batch): wait, and on a broken connection reconnect and try again (the results stay in
+ * memory meanwhile). */
 static void flush_reports(BatchState *st, Message *msgs, int n, bool must)
 {
-	bool *todo = xmalloc(sizeof(bool) * (size_t) n);
-	for (int i = 0; i < n; i++) todo[i] = msgs[i].status && !msgs[i].reported;
+	bool *before = xmalloc(sizeof(bool) * (size_t) n);
+	for (int i = 0; i < n; i++) before[i] = msgs[i].reported;
+	if (!must) {
+		if (db_ok(conn)) {
+			/* never more than 2 x report_every results unreported: wait for the previous report then */
+			bool wait = st->finished_since_flush >= 2 * st->cfg->report_every;
+			int r = db_report_collect(conn, msgs, n, wait);
+			if (r == 1 && db_report_send(conn, st->cfg, msgs, n) >= 0) {
+				st->finished_since_flush = 0;
+				st->last_flush = now_seconds();
+			}
+		}
+		count_reported(msgs, n, before);
+		free(before);
+		return;
+	}
 	bool ok = false;
 	for (int tries = 0; !ok; tries++) {
-		if (ensure_connection(st->cfg, must) && db_report(conn, st->cfg, msgs, n)) ok = true;
-		else if (!must || (gateway_stopping && tries >= 3)) break;
+		if (ensure_connection(st->cfg, true) && db_report(conn, st->cfg, msgs, n)) ok = true;
+		else if (gateway_stopping && tries >= 3) break;
 		else if (db_ok(conn) && tries > 5) {
 			/* a statement error on a live connection does not fix itself */
 			log_error("giving up reporting; the leases will return the messages to the queue");
 			break;
-		} else if (!ok) sleep(1);
+		} else sleep(1);
 	}
-	if (ok) {
-		pthread_mutex_lock(&metrics_lock);
-		for (int i = 0; i < n; i++) {
-			if (!todo[i]) continue;
-			Message *m = &msgs[i];
-			int c = channel_index(m->channel);
-			if (!strcmp(m->status, "sent")) metrics.sent[c]++;
-			else if (!strcmp(m->status, "bounced")) metrics.bounced[c]++;
-			else if (!strcmp(m->status, "failed")) metrics.failed[c]++;
-			else metrics.retried[c]++;
-		}
-		pthread_mutex_unlock(&metrics_lock);
-	}
-	free(todo);
+	count_reported(msgs, n, before);
+	free(before);
 	st->finished_since_flush = 0;
 	st->last_flush = now_seconds();
 }
@@ -135,7 +155,7 @@ static void on_progress(Message *msgs, int n, int idx, void *arg)
 	if (st->finished_since_flush >= st->cfg->report_every || now - st->last_flush > 1.0)
 		flush_reports(st, msgs, n, false);
 	if (now - st->last_renew > st->cfg->lease_seconds / 2.0) {
-		if (db_ok(conn)) db_renew(conn, st->cfg, msgs, n);
+		if (db_ok(conn) && db_report_collect(conn, msgs, n, true) >= 0) db_renew(conn, st->cfg, msgs, n);
 		st->last_renew = now;
 	}
 }
