@@ -56,8 +56,8 @@ start_smtp() { # folder [extra args]
 	for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$SMTP_PORT) 2>/dev/null && return 0; sleep 0.1; done
 	echo "the SMTP server did not start"; cat "$W/smtp.log"; return 1
 }
-start_gateway() {
-	"$GATEWAY" -c "$W/gateway.conf" >>"$W/gateway.log" 2>&1 &
+start_gateway() { # [config]
+	"$GATEWAY" -c "${1:-$W/gateway.conf}" >>"$W/gateway.log" 2>&1 &
 	GW_PID=$!
 	for _ in $(seq 100); do curl -s -o /dev/null "$BASE/healthz" && return 0; sleep 0.1; done
 	echo "the gateway did not start"; tail -20 "$W/gateway.log"; return 1
@@ -148,6 +148,8 @@ check "--check passes with PostgreSQL, SMTP and DKIM reachable" "0 1" "$rc $(gre
 sed 's/^link_secret = .*/link_secret = short/' "$W/gateway.conf" > "$W/bad.conf"
 rc=0; "$GATEWAY" -c "$W/bad.conf" --check >"$W/bad.out" 2>&1 || rc=$?
 check "--check refuses a short link secret" "1 1" "$rc $(grep -c 'link_secret must have at least 32' "$W/bad.out")"
+rc=0; OUTREACH_GATEWAY_LINK_SECRET=tooshort "$GATEWAY" -c "$W/gateway.conf" --check >"$W/bad.out" 2>&1 || rc=$?
+check "the environment overrides the file" "1 1" "$rc $(grep -c 'link_secret must have at least 32' "$W/bad.out")"
 check "-V prints the version" "outreach-gateway 0.3.0" "$("$GATEWAY" -V)"
 rc=0; "$GATEWAY" --no-such-option >/dev/null 2>&1 || rc=$?
 check "an unknown option exits 2" 2 "$rc"
@@ -298,6 +300,15 @@ q "DELETE FROM outreach.quiet_hours" >/dev/null
 wait_for 15 "SELECT status = 'sent' FROM outreach.message WHERE id = $QID" || true
 check "delivered when it came due, not before" "sent t" "$(q "SELECT status, sent_at >= send_after FROM outreach.message WHERE id = $QID" | tr '|' ' ')"
 
+# ---- SMTP 4xx: a temporary failure, retried ---------------------------------------------------
+TID=$(q "WITH c AS (INSERT INTO outreach.contact (external_id, first_name, email) VALUES ('t1', 'Tim', 'tempfail@example.org') RETURNING id)
+         SELECT (outreach.enqueue_message(c.id, 'invite')).id FROM c")
+wait_for 15 "SELECT attempts >= 2 AND detail LIKE 'smtp 451%' FROM outreach.message WHERE id = $TID" || true
+check "SMTP 451: retried with the reply, not bounced" "t" "$(q "SELECT attempts >= 2 AND detail LIKE 'smtp 451%' AND status IN ('queued', 'sending') FROM outreach.message WHERE id = $TID")"
+for _ in $(seq 50); do  # take it out of the way once it is queued again
+	[ "$(q "UPDATE outreach.message SET status = 'failed', finished_at = now() WHERE id = $TID AND status = 'queued' RETURNING 1")" = 1 ] && break; sleep 0.1
+done
+
 # ---- SMTP down: retried, then delivered ----------------------------------------------------------
 stop_pid "$SMTP_PID"; SMTP_PID=""
 DID=$(q "SELECT (outreach.enqueue_message(id, 'invite')).id FROM outreach.contact WHERE external_id = 'g2'")
@@ -350,6 +361,24 @@ check "no message left claimed" 0 "$(q "SELECT count(*) FROM outreach.message WH
 OID=$(q "SELECT (outreach.enqueue_message(id, 'invite')).id FROM outreach.contact WHERE external_id = 'g3'")
 rc=0; timeout 30 "$GATEWAY" -c "$W/gateway.conf" --once >>"$W/gateway.log" 2>&1 || rc=$?
 check "--once sends what is due and exits" "0 sent" "$rc $(q "SELECT status FROM outreach.message WHERE id = $OID")"
+
+# ---- the Twilio request shape, its receipts and TwiML replies ----------------------------------
+sed -e 's/^sms_provider = generic/sms_provider = twilio/' -e 's/^sms_token = .*/sms_token = twilio-auth-token/' \
+    -e "s|^sms_url = .*|sms_url = http://127.0.0.1:$SMS_PORT/2010-04-01/Accounts/AC123/Messages.json|" "$W/gateway.conf" > "$W/twilio.conf"
+echo "sms_account = AC123" >> "$W/twilio.conf"
+rm -f "$W"/sms/*.json
+start_gateway "$W/twilio.conf"
+TW_ID=$(q "SELECT (outreach.enqueue_message(id, 'reminder_sms')).id FROM outreach.contact WHERE external_id = 'g6'")
+wait_for 15 "SELECT status = 'sent' FROM outreach.message WHERE id = $TW_ID" || true
+TWREQ=$(ls "$W"/sms/*.json 2>/dev/null | head -1)
+check "Twilio: form-encoded To/From/Body/StatusCallback with basic auth" "+15550000006 +15559990000 Reminder for Sam: book your exam. True Basic $(printf 'AC123:twilio-auth-token' | base64)" \
+  "$($PY -c "import json, urllib.parse as u; r=json.load(open('$TWREQ')); b=dict(u.parse_qsl(r['body'])); print(b['To'], b['From'], b['Body'], b['StatusCallback'].startswith('$BASE/sms/receipt/$TW_ID.'), r['headers']['Authorization'])")"
+TWCB=$($PY -c "import json, urllib.parse as u; print(dict(u.parse_qsl(json.load(open('$TWREQ'))['body']))['StatusCallback'])")
+check "Twilio status callback: undelivered is a bounce" "200 bounced" \
+  "$(curl -s -o /dev/null -w '%{http_code}' -d 'MessageStatus=undelivered&ErrorCode=30003' "$TWCB") $(q "SELECT status FROM outreach.message WHERE id = $TW_ID")"
+check "Twilio inbound: TwiML reply" '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Reply STOP to stop messages, START to receive them again.</Message></Response>' \
+  "$(curl -s -d 'From=%2B15550000006&Body=HELP' "$BASE/sms/inbound?key=inbound-key-123")"
+stop_pid "$GW_PID"; GW_PID=""
 
 if [ "$failed" -gt 0 ]; then echo "---- gateway log (tail)"; tail -40 "$W/gateway.log"; fi
 echo "$passed passed, $failed failed"
