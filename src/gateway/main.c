@@ -15,6 +15,7 @@
 #include "gateway.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,8 +43,17 @@ int channel_index(const char *channel)
 	return 0;
 }
 
-static void on_term(int sig) { (void) sig; gateway_stopping = 1; }
-static void on_hup(int sig) { (void) sig; got_hup = 1; }
+/* Signals may reach any thread (libcurl's resolver, libmicrohttpd's): the handlers also
+ * write to a pipe that the send loop polls, so it wakes at once whichever thread got it. */
+static int wake_pipe[2] = {-1, -1};
+static void wake(void)
+{
+	int saved = errno;
+	if (wake_pipe[1] >= 0 && write(wake_pipe[1], "x", 1) < 0) { /* full: already woken */ }
+	errno = saved;
+}
+static void on_term(int sig) { (void) sig; gateway_stopping = 1; wake(); }
+static void on_hup(int sig) { (void) sig; got_hup = 1; wake(); }
 
 static void usage(void)
 {
@@ -278,6 +288,9 @@ int main(int argc, char **argv)
 	if (do_check) return check(current_config);
 	if (!load_dkim(current_config, &dkim, err, sizeof err)) { log_error("%s", err); return 1; }
 
+	if (pipe(wake_pipe) != 0) { log_error("pipe: %s", strerror(errno)); return 1; }
+	fcntl(wake_pipe[0], F_SETFL, O_NONBLOCK);
+	fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_term;
@@ -293,7 +306,14 @@ int main(int argc, char **argv)
 		else log_warning("could not write pid_file %s: %s", current_config->pid_file, strerror(errno));
 	}
 	metrics.started_at = now_seconds();
-	if (!once && *current_config->http_listen && !http_start(current_config, err, sizeof err)) {
+	/* the HTTP thread inherits a mask that keeps our signals for the main thread */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM); sigaddset(&block, SIGINT); sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	bool http_ok = once || !*current_config->http_listen || http_start(current_config, err, sizeof err);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!http_ok) {
 		log_error("%s", err);
 		return 1;
 	}
@@ -331,9 +351,13 @@ int main(int argc, char **argv)
 		double timeout = cfg->poll_seconds;
 		if (due >= 0 && due < timeout) timeout = due;
 		if (timeout < 0.2) timeout = 0.2;
-		struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
-		int pr = poll(&pfd, 1, (int) (timeout * 1000));
-		if (pr > 0) {
+		struct pollfd pfd[2] = {{PQsocket(conn), POLLIN, 0}, {wake_pipe[0], POLLIN, 0}};
+		int pr = poll(pfd, 2, (int) (timeout * 1000));
+		if (pr > 0 && (pfd[1].revents & POLLIN)) {
+			char buf[64];
+			while (read(wake_pipe[0], buf, sizeof buf) > 0) {}
+		}
+		if (pr > 0 && (pfd[0].revents & (POLLIN | POLLERR | POLLHUP))) {
 			if (!PQconsumeInput(conn)) log_warning("lost the PostgreSQL connection: %s", PQerrorMessage(conn));
 			else drain_notifications();
 		}
