@@ -3,7 +3,7 @@
 -- functions and their refusals, and who may call what.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(40);
+SELECT plan(43);
 
 DELETE FROM outreach.quiet_hours;
 INSERT INTO outreach.contact (external_id, first_name, last_name, email, phone)
@@ -84,6 +84,14 @@ SELECT throws_ok(format('SELECT outreach.gateway_update_preferences(%s, %L)', (S
                  '22023', 'invalid preferred channel "fax"', 'an unknown preferred channel is refused');
 SELECT is((SELECT (outreach.gateway_update_preferences((SELECT mid FROM ids WHERE external_id = 'd1'), '{"email": true, "sms": false}'))->'channels'->'sms'->>'allowed'),
           'false', 'the preference centre changes channels');
+SELECT outreach.create_subscription_list('Eye news');
+SELECT outreach.subscribe('Eye news', id) FROM outreach.contact WHERE external_id = 'd1';
+SELECT is((SELECT (outreach.gateway_update_preferences((SELECT mid FROM ids WHERE external_id = 'd1'), '{"lists": {"Eye news": false}}'))->'lists'),
+          '[{"name": "Eye news", "status": "unsubscribed"}]'::jsonb, 'the preference centre unsubscribes from a list');
+SELECT is((SELECT unsubscribe_source FROM outreach.subscription s JOIN outreach.contact c ON c.id = s.contact_id WHERE c.external_id = 'd1'),
+          'preference centre (message ' || (SELECT mid FROM ids WHERE external_id = 'd1') || ')', 'with the preference centre as the source');
+SELECT throws_ok(format('SELECT outreach.gateway_update_preferences(%s, %L)', (SELECT mid FROM ids WHERE external_id = 'd1'), '{"lists": {"Other": true}}'),
+                 '22023', 'list "Other" is not one of this contact''s lists', 'only the contact''s own lists can be changed');
 SELECT throws_ok($$SELECT outreach.gateway_inbound_sms('5550000001', 'STOP')$$, '22023', 'invalid sender number "5550000001"',
                  'an inbound number that is not E.164 is refused');
 SELECT is(outreach.gateway_inbound_sms('+15550000001', ' start '), 'You will receive our text messages again. Reply STOP to stop.', 'START');
