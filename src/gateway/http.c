@@ -23,6 +23,8 @@
 #include <string.h>
 #include <strings.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 static struct MHD_Daemon *daemon_;
 static PGconn *hconn;
@@ -357,6 +359,42 @@ static enum MHD_Result do_confirm(struct MHD_Connection *c, const char *token, b
 	return ret;
 }
 
+typedef struct Pair { char *k, *v; } Pair;
+static int pair_cmp(const void *a, const void *b) { return strcmp(((const Pair *) a)->k, ((const Pair *) b)->k); }
+
+/* Twilio's request signature: base64(HMAC-SHA1(auth token, URL + each POST parameter's name
+ * and value, sorted by name)), the URL being public_base_url/sms/inbound as Twilio calls it. */
+static bool twilio_signature_ok(struct MHD_Connection *c, const char *body)
+{
+	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Twilio-Signature");
+	if (!sig || strcmp(cfg->sms_provider, "twilio") || !*cfg->sms_token) return false;
+	Pair pairs[128];
+	int n = 0;
+	for (const char *p = body; p && *p && n < 128;) {
+		const char *end = strchr(p, '&');
+		size_t len = end ? (size_t) (end - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		size_t kl = eq ? (size_t) (eq - p) : len;
+		pairs[n].k = url_decode(p, kl);
+		pairs[n].v = eq ? url_decode(eq + 1, len - kl - 1) : xstrdup("");
+		n++;
+		if (!end) break;
+		p = end + 1;
+	}
+	qsort(pairs, (size_t) n, sizeof(Pair), pair_cmp);
+	StrBuf data, b64;
+	sb_init(&data); sb_init(&b64);
+	sb_printf(&data, "%s/sms/inbound", cfg->public_base_url);
+	for (int i = 0; i < n; i++) { sb_puts(&data, pairs[i].k); sb_puts(&data, pairs[i].v); free(pairs[i].k); free(pairs[i].v); }
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int ml = 0;
+	HMAC(EVP_sha1(), cfg->sms_token, (int) strlen(cfg->sms_token), (const unsigned char *) data.data, data.len, mac, &ml);
+	base64_encode(&b64, mac, ml, false);
+	bool ok = strlen(sig) == b64.len && CRYPTO_memcmp(sig, b64.data, b64.len) == 0;
+	sb_free(&data); sb_free(&b64);
+	return ok;
+}
+
 static bool key_ok(struct MHD_Connection *c)
 {
 	const char *k = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
@@ -378,7 +416,7 @@ static enum MHD_Result plain(struct MHD_Connection *c, unsigned status, const ch
 
 static enum MHD_Result do_inbound(struct MHD_Connection *c, const char *body)
 {
-	if (!key_ok(c)) { count(&metrics.forged); return plain(c, MHD_HTTP_FORBIDDEN, "forbidden\n"); }
+	if (!key_ok(c) && !(!is_json(c) && twilio_signature_ok(c, body))) { count(&metrics.forged); return plain(c, MHD_HTTP_FORBIDDEN, "forbidden\n"); }
 	unsigned st;
 	PGresult *r;
 	if (is_json(c)) {

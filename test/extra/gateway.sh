@@ -378,6 +378,11 @@ check "Twilio status callback: undelivered is a bounce" "200 bounced" \
   "$(curl -s -o /dev/null -w '%{http_code}' -d 'MessageStatus=undelivered&ErrorCode=30003' "$TWCB") $(q "SELECT status FROM outreach.message WHERE id = $TW_ID")"
 check "Twilio inbound: TwiML reply" '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Reply STOP to stop messages, START to receive them again.</Message></Response>' \
   "$(curl -s -d 'From=%2B15550000006&Body=HELP' "$BASE/sms/inbound?key=inbound-key-123")"
+TWSIG=$($PY -c "import hmac, hashlib, base64; print(base64.b64encode(hmac.new(b'twilio-auth-token', b'$BASE/sms/inbound' + b'Body' + b'STOP' + b'From' + b'+15550000006', hashlib.sha1).digest()).decode())")
+check "Twilio inbound signed with X-Twilio-Signature (no key): STOP works" "200 t" \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Twilio-Signature: $TWSIG" -d 'From=%2B15550000006&Body=STOP' "$BASE/sms/inbound") $(q "SELECT do_not_sms FROM outreach.contact WHERE external_id = 'g6'")"
+check "a wrong Twilio signature: 403" 403 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Twilio-Signature: $TWSIG" -d 'From=%2B15550000006&Body=START' "$BASE/sms/inbound")"
 stop_pid "$GW_PID"; GW_PID=""
 
 if [ "$failed" -gt 0 ]; then echo "---- gateway log (tail)"; tail -40 "$W/gateway.log"; fi
