@@ -29,7 +29,7 @@ q() { "${PSQL[@]}" -tA -c "$1"; }
 
 W=$(mktemp -d /tmp/outreach-gateway-test.XXXXXX)
 chmod 755 "$W"
-SMTP_PID=""; HTTP_PID=""; GW_PID=""
+SMTP_PID=""; HTTP_PID=""; GW_PID=""; TLS_PID=""
 stop_pid() { # pid: TERM, wait up to 5 s, then KILL
 	local p=$1 i
 	[ -n "$p" ] || return 0
@@ -38,7 +38,7 @@ stop_pid() { # pid: TERM, wait up to 5 s, then KILL
 	kill -9 "$p" 2>/dev/null || true
 }
 cleanup() {
-	stop_pid "$GW_PID"; stop_pid "$SMTP_PID"; stop_pid "$HTTP_PID"
+	stop_pid "$GW_PID"; stop_pid "$SMTP_PID"; stop_pid "$HTTP_PID"; stop_pid "$TLS_PID"
 	if [ "${KEEP_GATEWAY_TEST:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
@@ -361,6 +361,28 @@ check "no message left claimed" 0 "$(q "SELECT count(*) FROM outreach.message WH
 OID=$(q "SELECT (outreach.enqueue_message(id, 'invite')).id FROM outreach.contact WHERE external_id = 'g3'")
 rc=0; timeout 30 "$GATEWAY" -c "$W/gateway.conf" --once >>"$W/gateway.log" 2>&1 || rc=$?
 check "--once sends what is due and exits" "0 sent" "$rc $(q "SELECT status FROM outreach.message WHERE id = $OID")"
+
+# ---- STARTTLS required, the server's certificate verified -----------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+	-keyout "$W/tls.key" -out "$W/tls.crt" 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other -keyout "$W/other.key" -out "$W/other.crt" 2>/dev/null
+TLS_PORT=$($PY "$SERVERS" freeport)
+mkdir -p "$W/mail-tls"
+$PY "$SERVERS" smtp "$TLS_PORT" "$W/mail-tls" --tls "$W/tls.crt" "$W/tls.key" >>"$W/smtp-tls.log" 2>&1 &
+TLS_PID=$!
+for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$TLS_PORT) 2>/dev/null && break; sleep 0.1; done
+sed -e "s|^smtp_url = .*|smtp_url = smtp://127.0.0.1:$TLS_PORT|" -e 's/^smtp_starttls = off/smtp_starttls = require/' \
+    -e 's/^http_listen = .*/http_listen =/' "$W/gateway.conf" > "$W/tls.conf"
+echo "smtp_ca_file = $W/other.crt" >> "$W/tls.conf"
+LID=$(q "SELECT (outreach.enqueue_message(id, 'invite')).id FROM outreach.contact WHERE external_id = 'g3'")
+timeout 30 "$GATEWAY" -c "$W/tls.conf" --once >>"$W/gateway.log" 2>&1 || true
+check "STARTTLS with a certificate the CA file does not vouch for: not sent, retried" "queued t" \
+  "$(q "SELECT status, detail ILIKE '%certificate%' FROM outreach.message WHERE id = $LID" | tr '|' ' ')"
+sed -i "s|^smtp_ca_file = .*|smtp_ca_file = $W/tls.crt|" "$W/tls.conf"
+sleep 2.1   # the retry delay (retry_max_seconds)
+timeout 30 "$GATEWAY" -c "$W/tls.conf" --once >>"$W/gateway.log" 2>&1 || true
+check "STARTTLS required and verified: delivered" "sent 1" "$(q "SELECT status FROM outreach.message WHERE id = $LID") $(ls "$W/mail-tls" | grep -c eml)"
+stop_pid "$TLS_PID"; TLS_PID=""
 
 # ---- the Twilio request shape, its receipts and TwiML replies ----------------------------------
 sed -e 's/^sms_provider = generic/sms_provider = twilio/' -e 's/^sms_token = .*/sms_token = twilio-auth-token/' \

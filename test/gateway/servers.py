@@ -5,6 +5,7 @@
       An SMTP server (aiosmtpd) on 127.0.0.1:PORT.  Each message is written to DIR/NNNNNN.eml
       (atomically); with --count-only only DIR/count is kept up to date.  Recipients starting
       with "bounce" are refused with 550 5.1.1, "tempfail" with 451 4.3.0.
+      --tls CERT KEY: offer STARTTLS with that certificate and require it before MAIL.
   servers.py http PORT DIR
       An HTTP server that records each POST (path, headers, body) as DIR/NNNNNN.json and
       answers 201 {"id": "..."}: the SMS provider's side of the wire.
@@ -28,8 +29,9 @@ def write_atomic(path, data):
     os.rename(tmp, path)
 
 
-def smtp(port, folder, count_only, delay):
+def smtp(port, folder, count_only, delay, tls=None):
     from aiosmtpd.controller import Controller
+    import ssl
 
     lock = threading.Lock()
     state = {"n": 0}
@@ -57,8 +59,13 @@ def smtp(port, folder, count_only, delay):
                     write_atomic(os.path.join(folder, "%06d.eml" % n), envelope.original_content)
             return "250 2.0.0 queued"
 
+    extra = {}
+    if tls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(tls[0], tls[1])
+        extra = {"tls_context": ctx, "require_starttls": True}
     ctl = Controller(Handler(), hostname="127.0.0.1", port=port, decode_data=False,
-                     data_size_limit=10 * 1024 * 1024)
+                     data_size_limit=10 * 1024 * 1024, **extra)
     ctl.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
@@ -109,7 +116,11 @@ def main():
         delay = 0.0
         if "--delay" in sys.argv:
             delay = float(sys.argv[sys.argv.index("--delay") + 1])
-        smtp(int(sys.argv[2]), sys.argv[3], "--count-only" in sys.argv, delay)
+        tls = None
+        if "--tls" in sys.argv:
+            i = sys.argv.index("--tls")
+            tls = (sys.argv[i + 1], sys.argv[i + 2])
+        smtp(int(sys.argv[2]), sys.argv[3], "--count-only" in sys.argv, delay, tls)
     elif sys.argv[1] == "http":
         http(int(sys.argv[2]), sys.argv[3])
 
