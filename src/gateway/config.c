@@ -31,7 +31,7 @@ static const Key keys[] = {
 	{"batch_size", K_INT, S(batch_size), "100", 1, 10000, "messages claimed per batch"},
 	{"concurrency", K_INT, S(concurrency), "4", 1, 64, "SMTP connections used in parallel"},
 	{"lease_seconds", K_INT, S(lease_seconds), "300", 2, 86400, "how long a claim lasts before another worker may take it"},
-	{"max_attempts", K_INT, S(max_attempts), "5", 1, 100, "claims per message before it fails"},
+	{"max_attempts", K_INT, S(max_attempts), "8", 1, 100, "claims per message before it fails"},
 	{"retry_base_seconds", K_INT, S(retry_base_seconds), "60", 1, 86400, "first retry delay after a temporary failure (doubles per attempt)"},
 	{"retry_max_seconds", K_INT, S(retry_max_seconds), "3600", 1, 604800, "longest retry delay"},
 	{"poll_seconds", K_INT, S(poll_seconds), "60", 1, 3600, "longest sleep between looks at the outbox without a notification"},

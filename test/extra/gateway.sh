@@ -6,7 +6,9 @@
 # outreach_sender.  A journey is ticked; the received mail is parsed with Python's email
 # module (headers, MIME, RFC 2047, no injected headers, the unsubscribe URL, DKIM verified
 # with python3-dkim); every HTTP endpoint is called with curl, also with forged tokens.
-# Faults: SMTP 5xx (bounced, hard bounce opts out), SMTP down (retried, then delivered),
+# Also: SMS (generic JSON and Twilio shapes, receipts, inbound keywords), letters, STARTTLS
+# with certificate verification, --check, --once, SIGHUP, SIGTERM.
+# Faults: SMTP 5xx (bounced, hard bounce opts out), 4xx and SMTP down (retried, then delivered),
 # SIGKILL mid-batch (every message delivered, duplicates only within the documented
 # window), PostgreSQL restarted (reconnects), a quiet-hours message delivered when due with
 # no NOTIFY.  Everything started here is stopped by PID, also on failure.
