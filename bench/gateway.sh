@@ -91,7 +91,11 @@ EOF
 	enqueue
 	local t ms sent
 	t=$(date +%s%N)
-	"$PRIVATE_BIN/outreach-gateway" -c "$BENCH_DIR/gw.conf" --once 2>>"$BENCH_DIR/gw.log"
+	if [ -x /usr/bin/time ]; then   # the gateway's own CPU time (user + sys), to show what it costs alone
+		/usr/bin/time -f "%U %S" -o "$BENCH_DIR/cpu.$1" "$PRIVATE_BIN/outreach-gateway" -c "$BENCH_DIR/gw.conf" --once 2>>"$BENCH_DIR/gw.log"
+	else
+		"$PRIVATE_BIN/outreach-gateway" -c "$BENCH_DIR/gw.conf" --once 2>>"$BENCH_DIR/gw.log"
+	fi
 	ms=$(ms_since "$t")
 	sent=$(sql "SELECT count(*) FROM outreach.message WHERE status = 'sent' AND claimed_by = 'bench' AND sent_at > now() - interval '10 minutes'")
 	sql "UPDATE outreach.message SET claimed_by = 'bench-done' WHERE claimed_by = 'bench'" >/dev/null
@@ -107,5 +111,9 @@ printf '%-62s %10s\n' "SMTP sink ceiling: smtplib client, 1 connection" "$sink1"
 printf '%-62s %10s\n' "SMTP sink ceiling: smtplib client, 4 connections" "$sink4"
 printf '%-62s %10s\n' "outreach-gateway --once to the sink, 1 connection" "$gw1"
 printf '%-62s %10s\n' "outreach-gateway --once to the sink, 4 connections" "$gw4"
+for c in 1 4; do
+	[ -f "$BENCH_DIR/cpu.$c" ] && printf '%-62s %10s\n' "gateway's own CPU (user+sys) per message, $c connection(s)" \
+		"$(awk -v n="$N" '{ printf "%.3f ms", ($1 + $2) * 1000 / n }' "$BENCH_DIR/cpu.$c")"
+done
 printf '\ngateway / sink ceiling: %s (1 connection), %s (4 connections)\n' \
 	"$(awk -v a="$gw1" -v b="$sink1" 'BEGIN { printf "%.2f", a / b }')" "$(awk -v a="$gw4" -v b="$sink4" 'BEGIN { printf "%.2f", a / b }')"
