@@ -22,7 +22,7 @@ UPGRADE_PARTS = $(sort $(wildcard sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)/*.s
 DATA_built = sql/outreach--$(EXTVERSION).sql sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql
 # Earlier upgrade scripts, and the full scripts of released versions (kept to test the upgrades).
 DATA       = sql/outreach--0.1.0--0.2.0.sql sql/outreach--0.1.0.sql sql/outreach--0.2.0.sql
-EXTRA_CLEAN = sql/outreach--$(EXTVERSION).sql sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql
+EXTRA_CLEAN = sql/outreach--$(EXTVERSION).sql sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql src/gateway/outreach-gateway
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
@@ -39,6 +39,22 @@ sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql: $(UPGRADE_PARTS) $(SQL_PARTS) 
 	@echo "-- outreach $(UPGRADE_FROM) -> $(EXTVERSION): generated from sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)/*.sql by make; do not edit" > $@
 	@printf '%s\n' '\echo Use "ALTER EXTENSION outreach UPDATE" to load this file. \quit' >> $@
 	cat $(UPGRADE_PARTS) >> $@
+
+# outreach-gateway (src/gateway/, docs/delivery.md): a program beside the module, built by
+# `make` and installed into PostgreSQL's bindir by `make install` (DESTDIR honoured).
+GATEWAY      = src/gateway/outreach-gateway
+GATEWAY_SRCS = $(sort $(wildcard src/gateway/*.c))
+GATEWAY_CFLAGS = -std=gnu11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
+	-I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libcurl libmicrohttpd openssl)
+GATEWAY_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq $(shell pkg-config --libs libcurl libmicrohttpd openssl) -pthread
+all: $(GATEWAY)
+$(GATEWAY): $(GATEWAY_SRCS) src/gateway/gateway.h
+	$(CC) $(GATEWAY_CFLAGS) -o $@ $(GATEWAY_SRCS) $(GATEWAY_LIBS)
+install: install-gateway
+.PHONY: install-gateway
+install-gateway: $(GATEWAY)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(GATEWAY) '$(DESTDIR)$(bindir)/outreach-gateway'
 
 .PHONY: test demo demo-stop bench
 # Everything from a fresh Debian machine: packages, build, private install, throwaway cluster, all suites.

@@ -58,9 +58,12 @@ PSQL=("$PRIVATE_BIN/psql" -X -q -v ON_ERROR_STOP=1 -P pager=off
       -v contacts="${DEMO_CONTACTS:-10000}" -v seed="${DEMO_SEED:-42}" -v synthea_dir="$DEMO_DIR/synthea-sample")
 "${PSQL[@]}" -c "CREATE EXTENSION outreach CASCADE" >/dev/null
 
-for f in scripts/demo.d/*.sql; do
+for f in scripts/demo.d/*.sql scripts/demo.d/*.sh; do
 	[ -f "$f" ] || continue
-	"${PSQL[@]}" -f "$f" || die "demo section $f failed"
+	case "$f" in
+	*.sh) DEMO_DIR="$DEMO_DIR" bash "$f" || die "demo section $f failed" ;;   # sections that run programs
+	*) "${PSQL[@]}" -f "$f" || die "demo section $f failed" ;;
+	esac
 done
 
 cat <<MSG

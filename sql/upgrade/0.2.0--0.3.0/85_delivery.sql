@@ -1,0 +1,1 @@
+../../parts/85_delivery.sql
