@@ -38,7 +38,7 @@ BEGIN
 END $$;
 
 -- Definitions: one row per create / drop, one per change of what a user defines (not the
--- bookkeeping the ticks update), and one per object and transaction: create_segment inserts
+-- bookkeeping the ticks update), and one per object and statement: create_segment inserts
 -- and then stores the definition, which is one action.
 CREATE FUNCTION outreach._audit_definition() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -70,7 +70,7 @@ BEGIN
   END IF;
   IF TG_OP = 'UPDATE' AND EXISTS (
       SELECT 1 FROM outreach.audit_log a WHERE a.xid = pg_catalog.pg_current_xact_id()
-        AND a.object_kind = kind AND a.object_name = obj AND a.action IN ('create', 'alter')) THEN
+        AND a.at >= pg_catalog.statement_timestamp() AND a.object_kind = kind AND a.object_name = obj AND a.action IN ('create', 'alter')) THEN
     RETURN NULL;
   END IF;
   PERFORM outreach._audit(CASE TG_OP WHEN 'INSERT' THEN 'create' WHEN 'DELETE' THEN 'drop' ELSE 'alter' END,
