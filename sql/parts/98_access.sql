@@ -717,8 +717,9 @@ REVOKE ALL ON ALL TABLES IN SCHEMA outreach FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA outreach FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA outreach FROM PUBLIC;
 
--- outreach_admin: every table, view and sequence, every API function (not the internal
--- _helpers, which the API calls); the audit log is read-only (97_audit.sql).
+-- outreach_admin: every table, view and sequence, every function (the admin-only API runs
+-- with its caller's rights, so the internal helpers it calls too); the audit log is
+-- read-only (97_audit.sql).
 GRANT ALL ON ALL TABLES IN SCHEMA outreach TO outreach_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA outreach TO outreach_admin;
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON outreach.audit_log FROM outreach_admin;
@@ -736,7 +737,7 @@ DECLARE
   f regprocedure;
 BEGIN
   FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-           WHERE p.pronamespace = 'outreach'::regnamespace AND p.proname !~ '^_' AND p.prorettype <> 'trigger'::regtype
+           WHERE p.pronamespace = 'outreach'::regnamespace AND p.prorettype <> 'trigger'::regtype
   LOOP
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO outreach_admin', f);
   END LOOP;
@@ -832,25 +833,17 @@ BEGIN
              'create_subscription_list', 'subscribe', 'unsubscribe',
              'create_journey', 'add_step', 'set_entry_step', 'validate_journey', 'launch_journey', 'stop_journey',
              'drop_journey', 'retry_enrollment',
-             'claim_messages', 'report_delivery', 'report_interaction', 'unsubscribe_by_token', 'confirm_subscription'))
+             'claim_messages', 'report_delivery', 'report_interaction', 'unsubscribe_by_token', 'confirm_subscription',
+             -- admin-only, but the owner analyzes the tables it fills
+             'generate_population', 'remove_population'))
   LOOP
     EXECUTE pg_catalog.format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
   END LOOP;
 END
 $definer$;
 
--- The wrappers are what roles call; the unchecked bodies are the owner's.
+-- Functions default to EXECUTE for PUBLIC: whatever was created above, nothing for PUBLIC.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA outreach FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION outreach.compile(outreach.segment_query, boolean, text),
-  outreach.validate(outreach.segment_query, text, text),
-  outreach.evaluate(outreach.segment_query, text), outreach.evaluate(outreach.segment_query, bigint[], text),
-  outreach.preview(outreach.segment_query, integer, text), outreach.go_live(text),
-  outreach.segment_members_at(text, timestamptz), outreach.add_members(text, bigint[]),
-  outreach.remove_members(text, bigint[]), outreach.preview_template(text, bigint), outreach.retry_enrollment(bigint)
-  TO outreach_admin, outreach_marketer;
-GRANT EXECUTE ON FUNCTION outreach.grant_organization(name, text), outreach.revoke_organization(name, text),
-  outreach.grant_segmentation(text, name, text[]), outreach.revoke_segmentation(text, name, text[])
-  TO outreach_admin;
 -- The owner of a registered table decides who segments on it, whatever group it is in.
 GRANT EXECUTE ON FUNCTION outreach.grant_segmentation(text, name, text[]), outreach.revoke_segmentation(text, name, text[])
   TO outreach_marketer, outreach_analyst;
