@@ -4,7 +4,7 @@
 -- issue 20; the audit trail; the test clock; template and render hardening.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(106);
+SELECT plan(110);
 
 -- ------------------------------------------------------------------ fixtures
 CREATE ROLE t_admin;    GRANT outreach_admin TO t_admin;
@@ -111,6 +111,15 @@ SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'outreach'::reg
             AND p.prorettype <> 'trigger'::regtype AND NOT has_function_privilege('t_admin', p.oid, 'EXECUTE'))::int, 0,
           'the admin may execute every API function');
 SELECT is(pg_temp.try_as('t_admin', 'UPDATE outreach.audit_log SET actor = ''x'''), '42501', 'even the admin does not update the audit log');
+
+-- the admin is not a superuser, and runs the extension
+SET LOCAL ROLE t_admin;
+SELECT lives_ok($$ SELECT outreach.create_segment('admin_seg', 'contact where has condition where code = ''65'''); SELECT outreach.go_live('admin_seg') $$,
+  'a non-superuser admin creates and takes segments live');
+SELECT lives_ok($$ SELECT outreach.tick(); SELECT outreach.tick_journeys() $$, 'and runs the ticks');
+SELECT is((SELECT count(*) FROM outreach.segment_members WHERE segment = 'admin_seg')::int, 50, 'and sees every organization');
+SELECT lives_ok($$ SELECT outreach.drop_segment('admin_seg') $$, 'and drops segments');
+RESET ROLE;
 
 -- API functions: who may call which
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM (SELECT DISTINCT p.proname FROM pg_proc p
