@@ -23,8 +23,8 @@ else
 	notok "docs/security.md differs from the catalog (run scripts/security-matrix.sh):"
 	diff <(echo "$doc") <(echo "$catalog") | head -40
 fi
-# every table, view and API function appears in it
-missing=$("$PSQL" -X -At -c "select 1" >/dev/null 2>&1; echo "$catalog" | grep -c '^| `' || true)
-if [ "$missing" -gt 50 ]; then ok "the matrix lists $missing objects"; else notok "the matrix lists only $missing objects"; fi
+# and is not empty
+listed=$(echo "$catalog" | grep -c '^| `' || true)
+if [ "$listed" -gt 100 ]; then ok "the matrix lists $listed tables, views and functions"; else notok "the matrix lists only $listed objects"; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
