@@ -45,19 +45,23 @@ SELECT outreach._dump('outreach.organization_grant');
 COMMENT ON TABLE outreach.organization_grant IS
   'Organizations (accounts) whose patients a role sees; account_id NULL means every organization';
 
+-- The helpers the policies evaluate are plain SQL without a SET clause, every name
+-- qualified, so the planner inlines them and a query pays for them once (an InitPlan), not
+-- per row or per GUC switch.
+
 -- The role a request acts for (see the header): SET ROLE's role, else the session user.
 CREATE FUNCTION outreach._caller() RETURNS name
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE WHEN pg_catalog.current_setting('role') = 'none' THEN pg_catalog.session_user()::name
+LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN pg_catalog.session_user()::name
               ELSE pg_catalog.current_setting('role')::name END
 $$;
 
 -- Sees every organization: superusers, roles that bypass row-level security, and members of
 -- outreach_admin.
 CREATE FUNCTION outreach._unscoped(r name) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT coalesce((SELECT a.rolsuper OR a.rolbypassrls FROM pg_catalog.pg_roles a WHERE a.rolname = r), false)
-      OR coalesce((SELECT pg_catalog.pg_has_role(a.oid, 'outreach_admin', 'USAGE') FROM pg_catalog.pg_roles a WHERE a.rolname = r), false)
+LANGUAGE sql STABLE AS $$
+  SELECT pg_catalog.pg_has_role(r, 'outreach_admin', 'USAGE')
+      OR coalesce((SELECT a.rolsuper OR a.rolbypassrls FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) r), false)
 $$;
 
 -- The organizations role r sees: NULL for all of them, else the accounts granted to r or to
@@ -65,31 +69,53 @@ $$;
 -- querying role, which reads its own grants only) or a SECURITY DEFINER function (which
 -- reads every grant).
 CREATE FUNCTION outreach._scope_of(r name) RETURNS bigint[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE AS $$
   SELECT CASE
     WHEN outreach._unscoped(r) THEN NULL
-    WHEN bool_or(g.account_id IS NULL) THEN NULL
-    ELSE coalesce(array_agg(g.account_id) FILTER (WHERE g.account_id IS NOT NULL), '{}') END
-  FROM pg_catalog.pg_roles a
-  JOIN outreach.organization_grant g ON g.grantee = a.rolname
-  WHERE pg_catalog.pg_has_role(r, a.oid, 'USAGE')
+    WHEN pg_catalog.bool_or(g.account_id IS NULL) THEN NULL
+    ELSE coalesce(pg_catalog.array_agg(g.account_id) FILTER (WHERE g.account_id IS NOT NULL), '{}') END
+  FROM outreach.organization_grant g
+  WHERE pg_catalog.pg_has_role(r, pg_catalog.to_regrole(g.grantee), 'USAGE')
 $$;
 
--- What policies read: the querying role's scope.
+-- What policies read: the querying role's scope.  (Policies do not apply to superusers and
+-- BYPASSRLS roles, so only the admin group matters here.)  PL/pgSQL because its plan is
+-- kept for the session: each query evaluates it once per policy, as an InitPlan.
 CREATE FUNCTION outreach._scope() RETURNS bigint[]
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT outreach._scope_of(current_user)
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  accounts bigint[];
+  every boolean;
+BEGIN
+  IF pg_catalog.pg_has_role(current_user, 'outreach_admin', 'USAGE') THEN
+    RETURN NULL;
+  END IF;
+  SELECT pg_catalog.bool_or(g.account_id IS NULL),
+         coalesce(pg_catalog.array_agg(g.account_id) FILTER (WHERE g.account_id IS NOT NULL), '{}')
+    INTO every, accounts
+  FROM outreach.organization_grant g
+  WHERE pg_catalog.pg_has_role(current_user, pg_catalog.to_regrole(g.grantee), 'USAGE');
+  RETURN CASE WHEN every THEN NULL ELSE accounts END;
+END $$;
 
 -- Whether contact cid belongs to one of the organizations in scope (NULL scope: all).
--- Read by the SECURITY DEFINER functions and the analyst views, which bypass the policies.
+-- Read by the SECURITY DEFINER functions, which bypass the policies.
 CREATE FUNCTION outreach._in_scope(cid bigint, scope bigint[]) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE AS $$
   SELECT scope IS NULL OR EXISTS (
-    SELECT 1 FROM outreach.contact c WHERE c.id = cid
+    SELECT 1 FROM outreach.contact c WHERE c.id OPERATOR(pg_catalog.=) cid
       AND (c.account_id OPERATOR(pg_catalog.=) ANY (scope)
            OR EXISTS (SELECT 1 FROM outreach.contact_organization co
-                      WHERE co.contact_id = c.id AND co.account_id OPERATOR(pg_catalog.=) ANY (scope))))
+                      WHERE co.contact_id OPERATOR(pg_catalog.=) c.id AND co.account_id OPERATOR(pg_catalog.=) ANY (scope))))
+$$;
+
+-- The contacts of the organizations in scope (a set, for semi-joins with large results;
+-- a contact may appear twice, which a semi-join ignores).
+CREATE FUNCTION outreach._scope_contacts(scope bigint[]) RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $$
+  SELECT c.id FROM outreach.contact c WHERE c.account_id OPERATOR(pg_catalog.=) ANY (scope)
+  UNION ALL
+  SELECT co.contact_id FROM outreach.contact_organization co WHERE co.account_id OPERATOR(pg_catalog.=) ANY (scope)
 $$;
 
 CREATE FUNCTION outreach._account_id(account text) RETURNS bigint
@@ -173,8 +199,7 @@ COMMENT ON FUNCTION outreach.revoke_organization(name, text) IS
 
 ALTER TABLE outreach.organization_grant ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_grants ON outreach.organization_grant
-  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_roles a WHERE a.rolname = grantee
-                 AND pg_catalog.pg_has_role(current_user, a.oid, 'USAGE')));
+  USING (pg_catalog.pg_has_role(current_user, pg_catalog.to_regrole(grantee), 'USAGE'));
 
 ALTER TABLE outreach.contact_organization ENABLE ROW LEVEL SECURITY;
 CREATE POLICY organization_scope ON outreach.contact_organization
@@ -431,7 +456,7 @@ BEGIN
   IF scope IS NULL THEN
     RETURN QUERY SELECT e FROM outreach._evaluate_unchecked(q, time_zone) e;
   ELSE
-    RETURN QUERY SELECT e FROM outreach._evaluate_unchecked(q, time_zone) e WHERE outreach._in_scope(e, scope);
+    RETURN QUERY SELECT e FROM outreach._evaluate_unchecked(q, time_zone) e WHERE e IN (SELECT x FROM outreach._scope_contacts(scope) x);
   END IF;
 END $$;
 SELECT outreach._move_comment('outreach._evaluate_unchecked(outreach.segment_query, text)',
@@ -450,7 +475,7 @@ BEGIN
     RETURN QUERY SELECT e FROM outreach._evaluate_unchecked(q, contact_ids, time_zone) e;
   ELSE
     RETURN QUERY SELECT e FROM outreach._evaluate_unchecked(q, contact_ids, time_zone) e
-                 WHERE outreach._in_scope(e, outreach._scope_of(outreach._caller()));
+                 WHERE e IN (SELECT x FROM outreach._scope_contacts(outreach._scope_of(outreach._caller())) x);
   END IF;
 END $$;
 SELECT outreach._move_comment('outreach._evaluate_unchecked(outreach.segment_query, bigint[], text)',
@@ -467,14 +492,18 @@ BEGIN
   END IF;
   PERFORM outreach._check_segmentation(q);
   PERFORM outreach._audit('export', 'query', q::text, '{"function": "preview"}');
-  IF outreach._scope_of(outreach._caller()) IS NULL THEN
-    RETURN QUERY SELECT * FROM outreach._preview_unchecked(q, sample_size, time_zone);
-  ELSE
-    RETURN QUERY
-      WITH sc AS MATERIALIZED (SELECT outreach._scope_of(outreach._caller()) AS scope),
-      m AS MATERIALIZED (SELECT e FROM outreach._evaluate_unchecked(q, time_zone) e, sc WHERE outreach._in_scope(e, sc.scope))
-      SELECT (SELECT count(*) FROM m), ARRAY(SELECT e FROM m ORDER BY e LIMIT sample_size);
-  END IF;
+  DECLARE
+    scope bigint[] := outreach._scope_of(outreach._caller());
+  BEGIN
+    IF scope IS NULL THEN
+      RETURN QUERY SELECT * FROM outreach._preview_unchecked(q, sample_size, time_zone);
+    ELSE
+      RETURN QUERY
+        WITH m AS MATERIALIZED (SELECT e FROM outreach._evaluate_unchecked(q, time_zone) e
+                                WHERE e IN (SELECT x FROM outreach._scope_contacts(scope) x))
+        SELECT (SELECT count(*) FROM m), ARRAY(SELECT e FROM m ORDER BY e LIMIT sample_size);
+    END IF;
+  END;
 END $$;
 SELECT outreach._move_comment('outreach._preview_unchecked(outreach.segment_query, integer, text)',
                               'outreach.preview(outreach.segment_query, integer, text)');
@@ -518,7 +547,7 @@ DECLARE
 BEGIN
   PERFORM outreach._audit('export', 'segment', segment, '{"function": "segment_members_at"}');
   RETURN QUERY SELECT e FROM outreach._segment_members_at_unchecked(segment, at) e
-               WHERE scope IS NULL OR outreach._in_scope(e, scope);
+               WHERE scope IS NULL OR e IN (SELECT x FROM outreach._scope_contacts(scope) x);
 END $$;
 SELECT outreach._move_comment('outreach._segment_members_at_unchecked(text, timestamptz)',
                               'outreach.segment_members_at(text, timestamptz)');
