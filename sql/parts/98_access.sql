@@ -609,7 +609,12 @@ ALTER FUNCTION outreach.retry_enrollment(bigint) RENAME TO _retry_enrollment_unc
 CREATE FUNCTION outreach.retry_enrollment(enrollment_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  PERFORM outreach._require_contacts(ARRAY(SELECT e.contact_id FROM outreach.enrollment e WHERE e.id = enrollment_id));
+  -- another organization's enrollment reads like one that is not failed: nothing about it
+  IF NOT outreach._in_scope((SELECT e.contact_id FROM outreach.enrollment e WHERE e.id = enrollment_id),
+                            outreach._scope_of(outreach._caller())) THEN
+    RAISE EXCEPTION 'enrollment % is not failed', enrollment_id
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Only failed enrollments can be retried.';
+  END IF;
   PERFORM outreach._retry_enrollment_unchecked(enrollment_id);
 END $$;
 SELECT outreach._move_comment('outreach._retry_enrollment_unchecked(bigint)', 'outreach.retry_enrollment(bigint)');

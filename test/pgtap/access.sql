@@ -4,7 +4,7 @@
 -- issue 20; the audit trail; the test clock; template and render hardening.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(110);
+SELECT plan(113);
 
 -- ------------------------------------------------------------------ fixtures
 CREATE ROLE t_admin;    GRANT outreach_admin TO t_admin;
@@ -252,6 +252,21 @@ SELECT throws_ok(format('SELECT outreach.unsubscribe(''letters'', %s)', (SELECT 
   'nor unsubscribed');
 SELECT is((SELECT subject FROM outreach.preview_template('news', (SELECT id FROM ids WHERE external_id = 'p1'))), 'News for First1',
   'A''s own patient previews');
+RESET ROLE;
+
+-- another organization's enrollment cannot be retried, and the error says nothing about it
+SELECT outreach.create_journey('scoped_journey', 'hyperopes');
+INSERT INTO outreach.enrollment (journey_id, contact_id, status, step_entered_at, entered_at)
+SELECT j.id, (SELECT id FROM ids WHERE external_id = 'p40'), 'failed', now(), now() FROM outreach.journey j WHERE j.name = 'scoped_journey';
+SELECT max(id) AS b_enrollment FROM outreach.enrollment \gset
+SET LOCAL ROLE t_mk_a;
+SELECT is((SELECT count(*) FROM outreach.enrollment WHERE id = :b_enrollment)::int, 0, 'marketer A does not see B''s enrollment');
+SELECT throws_ok('SELECT outreach.retry_enrollment(' || :b_enrollment || ')', '55000',
+  'enrollment ' || :b_enrollment || ' is not failed',
+  'marketer A cannot retry B''s failed enrollment; it reads like one that is not failed');
+RESET ROLE;
+SET LOCAL ROLE t_mk_b;
+SELECT lives_ok('SELECT outreach.retry_enrollment(' || :b_enrollment || ')', 'marketer B retries it');
 RESET ROLE;
 
 -- segmentation rights per entity and field
