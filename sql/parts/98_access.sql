@@ -232,7 +232,13 @@ BEGIN
 END
 $rls$;
 
--- Reachable only through a table above.
+-- Reachable only through a table above.  An account (an organization, or a household of
+-- the generator and imports) is visible when granted or when one of its contacts is.
+ALTER TABLE outreach.account ENABLE ROW LEVEL SECURITY;
+CREATE POLICY organization_scope ON outreach.account
+  USING ((SELECT outreach._scope()) IS NULL
+         OR id = ANY ((SELECT outreach._scope())::bigint[])
+         OR EXISTS (SELECT 1 FROM outreach.contact c WHERE c.account_id = account.id));
 ALTER TABLE outreach.enrollment_step ENABLE ROW LEVEL SECURITY;
 CREATE POLICY organization_scope ON outreach.enrollment_step
   USING ((SELECT outreach._scope()) IS NULL
@@ -788,7 +794,7 @@ BEGIN
            WHERE p.pronamespace = 'outreach'::regnamespace
              AND (p.proname LIKE 'segment\_query\_%'
                   OR p.proname IN ('now', 'allowed_value', 'valid_phone', 'valid_time_zone', 'field_allowed_values',
-                                   '_caller', '_unscoped', '_scope_of', '_scope', '_cell'))
+                                   '_scope', '_cell'))
   LOOP
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO outreach_marketer, outreach_analyst, outreach_sender', f);
   END LOOP;

@@ -4,7 +4,7 @@
 -- issue 20; the audit trail; the test clock; template and render hardening.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(113);
+SELECT plan(114);
 
 -- ------------------------------------------------------------------ fixtures
 CREATE ROLE t_admin;    GRANT outreach_admin TO t_admin;
@@ -144,7 +144,7 @@ SELECT ok(has_function_privilege('t_mk_a', 'outreach.create_segment(text,outreac
           AND has_function_privilege('t_mk_a', 'outreach.subscribe(text,bigint,text)', 'EXECUTE'),
           'the marketer may manage segments, journeys, templates and lists');
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'outreach'::regnamespace AND p.proname ~ '^_'
-            AND p.proname NOT IN ('_caller', '_unscoped', '_scope_of', '_scope', '_cell')
+            AND p.proname NOT IN ('_scope', '_cell')
             AND (has_function_privilege('t_mk_a', p.oid, 'EXECUTE') OR has_function_privilege('t_analyst', p.oid, 'EXECUTE')
                  OR has_function_privilege('t_sender', p.oid, 'EXECUTE')))::int, 0,
           'internal functions are the owner''s, but the few the policies evaluate');
@@ -187,6 +187,7 @@ SELECT ok((SELECT bool_and(e IN (SELECT id FROM ids WHERE external_id::text IN (
           'A''s preview sample holds A''s patients only');
 SELECT is((SELECT count(*) FROM outreach.evaluate('contact where has condition where code = ''65'''))::int, 30, 'A''s evaluate returns A''s patients');
 SELECT is((SELECT count(*) FROM outreach.contact)::int, 30, 'A reads 30 contacts');
+SELECT is((SELECT array_agg(name::text) FROM outreach.account), '{"Clinic A"}', 'and the accounts of its organizations and contacts only');
 SELECT is((SELECT members FROM outreach.segment_overview WHERE name = 'hyperopes'), 30::bigint, 'segment_overview counts A''s members for A');
 RESET ROLE;
 SET LOCAL ROLE t_mk_b;
