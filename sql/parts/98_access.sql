@@ -248,6 +248,23 @@ CREATE POLICY owner_only ON outreach.segment_pending USING (false);
 ALTER TABLE outreach.synthea_source_row ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_only ON outreach.synthea_source_row USING (false);
 
+-- Member lists read through the views are exports too: each query of segment_members writes
+-- one audit row (an InitPlan, once per query, not per row).  The view keeps its columns and
+-- definition (read back from the catalog) and gains the audit condition.
+CREATE FUNCTION outreach._audit_read(view_name text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM outreach._audit('export', 'view', view_name);
+  RETURN true;
+END $$;
+DO $members$
+BEGIN
+  EXECUTE pg_catalog.format(
+    'CREATE OR REPLACE VIEW outreach.segment_members AS SELECT v.* FROM (%s) v WHERE (SELECT outreach._audit_read(%L))',
+    rtrim(pg_catalog.pg_get_viewdef('outreach.segment_members'::regclass), ';'), 'segment_members');
+END
+$members$;
+
 -- Views run with the rights of whoever reads them, so the policies and column privileges
 -- of the tables behind them apply (a view must not show what its tables hide).  The
 -- analyst's reporting views below are the exception: they are made to be read without
@@ -277,7 +294,8 @@ CREATE TABLE outreach.segmentation_grant (
   granted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   UNIQUE NULLS NOT DISTINCT (entity, field, grantee)
 );
-SELECT outreach._dump('outreach.segmentation_grant');
+-- The default grants below come back with the extension on restore; dump the others.
+SELECT outreach._dump('outreach.segmentation_grant', 'WHERE granted_by <> ''outreach''');
 COMMENT ON TABLE outreach.segmentation_grant IS
   'Who may use a registered entity (field NULL: every field) in segment queries, without any right to read its rows';
 INSERT INTO outreach.segmentation_grant (entity, field, grantee, granted_by)
@@ -681,15 +699,14 @@ CREATE TABLE outreach.access_settings (
   singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   min_cell_size integer NOT NULL DEFAULT 11 CHECK (min_cell_size BETWEEN 1 AND 1000)
 );
-INSERT INTO outreach.access_settings DEFAULT VALUES;
 SELECT outreach._dump('outreach.access_settings');
 COMMENT ON TABLE outreach.access_settings IS
-  'Access settings: min_cell_size, the smallest non-zero count the reporting views show (smaller ones are NULL)';
+  'Access settings (one row, absent = defaults): min_cell_size, the smallest non-zero count the reporting views show (smaller ones are NULL; default 11)';
 
 -- A count as reported: NULL when between 1 and min_cell_size - 1.
 CREATE FUNCTION outreach._cell(n bigint) RETURNS bigint
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE WHEN n > 0 AND n < (SELECT s.min_cell_size FROM outreach.access_settings s) THEN NULL ELSE n END
+  SELECT CASE WHEN n > 0 AND n < coalesce((SELECT s.min_cell_size FROM outreach.access_settings s), 11) THEN NULL ELSE n END
 $$;
 
 -- The views below run with their owner's rights (so an analyst needs no right on the
@@ -794,7 +811,7 @@ BEGIN
            WHERE p.pronamespace = 'outreach'::regnamespace
              AND (p.proname LIKE 'segment\_query\_%'
                   OR p.proname IN ('now', 'allowed_value', 'valid_phone', 'valid_time_zone', 'field_allowed_values',
-                                   '_scope', '_cell'))
+                                   '_scope', '_cell', '_audit_read'))
   LOOP
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO outreach_marketer, outreach_analyst, outreach_sender', f);
   END LOOP;

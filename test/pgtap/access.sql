@@ -4,7 +4,7 @@
 -- issue 20; the audit trail; the test clock; template and render hardening.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(114);
+SELECT plan(119);
 
 -- ------------------------------------------------------------------ fixtures
 CREATE ROLE t_admin;    GRANT outreach_admin TO t_admin;
@@ -144,7 +144,7 @@ SELECT ok(has_function_privilege('t_mk_a', 'outreach.create_segment(text,outreac
           AND has_function_privilege('t_mk_a', 'outreach.subscribe(text,bigint,text)', 'EXECUTE'),
           'the marketer may manage segments, journeys, templates and lists');
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'outreach'::regnamespace AND p.proname ~ '^_'
-            AND p.proname NOT IN ('_scope', '_cell')
+            AND p.proname NOT IN ('_scope', '_cell', '_audit_read')
             AND (has_function_privilege('t_mk_a', p.oid, 'EXECUTE') OR has_function_privilege('t_analyst', p.oid, 'EXECUTE')
                  OR has_function_privilege('t_sender', p.oid, 'EXECUTE')))::int, 0,
           'internal functions are the owner''s, but the few the policies evaluate');
@@ -234,11 +234,12 @@ RESET ROLE;
 SET LOCAL ROLE t_analyst;
 SELECT is((SELECT members FROM outreach.report_segment_sizes WHERE segment = 'few'), NULL::bigint, 'a count of 3 is suppressed');
 RESET ROLE;
-UPDATE outreach.access_settings SET min_cell_size = 3;
+INSERT INTO outreach.access_settings (min_cell_size) VALUES (3) ON CONFLICT (singleton) DO UPDATE SET min_cell_size = EXCLUDED.min_cell_size;
 SET LOCAL ROLE t_analyst;
 SELECT is((SELECT members FROM outreach.report_segment_sizes WHERE segment = 'few'), 3::bigint, 'the threshold is configurable');
 RESET ROLE;
 SELECT is(pg_temp.try_as('t_analyst', 'UPDATE outreach.access_settings SET min_cell_size = 1'), '42501', 'but not by the analyst');
+SELECT is(pg_temp.try_as('t_mk_a', 'DELETE FROM outreach.access_settings'), '42501', 'nor by the marketer');
 UPDATE outreach.access_settings SET min_cell_size = 11;
 
 -- no leak of another organization's patient through the API or its errors
@@ -406,6 +407,10 @@ SELECT outreach.subscribe('audited_l', (SELECT id FROM ids WHERE external_id = '
 SELECT outreach.unsubscribe('audited_l', (SELECT id FROM ids WHERE external_id = 'p3'), 'patient via link');
 UPDATE outreach.contact SET do_not_email = true WHERE id = (SELECT id FROM ids WHERE external_id = 'p4');
 SELECT count(*) FROM outreach.evaluate('contact where first_name = ''x''');
+SELECT count(*) FROM outreach.segment_members;
+SELECT outreach.create_journey('audited_j', 'hyperopes');
+SELECT outreach.add_step('audited_j', 'wait', 'wait', duration => '1 day');
+SELECT outreach.drop_template('audited_t');
 RESET ROLE;
 SELECT outreach.grant_organization('t_analyst', 'Clinic B');
 SELECT is((SELECT row(n, actors)::text FROM pg_temp.audited('create', 'segment')), '(1,{t_mk_a})', 'create_segment: one audit row, by the marketer');
@@ -418,6 +423,11 @@ SELECT is((SELECT array_agg(detail ->> 'source' ORDER BY id) FROM outreach.audit
           '{staff,"patient via link"}', 'subscribe and unsubscribe: one consent row each, with their source');
 SELECT is((SELECT row(n, actors)::text FROM pg_temp.audited('consent', 'contact')), '(1,{t_mk_a})', 'a do-not-email change: one consent row');
 SELECT is((SELECT row(n, actors)::text FROM pg_temp.audited('export', 'query')), '(1,{t_mk_a})', 'evaluate by a marketer: one export row');
+SELECT is((SELECT row(n, actors)::text FROM pg_temp.audited('export', 'view')), '(1,{t_mk_a})', 'reading segment_members: one export row');
+SELECT is((SELECT row(n, actors)::text FROM pg_temp.audited('create', 'journey')), '(1,{t_mk_a})', 'create_journey: one row');
+SELECT is((SELECT object_name FROM outreach.audit_log WHERE id > (SELECT id FROM audit_mark) AND action = 'create' AND object_kind = 'journey step'),
+          'audited_j.wait', 'add_step: one row naming the journey and step');
+SELECT is((SELECT n FROM pg_temp.audited('drop', 'template')), 1::bigint, 'drop_template: one row');
 SELECT is((SELECT row(n, actors)::text FROM pg_temp.audited('grant', 'organization')), '(1,{postgres})', 'grant_organization: one row, by the superuser');
 SELECT ok((SELECT bool_and(session_role IS NOT NULL AND at IS NOT NULL) FROM outreach.audit_log), 'rows carry the session user and the time');
 SELECT is(pg_temp.try_as('t_mk_a', 'SELECT * FROM outreach.audit_log'), '42501', 'a marketer cannot read the audit log');
