@@ -75,7 +75,7 @@ GRANT USAGE ON SCHEMA outreach TO bench_clinical;
 GRANT SELECT, INSERT ON outreach.condition TO bench_clinical;
 GRANT SELECT (id, account_id) ON outreach.contact TO bench_clinical;
 GRANT SELECT ON outreach.contact_organization TO bench_clinical;
-GRANT EXECUTE ON FUNCTION outreach._scope(),
+GRANT EXECUTE ON FUNCTION outreach._scope(), outreach._scope_compute(),
   outreach.allowed_value(text, text, text[]) TO bench_clinical;
 GRANT SELECT ON outreach.organization_grant TO bench_clinical;
 SELECT outreach.grant_organization(r, 'Org ' || g) FROM generate_series(0, 9) g, unnest('{bench_mk,bench_clinical}'::name[]) r;

@@ -1,7 +1,9 @@
 /*
  * access.c: the C side of access control (sql/parts/98_access.sql).
  *
- * Owns outreach._template_html_check(body, part): where a template token may stand in an
+ * Owns outreach._scope() (the organizations a policy lets the current user see, kept per
+ * transaction), compile/validate behind the segmentation check, and
+ * outreach._template_html_check(body, part): where a template token may stand in an
  * HTML body.  The renderer HTML-escapes every value (&, <, >, ", '), which is safe in text
  * and inside a quoted attribute value, and nowhere else:
  *   - inside a tag outside a quoted value (an unquoted value, an attribute or tag name), a
@@ -17,9 +19,13 @@
 
 #include <ctype.h>
 
+#include "access/xact.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(outreach_template_html_check);
 PG_FUNCTION_INFO_V1(outreach_compile_checked);
@@ -286,4 +292,83 @@ outreach_template_html_check(PG_FUNCTION_ARGS)
 		i++;
 	}
 	PG_RETURN_VOID();
+}
+
+/*
+ * outreach._scope(): the organizations the current user sees, as policies read it (NULL:
+ * all).  The policies of one statement evaluate it several times (one InitPlan each) and a
+ * transaction of single-row writes once per statement, so the result of the SQL that
+ * computes it (outreach._scope_compute()) is kept for the current user until the end of the
+ * transaction, a rolled-back subtransaction, or a change of organization_grant in this
+ * transaction (outreach._scope_reset(), called by a trigger on it).  A grant committed by
+ * another session is seen by the next transaction.
+ */
+PG_FUNCTION_INFO_V1(outreach_scope);
+PG_FUNCTION_INFO_V1(outreach_scope_reset);
+
+static bool scope_valid = false;
+static bool scope_callbacks = false;
+static Oid	scope_user = InvalidOid;
+static bool scope_isnull = true;
+static Datum scope_value = (Datum) 0;	/* in TopTransactionContext */
+
+static void
+scope_xact_callback(XactEvent event, void *arg)
+{
+	scope_valid = false;
+}
+
+static void
+scope_subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		scope_valid = false;
+}
+
+Datum
+outreach_scope(PG_FUNCTION_ARGS)
+{
+	Oid			user = GetUserId();
+
+	if (!scope_callbacks)
+	{
+		RegisterXactCallback(scope_xact_callback, NULL);
+		RegisterSubXactCallback(scope_subxact_callback, NULL);
+		scope_callbacks = true;
+	}
+	if (!scope_valid || scope_user != user)
+	{
+		int			ret;
+		bool		isnull;
+		Datum		value;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		ret = SPI_execute("SELECT outreach._scope_compute()", true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "outreach._scope_compute() returned %d", ret);
+		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		scope_isnull = isnull;
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+			scope_value = PointerGetDatum(PG_DETOAST_DATUM_COPY(value));
+			MemoryContextSwitchTo(old);
+		}
+		SPI_finish();
+		scope_user = user;
+		scope_valid = true;
+	}
+	if (scope_isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(PointerGetDatum(PG_DETOAST_DATUM_COPY(scope_value)));
+}
+
+/* trigger on organization_grant: the next _scope() recomputes */
+Datum
+outreach_scope_reset(PG_FUNCTION_ARGS)
+{
+	scope_valid = false;
+	return PointerGetDatum(NULL);
 }

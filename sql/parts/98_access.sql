@@ -79,9 +79,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- What policies read: the querying role's scope.  (Policies do not apply to superusers and
--- BYPASSRLS roles, so only the admin group matters here.)  PL/pgSQL because its plan is
--- kept for the session: each query evaluates it once per policy, as an InitPlan.
-CREATE FUNCTION outreach._scope() RETURNS bigint[]
+-- BYPASSRLS roles, so only the admin group matters here.)  _scope() is C (src/access.c): it
+-- keeps _scope_compute()'s result per user until the transaction ends, a subtransaction
+-- rolls back or organization_grant changes, so the policies of a statement pay for it once.
+CREATE FUNCTION outreach._scope_compute() RETURNS bigint[]
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
   accounts bigint[];
@@ -97,6 +98,12 @@ BEGIN
   WHERE pg_catalog.pg_has_role(current_user, pg_catalog.to_regrole(g.grantee), 'USAGE');
   RETURN CASE WHEN every THEN NULL ELSE accounts END;
 END $$;
+
+CREATE FUNCTION outreach._scope() RETURNS bigint[]
+LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'outreach_scope';
+
+CREATE FUNCTION outreach._scope_reset() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'outreach_scope_reset';
 
 -- Whether contact cid belongs to one of the organizations in scope (NULL scope: all).
 -- Read by the SECURITY DEFINER functions, which bypass the policies.
@@ -197,6 +204,8 @@ COMMENT ON FUNCTION outreach.revoke_organization(name, text) IS
 -- contact applies contact's own policy, an index probe per row).  The extension owner (the
 -- maintenance triggers, the ticks, the SECURITY DEFINER functions) is not subject to them.
 
+CREATE TRIGGER scope_reset AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON outreach.organization_grant
+  FOR EACH STATEMENT EXECUTE FUNCTION outreach._scope_reset();
 ALTER TABLE outreach.organization_grant ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_grants ON outreach.organization_grant
   USING (pg_catalog.pg_has_role(current_user, pg_catalog.to_regrole(grantee), 'USAGE'));
@@ -811,7 +820,7 @@ BEGIN
            WHERE p.pronamespace = 'outreach'::regnamespace
              AND (p.proname LIKE 'segment\_query\_%'
                   OR p.proname IN ('now', 'allowed_value', 'valid_phone', 'valid_time_zone', 'field_allowed_values',
-                                   '_scope', '_cell', '_audit_read'))
+                                   '_scope', '_scope_compute', '_cell', '_audit_read'))
   LOOP
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO outreach_marketer, outreach_analyst, outreach_sender', f);
   END LOOP;

@@ -4,7 +4,7 @@
 -- issue 20; the audit trail; the test clock; template and render hardening.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(119);
+SELECT plan(121);
 
 -- ------------------------------------------------------------------ fixtures
 CREATE ROLE t_admin;    GRANT outreach_admin TO t_admin;
@@ -144,7 +144,7 @@ SELECT ok(has_function_privilege('t_mk_a', 'outreach.create_segment(text,outreac
           AND has_function_privilege('t_mk_a', 'outreach.subscribe(text,bigint,text)', 'EXECUTE'),
           'the marketer may manage segments, journeys, templates and lists');
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'outreach'::regnamespace AND p.proname ~ '^_'
-            AND p.proname NOT IN ('_scope', '_cell', '_audit_read')
+            AND p.proname NOT IN ('_scope', '_scope_compute', '_cell', '_audit_read')
             AND (has_function_privilege('t_mk_a', p.oid, 'EXECUTE') OR has_function_privilege('t_analyst', p.oid, 'EXECUTE')
                  OR has_function_privilege('t_sender', p.oid, 'EXECUTE')))::int, 0,
           'internal functions are the owner''s, but the few the policies evaluate');
@@ -203,6 +203,18 @@ SET LOCAL ROLE t_mk_b;
 SELECT is((SELECT count(*) FROM outreach.contact)::int, 21, 'a contact of A that also belongs to C is seen by a role granted C');
 RESET ROLE;
 SELECT outreach.revoke_organization('t_mk_b', 'Clinic C');
+SET LOCAL ROLE t_mk_b;
+SELECT is((SELECT count(*) FROM outreach.contact)::int, 20, 'a revoked organization is no longer seen, in the same transaction');
+RESET ROLE;
+SAVEPOINT before_grant;
+SELECT outreach.grant_organization('t_mk_b', 'Clinic A');
+SET LOCAL ROLE t_mk_b;
+SELECT count(*) FROM outreach.contact;
+RESET ROLE;
+ROLLBACK TO SAVEPOINT before_grant;
+SET LOCAL ROLE t_mk_b;
+SELECT is((SELECT count(*) FROM outreach.contact)::int, 20, 'a grant rolled back to a savepoint is not seen');
+RESET ROLE;
 
 -- messages and interactions
 SELECT outreach.subscribe('letters', id) FROM ids;
