@@ -908,6 +908,8 @@ BEGIN
 END
 $definer$;
 
+DROP FUNCTION outreach._move_comment(regprocedure, regprocedure);   -- needed by this script only
+
 -- Functions default to EXECUTE for PUBLIC: whatever was created above, nothing for PUBLIC.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA outreach FROM PUBLIC;
 -- The owner of a registered table decides who segments on it, whatever group it is in.
