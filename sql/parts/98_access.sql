@@ -653,6 +653,51 @@ END $$;
 SELECT outreach._move_comment('outreach._retry_enrollment_unchecked(bigint)', 'outreach.retry_enrollment(bigint)');
 
 -- ---------------------------------------------------------------------------------------
+-- Journeys message their creator's organizations only
+-- ---------------------------------------------------------------------------------------
+-- Segments are shared definitions (their membership covers every organization); a journey
+-- created by an organization-scoped role keeps that role's organizations, and enrolls (so
+-- messages) only their patients.  A journey created by an admin is not restricted.
+CREATE TABLE outreach.journey_scope (
+  journey_id bigint PRIMARY KEY REFERENCES outreach.journey (id) ON DELETE CASCADE,
+  accounts   bigint[] NOT NULL,
+  scoped_by  name NOT NULL
+);
+SELECT outreach._dump('outreach.journey_scope');
+COMMENT ON TABLE outreach.journey_scope IS
+  'The organizations a journey may enroll patients of: those of the organization-scoped role that created it';
+
+CREATE FUNCTION outreach._journey_scope_created() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r name := outreach._caller();
+  scope bigint[] := outreach._scope_of(r);
+BEGIN
+  IF scope IS NOT NULL THEN
+    INSERT INTO outreach.journey_scope (journey_id, accounts, scoped_by) VALUES (NEW.id, scope, r);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER journey_scope AFTER INSERT ON outreach.journey
+  FOR EACH ROW EXECUTE FUNCTION outreach._journey_scope_created();
+
+-- An enrollment of a patient outside the journey's organizations is not made (the row is
+-- skipped; the contact is reconsidered if it joins one of them).
+CREATE FUNCTION outreach._enrollment_in_scope() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  accounts bigint[];
+BEGIN
+  SELECT s.accounts INTO accounts FROM outreach.journey_scope s WHERE s.journey_id = NEW.journey_id;
+  IF FOUND AND NOT outreach._in_scope(NEW.contact_id, accounts) THEN
+    RETURN NULL;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER enrollment_in_scope BEFORE INSERT ON outreach.enrollment
+  FOR EACH ROW EXECUTE FUNCTION outreach._enrollment_in_scope();
+
+-- ---------------------------------------------------------------------------------------
 -- Templates: a template exposes only contact fields its author may read
 -- ---------------------------------------------------------------------------------------
 CREATE FUNCTION outreach._template_html_check(body text, part text) RETURNS void
@@ -844,7 +889,7 @@ GRANT SELECT ON outreach.contact_organization, outreach.account,
   outreach.template, outreach.subscription_list, outreach.subscription, outreach.message, outreach.interaction,
   outreach.message_status, outreach.template_engagement, outreach.frequency_cap, outreach.quiet_hours,
   outreach.messaging_settings,
-  outreach.journey, outreach.journey_step, outreach.enrollment, outreach.enrollment_step,
+  outreach.journey, outreach.journey_step, outreach.journey_scope, outreach.enrollment, outreach.enrollment_step,
   outreach.journey_funnel, outreach.journey_step_funnel, outreach.journey_message_stats,
   outreach._journey_message_engagement
   TO outreach_marketer;

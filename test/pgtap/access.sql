@@ -4,7 +4,7 @@
 -- issue 20; the audit trail; the test clock; template and render hardening.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(121);
+SELECT plan(122);
 
 -- ------------------------------------------------------------------ fixtures
 CREATE ROLE t_admin;    GRANT outreach_admin TO t_admin;
@@ -78,7 +78,7 @@ SELECT is(pg_temp.readable('t_analyst'),
 SELECT is(pg_temp.readable('t_sender'), '{organization_grant}', 'the sender reads no table or view');
 SELECT is(pg_temp.readable('t_mk_a'),
   '{_journey_message_engagement,account,contact_organization,enrollment,enrollment_step,entity,entity_field,entity_link,'
-  'entity_overview,frequency_cap,interaction,journey,journey_funnel,journey_message_stats,journey_step,journey_step_funnel,'
+  'entity_overview,frequency_cap,interaction,journey,journey_funnel,journey_message_stats,journey_scope,journey_step,journey_step_funnel,'
   'message,message_status,messaging_settings,organization_grant,quiet_hours,report_journey_funnel,report_message_status,'
   'report_segment_sizes,segment,segment_change,segment_dependency,segment_entity,segment_member,segment_members,'
   'segment_overview,segment_pending,segment_template,segmentation_grant,subscription,subscription_list,template,'
@@ -282,6 +282,16 @@ RESET ROLE;
 SET LOCAL ROLE t_mk_b;
 SELECT lives_ok('SELECT outreach.retry_enrollment(' || :b_enrollment || ')', 'marketer B retries it');
 RESET ROLE;
+
+-- a journey messages its creator's organizations only
+SET LOCAL ROLE t_mk_a;
+SELECT outreach.create_journey('a_only', 'hyperopes');
+SELECT outreach.add_step('a_only', 'wait', 'wait', duration => '1 day');
+SELECT outreach.launch_journey('a_only');
+RESET ROLE;
+SELECT outreach.tick_journeys();
+SELECT is((SELECT count(*) FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id WHERE j.name = 'a_only')::int, 30,
+  'a journey created by marketer A enrolls A''s 30 patients of the 50 members');
 
 -- segmentation rights per entity and field
 SELECT outreach.revoke_segmentation('condition', 'outreach_marketer');
