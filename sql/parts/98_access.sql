@@ -275,15 +275,16 @@ END
 $members$;
 
 -- Views run with the rights of whoever reads them, so the policies and column privileges
--- of the tables behind them apply (a view must not show what its tables hide).  The
--- analyst's reporting views below are the exception: they are made to be read without
--- rights on the tables, and filter by the reader's organizations themselves.
+-- of the tables behind them apply (a view must not show what its tables hide).  Reporting
+-- views (named report_*, like the analyst's below) are the exception: they are made to be
+-- read without rights on the tables, and filter by the reader's organizations and suppress
+-- small counts themselves.
 DO $views$
 DECLARE
   v regclass;
 BEGIN
   FOR v IN SELECT c.oid::regclass FROM pg_catalog.pg_class c
-           WHERE c.relnamespace = 'outreach'::regnamespace AND c.relkind = 'v'
+           WHERE c.relnamespace = 'outreach'::regnamespace AND c.relkind = 'v' AND c.relname !~ '^report_'
   LOOP
     EXECUTE pg_catalog.format('ALTER VIEW %s SET (security_invoker = true)', v);
   END LOOP;
