@@ -52,15 +52,52 @@ BEGIN
   RETURN 'ok';
 END $$;
 
--- Every relation of the schema a role can read, tried for real.
+-- The tables, views and API functions of this suite's matrix (0.2.0 and the access part):
+-- the other parts of 0.3 grant their own objects and test them.  The invariants below that
+-- hold for every object (nothing for PUBLIC or a role with none, no clinical table for the
+-- marketer, RLS on every patient table, pinned search_path) are checked on the whole schema.
+CREATE FUNCTION pg_temp.known_relations() RETURNS text[] LANGUAGE sql AS $$
+  SELECT string_to_array(
+  '_journey_message_engagement,access_settings,account,allergy,audit_log,condition,contact,'
+  || 'contact_organization,contact_stamp,encounter,enrollment,enrollment_step,entity,'
+  || 'entity_field,entity_link,entity_overview,frequency_cap,immunization,interaction,journey,'
+  || 'journey_funnel,journey_message_stats,journey_scope,journey_step,journey_step_funnel,'
+  || 'journey_tick_run,medication,message,message_status,messaging_settings,observation,'
+  || 'organization_grant,procedure,quiet_hours,report_journey_funnel,report_message_status,'
+  || 'report_segment_sizes,segment,segment_change,segment_change_consumer,segment_dependency,'
+  || 'segment_entity,segment_member,segment_members,segment_overview,segment_pending,'
+  || 'segment_template,segmentation_grant,subscription,subscription_list,synthea_source_row,'
+  || 'template,template_engagement,tick_run,value_set,value_set_summary', ',')
+$$;
+CREATE FUNCTION pg_temp.known_functions() RETURNS text[] LANGUAGE sql AS $$
+  SELECT string_to_array(
+  'add_entity_link,add_members,add_step,allowed_value,alter_segment,alter_template,'
+  || 'claim_messages,compile,confirm_subscription,consume_segment_changes,create_journey,'
+  || 'create_segment,create_segment_from_template,create_static_segment,create_subscription_list,'
+  || 'create_template,drop_journey,drop_segment,drop_template,enqueue_message,evaluate,'
+  || 'field_allowed_values,generate_population,go_live,grant_organization,grant_segmentation,'
+  || 'import_synthea,launch_journey,next_local_window,now,preview,preview_template,'
+  || 'purge_audit_log,query_dependencies,quiet_hours_end,register_entity,remove_members,'
+  || 'remove_population,rename_segment,report_delivery,report_interaction,retry_enrollment,'
+  || 'revoke_organization,revoke_segmentation,schedule_tick,segment_members_at,set_entry_step,'
+  || 'set_segment_mode,set_segment_schedule,sms_segments,stop,stop_journey,subscribe,'
+  || 'template_query,template_tokens,tick,tick_journeys,touch_updated_at,unregister_entity,'
+  || 'unschedule_tick,unsubscribe,unsubscribe_by_token,valid_phone,valid_time_zone,validate,'
+  || 'validate_journey', ',')
+$$;
+
+-- Every relation of the matrix a role can read, tried for real.
 CREATE FUNCTION pg_temp.readable(r name) RETURNS text[] LANGUAGE sql AS $$
   SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname), '{}') FROM pg_class c
   WHERE c.relnamespace = 'outreach'::regnamespace AND c.relkind IN ('r', 'v', 'p')
+    AND c.relname = ANY (pg_temp.known_relations())
     AND pg_temp.try_as(r, format('SELECT * FROM %s LIMIT 1', c.oid::regclass)) = 'ok'
 $$;
 
 -- ------------------------------------------------------------------ the matrix, per role
-SELECT is(pg_temp.readable('t_nobody'), '{}', 'a role with no outreach role reads no table or view');
+SELECT is((SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'outreach'::regnamespace AND c.relkind IN ('r', 'v', 'p')
+            AND pg_temp.try_as('t_nobody', format('SELECT * FROM %s LIMIT 1', c.oid::regclass)) = 'ok')::int, 0,
+          'a role with no outreach role reads no table or view');
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'outreach'::regnamespace
             AND has_function_privilege('t_nobody', p.oid, 'EXECUTE'))::int, 0,
           'a role with no outreach role may execute no function');
@@ -97,7 +134,7 @@ SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'patient_id')),
           'the marketer may read no clinical table');
 SELECT is((SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'outreach'::regnamespace AND c.relkind IN ('r', 'v')
-            AND c.relname <> 'contact'
+            AND c.relname <> 'contact' AND c.relname = ANY (pg_temp.known_relations())
             AND (has_table_privilege('t_mk_a', c.oid, 'INSERT') OR has_table_privilege('t_mk_a', c.oid, 'UPDATE')
                  OR has_table_privilege('t_mk_a', c.oid, 'DELETE') OR has_table_privilege('t_mk_a', c.oid, 'TRUNCATE')))::int, 0,
           'the marketer writes no table directly (only through the API), but contact''s channels and consent');
@@ -124,12 +161,12 @@ RESET ROLE;
 -- API functions: who may call which
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM (SELECT DISTINCT p.proname FROM pg_proc p
             WHERE p.pronamespace = 'outreach'::regnamespace AND has_function_privilege('t_sender', p.oid, 'EXECUTE')
-              AND p.proname !~ '^(segment_query_|_)' ) p),
+              AND p.proname = ANY (pg_temp.known_functions())) p),
           '{allowed_value,claim_messages,confirm_subscription,field_allowed_values,now,report_delivery,report_interaction,'
           'unsubscribe_by_token,valid_phone,valid_time_zone}', 'the sender may claim, report and follow patients'' links, nothing else');
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM (SELECT DISTINCT p.proname FROM pg_proc p
             WHERE p.pronamespace = 'outreach'::regnamespace AND has_function_privilege('t_analyst', p.oid, 'EXECUTE')
-              AND p.proname !~ '^(segment_query_|_)') p),
+              AND p.proname = ANY (pg_temp.known_functions())) p),
           '{allowed_value,field_allowed_values,grant_segmentation,now,revoke_segmentation,valid_phone,valid_time_zone}',
           'the analyst calls no API function (granting segmentation on a table it owns aside)');
 SELECT ok(NOT has_function_privilege('t_mk_a', 'outreach.tick(timestamptz)', 'EXECUTE')
