@@ -11,7 +11,8 @@ OBJS = \
 	src/query_compile.o \
 	src/membership.o \
 	src/render.o \
-	src/sentiment.o
+	src/sentiment.o \
+	src/access.o
 
 # The install script is assembled from ordered parts so that each concern owns a file.
 SQL_PARTS  = $(sort $(wildcard sql/parts/*.sql))

@@ -29,7 +29,7 @@ _PG_init(void)
 							   "locally to the time it was called with, so tests can drive time.",
 							   &outreach_now_setting,
 							   "",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
 	MarkGUCPrefixReserved("outreach");

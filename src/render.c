@@ -278,12 +278,29 @@ outreach_template_tokens(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(makeArrayResult(astate, CurrentMemoryContext));
 }
 
+/*
+ * A substituted value is one line: control characters (line breaks above all, which in a
+ * subject would start another mail header) are folded to a space.  Tab is kept.
+ */
+static inline char
+fold_control(char c)
+{
+	return ((unsigned char) c < 0x20 && c != '\t') || c == 0x7f ? ' ' : c;
+}
+
+static void
+append_folded(StringInfo buf, const char *v)
+{
+	for (; *v; v++)
+		appendStringInfoChar(buf, fold_control(*v));
+}
+
 static void
 append_html_escaped(StringInfo buf, const char *v)
 {
 	for (; *v; v++)
 	{
-		switch (*v)
+		switch (fold_control(*v))
 		{
 			case '&':
 				appendStringInfoString(buf, "&amp;");
@@ -301,7 +318,7 @@ append_html_escaped(StringInfo buf, const char *v)
 				appendStringInfoString(buf, "&#39;");
 				break;
 			default:
-				appendStringInfoChar(buf, *v);
+				appendStringInfoChar(buf, fold_control(*v));
 		}
 	}
 }
@@ -310,7 +327,7 @@ append_html_escaped(StringInfo buf, const char *v)
  * outreach._render(body text, html boolean, keys text[], vals text[]) -> text
  * Substitutes every token with vals[k] where keys[k] is the token's path.  A NULL or empty
  * value (or a path not in keys) renders the token's default, or nothing.  With html, values
- * and defaults are HTML-escaped.
+ * and defaults are HTML-escaped.  Either way control characters in them become spaces.
  */
 Datum
 outreach_render(PG_FUNCTION_ARGS)
@@ -367,7 +384,7 @@ outreach_render(PG_FUNCTION_ARGS)
 			if (html)
 				append_html_escaped(&out, value);
 			else
-				appendStringInfoString(&out, value);
+				append_folded(&out, value);
 		}
 		i = tok.end;
 	}

@@ -1,0 +1,1 @@
+../../parts/97_audit.sql

@@ -1,0 +1,1 @@
+../../parts/98_access.sql
