@@ -20,7 +20,8 @@ UPGRADE_FROM  = 0.2.0
 UPGRADE_PARTS = $(sort $(wildcard sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)/*.sql))
 DATA_built = sql/outreach--$(EXTVERSION).sql sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql
 # Earlier upgrade scripts, and the full scripts of released versions (kept to test the upgrades).
-DATA       = sql/outreach--0.1.0--0.2.0.sql sql/outreach--0.1.0.sql sql/outreach--0.2.0.sql
+DATA       = sql/outreach--0.1.0--0.2.0.sql sql/outreach--0.1.0.sql sql/outreach--0.2.0.sql \
+             outreach--0.1.0.control outreach--0.2.0.control
 EXTRA_CLEAN = sql/outreach--$(EXTVERSION).sql sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
