@@ -204,3 +204,471 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION outreach.unschedule_tick() IS
   'Removes the pg_cron job "outreach-tick" of this database; false when there was none';
+
+-- Settings --------------------------------------------------------------------------------
+
+-- One row per setting: health thresholds, retention periods, batch sizes.  The admin
+-- changes them with outreach.set_operations_setting(name, value) (checked against the kind)
+-- or a plain UPDATE; docs/operations.md lists them with their defaults.
+CREATE TABLE outreach.operations_setting (
+  name        text PRIMARY KEY,
+  value       text NOT NULL,
+  kind        text NOT NULL
+              CONSTRAINT operations_setting_kind_allowed CHECK (outreach.allowed_value(kind, 'operations_setting.kind', '{interval,number,integer}')),
+  description text NOT NULL,
+  CONSTRAINT operations_setting_value_valid CHECK (
+    CASE kind WHEN 'interval' THEN value ~ '^[0-9 a-z:.]+$' AND value::interval >= interval '0'
+              WHEN 'number' THEN value ~ '^[0-9]+(\.[0-9]+)?$'
+              ELSE value ~ '^[0-9]+$' AND value::numeric BETWEEN 1 AND 2147483647 END)
+);
+COMMENT ON TABLE outreach.operations_setting IS
+  'Operations settings: health thresholds, retention periods and batch sizes (see docs/operations.md); change with outreach.set_operations_setting()';
+COMMENT ON COLUMN outreach.operations_setting.name IS 'Setting name, e.g. tick_late_critical or retention_tick_run';
+COMMENT ON COLUMN outreach.operations_setting.value IS 'The value, as text in the setting''s kind';
+COMMENT ON COLUMN outreach.operations_setting.kind IS 'interval, number (a rate such as 0.05) or integer (a count)';
+COMMENT ON COLUMN outreach.operations_setting.description IS 'What the setting controls';
+INSERT INTO outreach.operations_setting (name, value, kind, description) VALUES
+  ('tick_late_warning',        '3 minutes',  'interval', 'health tick: warning when the last tick finished longer ago than this'),
+  ('tick_late_critical',       '10 minutes', 'interval', 'health tick: critical when the last tick finished longer ago than this'),
+  ('queue_age_warning',        '15 minutes', 'interval', 'health queue: warning when the oldest due queued message waits longer than this'),
+  ('queue_age_critical',       '1 hour',     'interval', 'health queue: critical when the oldest due queued message waits longer than this'),
+  ('lease_overdue_warning',    '0 minutes',  'interval', 'health leases: warning when a claimed message is past its lease by more than this'),
+  ('lease_overdue_critical',   '1 hour',     'interval', 'health leases: critical when a claimed message is past its lease by more than this'),
+  ('failed_enrollments_window','1 day',      'interval', 'health enrollments: the window in which failed enrollments are counted'),
+  ('failed_enrollments_warning','1',         'integer',  'health enrollments: warning from this many failed enrollments in the window'),
+  ('failed_enrollments_critical','50',       'integer',  'health enrollments: critical from this many failed enrollments in the window'),
+  ('rate_window',              '7 days',     'interval', 'health bounce and complaint rates: the window of sent messages'),
+  ('rate_min_messages',        '50',         'integer',  'health bounce and complaint rates: fewer sent messages in the window than this is always ok'),
+  ('bounce_rate_warning',      '0.02',       'number',   'health bounces: warning from this share of sent messages bounced'),
+  ('bounce_rate_critical',     '0.05',       'number',   'health bounces: critical from this share of sent messages bounced'),
+  ('complaint_rate_warning',   '0.001',      'number',   'health complaints: warning from this share of sent messages complained about'),
+  ('complaint_rate_critical',  '0.003',      'number',   'health complaints: critical from this share of sent messages complained about'),
+  ('deferred_backlog_warning', '100000',     'integer',  'health deferred: warning from this many contacts waiting for the tick in deferred segments'),
+  ('deferred_backlog_critical','1000000',    'integer',  'health deferred: critical from this many contacts waiting for the tick'),
+  ('segment_late_warning',     '1 hour',     'interval', 'health segments: warning when a time-dependent segment''s re-evaluation is late by more than this'),
+  ('segment_late_critical',    '1 day',      'interval', 'health segments: critical when it is late by more than this'),
+  ('retention_batch',          '10000',      'integer',  'retention: at most this many rows of each kind purged per tick'),
+  ('retention_tick_run',       '30 days',    'interval', 'retention: tick_run and journey_tick_run rows older than this are purged'),
+  ('retention_segment_change', '2 years',    'interval', 'retention: membership history older than this is compacted (segment_members_at stays exact back to this horizon)'),
+  ('retention_interaction',    '2 years',    'interval', 'retention: interactions older than this are purged (not those of running enrollments)'),
+  ('retention_message',        '3 years',    'interval', 'retention: finished messages older than this are purged with their interactions (not those of running enrollments)'),
+  ('retention_message_body',   '30 days',    'interval', 'retention: subject and body of finished messages older than this are dropped (PHI); the row and its outcome stay'),
+  ('retention_alert',          '1 year',     'interval', 'retention: resolved alerts older than this are purged'),
+  ('retention_cron_history',   '7 days',     'interval', 'retention: pg_cron run details of the outreach jobs older than this are purged (in pg_cron''s database)');
+SELECT outreach._dump('outreach.operations_setting');
+CREATE TRIGGER outreach_restore_replaces_rows BEFORE INSERT ON outreach.operations_setting
+  FOR EACH STATEMENT WHEN (outreach._restoring()) EXECUTE FUNCTION outreach._restore_replaces_rows();
+GRANT SELECT ON outreach.operations_setting TO outreach_admin, outreach_analyst;
+GRANT UPDATE (value) ON outreach.operations_setting TO outreach_admin;
+
+CREATE FUNCTION outreach._setting(name text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT s.value FROM outreach.operations_setting s WHERE s.name = $1
+$$;
+REVOKE ALL ON FUNCTION outreach._setting(text) FROM PUBLIC;
+
+CREATE FUNCTION outreach.set_operations_setting(name text, value text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  s outreach.operations_setting;
+BEGIN
+  SELECT * INTO s FROM outreach.operations_setting x WHERE x.name = name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'unknown operations setting "%"', name USING ERRCODE = 'undefined_object',
+      HINT = 'SELECT name, value, description FROM outreach.operations_setting lists them.';
+  END IF;
+  BEGIN
+    UPDATE outreach.operations_setting x SET value = btrim(value) WHERE x.name = name;
+  EXCEPTION WHEN check_violation OR invalid_datetime_format OR invalid_text_representation OR not_null_violation THEN
+    RAISE EXCEPTION 'invalid value "%" for operations setting "%"', value, name USING ERRCODE = 'invalid_parameter_value',
+      DETAIL = pg_catalog.format('The setting is a non-negative %s.', s.kind),
+      HINT = CASE s.kind WHEN 'interval' THEN 'Write an interval such as ''15 minutes''.'
+                         WHEN 'number' THEN 'Write a decimal number such as 0.05.'
+                         ELSE 'Write a whole number such as 100.' END;
+  END;
+END $$;
+REVOKE ALL ON FUNCTION outreach.set_operations_setting(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION outreach.set_operations_setting(text, text) TO outreach_admin;
+COMMENT ON FUNCTION outreach.set_operations_setting(text, text) IS
+  'Changes an operations setting (health threshold, retention period, batch size), checked against its kind';
+
+-- Health ----------------------------------------------------------------------------------
+
+-- One row per check, ok / warning / critical, with the measured value and a detail a person
+-- can act on.  Read from outreach.health; outreach.check_alerts() turns critical checks into
+-- alerts.  Times are outreach.now() (tests drive the clock).
+CREATE FUNCTION outreach._health() RETURNS TABLE (check_name text, status text, value numeric, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  clock timestamptz := outreach.now();
+  last_tick timestamptz;
+  age interval;
+  n bigint;
+  total bigint;
+  rate numeric;
+  cron_db text := pg_catalog.current_setting('cron.database_name', true);
+  job record;
+  run record;
+  has_work boolean;
+BEGIN
+  -- tick: running and on time
+  SELECT max(r.at) INTO last_tick FROM outreach.tick_run r WHERE r.finished_at IS NOT NULL;
+  has_work := EXISTS (SELECT 1 FROM outreach.segment s WHERE s.status = 'live' AND (s.mode = 'deferred' OR s.time_dependent))
+           OR EXISTS (SELECT 1 FROM outreach.journey j WHERE j.status = 'live');
+  age := clock - last_tick;
+  check_name := 'tick'; value := round(extract(epoch FROM age)::numeric);
+  IF last_tick IS NULL THEN
+    status := CASE WHEN has_work THEN 'critical' ELSE 'ok' END; value := NULL;
+    detail := CASE WHEN has_work THEN 'no tick has run yet, and live deferred or time-dependent segments or live journeys need it; run SELECT outreach.schedule_tick() or call outreach.tick() every minute'
+                   ELSE 'no tick has run yet (nothing needs it yet)' END;
+  ELSIF age > outreach._setting('tick_late_critical')::interval THEN
+    status := 'critical'; detail := pg_catalog.format('the last tick ran %s ago (critical after %s); is the pg_cron job or scheduler running?', date_trunc('second', age), outreach._setting('tick_late_critical'));
+  ELSIF age > outreach._setting('tick_late_warning')::interval THEN
+    status := 'warning'; detail := pg_catalog.format('the last tick ran %s ago (warning after %s)', date_trunc('second', age), outreach._setting('tick_late_warning'));
+  ELSE
+    status := 'ok'; detail := pg_catalog.format('the last tick ran %s ago', date_trunc('second', greatest(age, interval '0')));
+  END IF;
+  RETURN NEXT;
+
+  -- pg_cron: can its job connect?  Its launcher records a failed run ("connection failed")
+  -- when the job cannot connect, and the tick never runs.
+  check_name := 'pg_cron'; value := NULL;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+    status := 'ok';
+    detail := CASE WHEN cron_db IS NULL THEN 'pg_cron is not loaded; the tick check shows whether another scheduler calls outreach.tick()'
+                   ELSE pg_catalog.format('pg_cron runs in database %s; schedule this database''s tick there (docs/operations.md); the tick check shows whether it runs', cron_db) END;
+  ELSE
+    EXECUTE 'SELECT j.jobid, j.active FROM cron.job j WHERE j.jobname = ''outreach-tick'' AND j.database = pg_catalog.current_database() LIMIT 1' INTO job;
+    IF job.jobid IS NULL THEN
+      status := CASE WHEN last_tick IS NULL AND has_work THEN 'warning' ELSE 'ok' END;
+      detail := 'no pg_cron job "outreach-tick" for this database (SELECT outreach.schedule_tick() installs it; another scheduler will do too)';
+    ELSE
+      EXECUTE 'SELECT d.status, d.return_message, d.start_time,
+                      (SELECT count(*) FROM cron.job_run_details f WHERE f.jobid = $1 AND f.status = ''failed''
+                         AND f.start_time > pg_catalog.now() - interval ''1 hour'') AS failures
+               FROM cron.job_run_details d WHERE d.jobid = $1 AND d.status IN (''succeeded'', ''failed'')
+               ORDER BY d.runid DESC LIMIT 1' INTO run USING job.jobid;
+      value := run.failures;
+      IF NOT job.active THEN
+        status := 'warning'; detail := pg_catalog.format('the pg_cron job %s is not active', job.jobid);
+      ELSIF run.status = 'failed' THEN
+        status := 'critical';
+        detail := pg_catalog.format('the last run of pg_cron job %s failed: %s%s', job.jobid, coalesce(run.return_message, '(no message)'),
+          CASE WHEN run.return_message ILIKE '%connection%'
+               THEN ' (pg_cron cannot connect: set cron.use_background_workers = on, or cron.host to the socket directory with a trust/peer entry in pg_hba.conf; see docs/operations.md)' ELSE '' END);
+      ELSE
+        status := 'ok'; detail := CASE WHEN run.status IS NULL THEN pg_catalog.format('pg_cron job %s has not run yet', job.jobid)
+                                       ELSE pg_catalog.format('pg_cron job %s: last run %s', job.jobid, run.status) END;
+      END IF;
+    END IF;
+  END IF;
+  RETURN NEXT;
+
+  -- queue: depth and the age of the oldest due message
+  SELECT count(*), clock - min(m.send_after) INTO n, age FROM outreach.message m
+  WHERE m.status = 'queued' AND m.send_after <= clock;
+  check_name := 'queue'; value := round(coalesce(extract(epoch FROM age), 0)::numeric);
+  status := CASE WHEN age > outreach._setting('queue_age_critical')::interval THEN 'critical'
+                 WHEN age > outreach._setting('queue_age_warning')::interval THEN 'warning' ELSE 'ok' END;
+  detail := CASE WHEN n = 0 THEN 'no message is due'
+                 ELSE pg_catalog.format('%s due message(s), the oldest due for %s%s', n, date_trunc('second', age),
+                        CASE WHEN status <> 'ok' THEN '; are the delivery workers running (LISTEN outreach_outbox, claim_messages)?' ELSE '' END) END;
+  RETURN NEXT;
+
+  -- leases: claimed and not reported past the lease
+  SELECT count(*), clock - min(m.lease_expires_at) INTO n, age FROM outreach.message m
+  WHERE m.status = 'sending' AND m.lease_expires_at < clock;
+  check_name := 'leases'; value := n;
+  status := CASE WHEN n = 0 THEN 'ok'
+                 WHEN age > outreach._setting('lease_overdue_critical')::interval THEN 'critical'
+                 WHEN age > outreach._setting('lease_overdue_warning')::interval THEN 'warning' ELSE 'ok' END;
+  detail := CASE WHEN n = 0 THEN 'no claimed message is past its lease'
+                 ELSE pg_catalog.format('%s claimed message(s) past their lease, the oldest by %s; a worker claimed them and did not report (they return to the pool at the next claim)', n, date_trunc('second', age)) END;
+  RETURN NEXT;
+
+  -- failed enrollments in the window
+  SELECT count(*) INTO n FROM outreach.enrollment e
+  WHERE e.status = 'failed' AND e.ended_at > clock - outreach._setting('failed_enrollments_window')::interval;
+  check_name := 'failed_enrollments'; value := n;
+  status := CASE WHEN n >= outreach._setting('failed_enrollments_critical')::bigint THEN 'critical'
+                 WHEN n >= outreach._setting('failed_enrollments_warning')::bigint THEN 'warning' ELSE 'ok' END;
+  detail := pg_catalog.format('%s enrollment(s) failed in the last %s%s', n, outreach._setting('failed_enrollments_window'),
+                              CASE WHEN n > 0 THEN '; see outreach.enrollment.error' ELSE '' END);
+  RETURN NEXT;
+
+  -- bounce and complaint rates over the window of sent messages
+  -- sent = handed to the provider: sent, delivered or bounced (a bounce may be reported
+  -- without a 'sent' report first), by when that happened
+  SELECT count(*), count(*) FILTER (WHERE m.status = 'bounced') INTO total, n FROM outreach.message m
+  WHERE m.status IN ('sent', 'delivered', 'bounced')
+    AND coalesce(m.sent_at, m.finished_at, m.updated_at) > clock - outreach._setting('rate_window')::interval;
+  rate := CASE WHEN total > 0 THEN round(n::numeric / total, 4) END;
+  check_name := 'bounce_rate'; value := rate;
+  status := CASE WHEN total < outreach._setting('rate_min_messages')::bigint THEN 'ok'
+                 WHEN rate >= outreach._setting('bounce_rate_critical')::numeric THEN 'critical'
+                 WHEN rate >= outreach._setting('bounce_rate_warning')::numeric THEN 'warning' ELSE 'ok' END;
+  detail := pg_catalog.format('%s of %s message(s) sent in the last %s bounced%s', n, total, outreach._setting('rate_window'),
+                              CASE WHEN total < outreach._setting('rate_min_messages')::bigint THEN ' (too few to judge)' ELSE '' END);
+  RETURN NEXT;
+  SELECT count(DISTINCT i.message_id) INTO n FROM outreach.interaction i JOIN outreach.message m ON m.id = i.message_id
+  WHERE i.kind = 'complained' AND m.status IN ('sent', 'delivered', 'bounced')
+    AND coalesce(m.sent_at, m.finished_at, m.updated_at) > clock - outreach._setting('rate_window')::interval;
+  rate := CASE WHEN total > 0 THEN round(n::numeric / total, 5) END;
+  check_name := 'complaint_rate'; value := rate;
+  status := CASE WHEN total < outreach._setting('rate_min_messages')::bigint THEN 'ok'
+                 WHEN rate >= outreach._setting('complaint_rate_critical')::numeric THEN 'critical'
+                 WHEN rate >= outreach._setting('complaint_rate_warning')::numeric THEN 'warning' ELSE 'ok' END;
+  detail := pg_catalog.format('%s of %s message(s) sent in the last %s drew a complaint%s', n, total, outreach._setting('rate_window'),
+                              CASE WHEN total < outreach._setting('rate_min_messages')::bigint THEN ' (too few to judge)' ELSE '' END);
+  RETURN NEXT;
+
+  -- deferred backlog: contacts waiting for the tick in deferred segments
+  SELECT coalesce(sum(cardinality(p.contact_ids)), 0) INTO n FROM outreach.segment_pending p;
+  check_name := 'deferred_backlog'; value := n;
+  status := CASE WHEN n >= outreach._setting('deferred_backlog_critical')::bigint THEN 'critical'
+                 WHEN n >= outreach._setting('deferred_backlog_warning')::bigint THEN 'warning' ELSE 'ok' END;
+  detail := pg_catalog.format('%s contact change(s) wait for the tick in deferred segments', n);
+  RETURN NEXT;
+
+  -- time-dependent segments whose re-evaluation is late
+  SELECT count(*), clock - min(s.next_evaluation_at) INTO n, age FROM outreach.segment s
+  WHERE s.status = 'live' AND s.kind <> 'static' AND s.time_dependent
+    AND s.next_evaluation_at < clock - outreach._setting('segment_late_warning')::interval;
+  check_name := 'stale_segments'; value := n;
+  status := CASE WHEN n = 0 THEN 'ok'
+                 WHEN age > outreach._setting('segment_late_critical')::interval THEN 'critical' ELSE 'warning' END;
+  detail := CASE WHEN n = 0 THEN 'every time-dependent segment was re-evaluated on time'
+                 ELSE pg_catalog.format('%s time-dependent segment(s) late for re-evaluation, the latest by %s (see segment_overview.next_evaluation_at)', n, date_trunc('second', age)) END;
+  RETURN NEXT;
+END $$;
+REVOKE ALL ON FUNCTION outreach._health() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION outreach._health() TO outreach_admin, outreach_analyst;
+
+CREATE VIEW outreach.health AS
+SELECT h.check_name AS "check", h.status, h.value, h.detail FROM outreach._health() h;
+COMMENT ON VIEW outreach.health IS
+  'One row per health check (tick, pg_cron, queue, leases, failed_enrollments, bounce_rate, complaint_rate, deferred_backlog, stale_segments): ok, warning or critical with a detail; thresholds in operations_setting';
+COMMENT ON COLUMN outreach.health."check" IS 'The check''s name';
+COMMENT ON COLUMN outreach.health.status IS 'ok, warning or critical';
+COMMENT ON COLUMN outreach.health.value IS 'What was measured: seconds (tick, queue), a count, or a rate (0..1)';
+COMMENT ON COLUMN outreach.health.detail IS 'What was found, and what to do about it';
+GRANT SELECT ON outreach.health TO outreach_admin, outreach_analyst;
+
+-- Alerts: one row per incident (a check critical from raised_at until resolved_at).
+CREATE TABLE outreach.alert (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  check_name  text NOT NULL,
+  status      text NOT NULL DEFAULT 'critical',
+  detail      text NOT NULL,
+  value       numeric,
+  raised_at   timestamptz NOT NULL,
+  resolved_at timestamptz
+);
+CREATE UNIQUE INDEX alert_one_open ON outreach.alert (check_name) WHERE resolved_at IS NULL;
+SELECT outreach._dump('outreach.alert');
+COMMENT ON TABLE outreach.alert IS
+  'Alert history: one row per incident of a critical health check, from when it was raised until it resolved; NOTIFY outreach_alert announces each new one';
+COMMENT ON COLUMN outreach.alert.check_name IS 'The health check that turned critical';
+COMMENT ON COLUMN outreach.alert.status IS 'The check''s status when raised (critical)';
+COMMENT ON COLUMN outreach.alert.detail IS 'The check''s detail when raised';
+COMMENT ON COLUMN outreach.alert.value IS 'The check''s value when raised';
+COMMENT ON COLUMN outreach.alert.raised_at IS 'When the check was first seen critical';
+COMMENT ON COLUMN outreach.alert.resolved_at IS 'When the check was first seen not critical again (NULL: still open)';
+GRANT SELECT ON outreach.alert TO outreach_admin, outreach_analyst;
+
+-- Raise an alert for each check that turned critical (NOTIFY outreach_alert with a JSON
+-- payload, once per incident) and resolve those that recovered.  The tick calls it; call it
+-- also from your monitoring (every few minutes): a tick that stopped cannot report itself.
+CREATE FUNCTION outreach.check_alerts() RETURNS SETOF outreach.alert
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  clock timestamptz := outreach.now();
+  h record;
+  a outreach.alert;
+BEGIN
+  -- one checker at a time, so two concurrent calls raise an incident once
+  PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outreach.check_alerts'));
+  FOR h IN SELECT * FROM outreach._health() LOOP
+    IF h.status = 'critical' THEN
+      IF NOT EXISTS (SELECT 1 FROM outreach.alert x WHERE x.check_name = h.check_name AND x.resolved_at IS NULL) THEN
+        INSERT INTO outreach.alert (check_name, status, detail, value, raised_at)
+        VALUES (h.check_name, h.status, h.detail, h.value, clock) RETURNING * INTO a;
+        PERFORM pg_catalog.pg_notify('outreach_alert', pg_catalog.json_build_object(
+          'alert_id', a.id, 'database', pg_catalog.current_database(), 'check', a.check_name,
+          'status', a.status, 'value', a.value, 'detail', a.detail, 'raised_at', a.raised_at)::text);
+        RETURN NEXT a;
+      END IF;
+    ELSE
+      UPDATE outreach.alert x SET resolved_at = clock WHERE x.check_name = h.check_name AND x.resolved_at IS NULL;
+    END IF;
+  END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION outreach.check_alerts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION outreach.check_alerts() TO outreach_admin;
+COMMENT ON FUNCTION outreach.check_alerts() IS
+  'Raises an alert (row in outreach.alert, NOTIFY outreach_alert with JSON) for each health check newly critical, resolves recovered ones; returns the new alerts';
+
+-- Retention -------------------------------------------------------------------------------
+
+-- Purge what has outlived its period, at most retention_batch rows of each kind per call (the
+-- tick calls it; a backlog is worked off over successive ticks).  Never touched: queued or
+-- claimed messages, messages and interactions of running enrollments, messages inside the
+-- longest frequency-cap window, membership history a reader has not consumed, and for every
+-- segment and contact the last change before the horizon (so segment_members_at stays exact
+-- from the horizon on and current members keep their 'added' row).
+CREATE FUNCTION outreach.purge(batch integer DEFAULT NULL) RETURNS TABLE (kind text, purged bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  clock timestamptz := outreach.now();
+  lim integer := coalesce(batch, outreach._setting('retention_batch')::integer);
+  horizon timestamptz;
+  keep_messages timestamptz;
+  n bigint;
+BEGIN
+  IF lim IS NULL OR lim < 1 THEN
+    RAISE EXCEPTION 'batch must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  horizon := clock - outreach._setting('retention_tick_run')::interval;
+  DELETE FROM outreach.tick_run r WHERE r.id IN (
+    SELECT x.id FROM outreach.tick_run x WHERE x.at < horizon AND x.finished_at IS NOT NULL ORDER BY x.id LIMIT lim);
+  GET DIAGNOSTICS n = ROW_COUNT; kind := 'tick_run'; purged := n; RETURN NEXT;
+  DELETE FROM outreach.journey_tick_run r WHERE r.id IN (
+    SELECT x.id FROM outreach.journey_tick_run x WHERE x.at < horizon AND x.finished_at IS NOT NULL ORDER BY x.id LIMIT lim);
+  GET DIAGNOSTICS n = ROW_COUNT; kind := 'journey_tick_run'; purged := n; RETURN NEXT;
+
+  -- membership history before the horizon: a row that a later row (also before it)
+  -- supersedes, or a 'removed' row (the contact was not a member at the horizon); what is
+  -- left per segment and contact is the 'added' row of a member at the horizon.  Lower ids
+  -- go first, so a batch never leaves an 'added' row whose 'removed' row it deleted.  Rows a
+  -- reader has not consumed yet stay.
+  horizon := clock - outreach._setting('retention_segment_change')::interval;
+  DELETE FROM outreach.segment_change sc WHERE sc.id IN (
+    SELECT x.id FROM outreach.segment_change x
+    WHERE x.changed_at < horizon
+      AND NOT EXISTS (SELECT 1 FROM outreach.segment_change_consumer c WHERE (x.xid, x.id) > (c.last_xid, c.last_id))
+      AND (x.change = 'removed' OR EXISTS (
+             SELECT 1 FROM outreach.segment_change y
+             WHERE y.segment_id = x.segment_id AND y.contact_id = x.contact_id AND y.changed_at < horizon
+               AND (y.changed_at, y.id) > (x.changed_at, x.id)))
+    ORDER BY x.id LIMIT lim);
+  GET DIAGNOSTICS n = ROW_COUNT; kind := 'segment_change'; purged := n; RETURN NEXT;
+
+  -- messages: finished, old, not of a running enrollment, outside every frequency-cap window
+  horizon := clock - outreach._setting('retention_message')::interval;
+  keep_messages := clock - coalesce((SELECT max(f.per) FROM outreach.frequency_cap f), interval '0');
+  horizon := least(horizon, keep_messages);
+  DELETE FROM outreach.message m WHERE m.id IN (
+    SELECT x.id FROM outreach.message x
+    WHERE x.status NOT IN ('queued', 'sending') AND coalesce(x.finished_at, x.updated_at) < horizon
+      AND x.created_at < horizon
+      AND NOT EXISTS (SELECT 1 FROM outreach.enrollment e WHERE e.id = x.enrollment_id AND e.status = 'active')
+    ORDER BY x.id LIMIT lim);
+  GET DIAGNOSTICS n = ROW_COUNT; kind := 'message'; purged := n; RETURN NEXT;
+
+  horizon := clock - outreach._setting('retention_interaction')::interval;
+  DELETE FROM outreach.interaction i WHERE i.id IN (
+    SELECT x.id FROM outreach.interaction x JOIN outreach.message m ON m.id = x.message_id
+    WHERE x.occurred_at < horizon
+      AND NOT EXISTS (SELECT 1 FROM outreach.enrollment e WHERE e.id = m.enrollment_id AND e.status = 'active')
+    ORDER BY x.id LIMIT lim);
+  GET DIAGNOSTICS n = ROW_COUNT; kind := 'interaction'; purged := n; RETURN NEXT;
+
+  -- rendered bodies (PHI) of finished messages: dropped earlier, the row and outcome stay
+  horizon := clock - outreach._setting('retention_message_body')::interval;
+  UPDATE outreach.message m SET body = NULL, subject = NULL WHERE m.id IN (
+    SELECT x.id FROM outreach.message x
+    WHERE x.status NOT IN ('queued', 'sending') AND coalesce(x.finished_at, x.updated_at) < horizon
+      AND (x.body IS NOT NULL OR x.subject IS NOT NULL)
+    ORDER BY x.id LIMIT lim);
+  GET DIAGNOSTICS n = ROW_COUNT; kind := 'message_body'; purged := n; RETURN NEXT;
+
+  horizon := clock - outreach._setting('retention_alert')::interval;
+  DELETE FROM outreach.alert a WHERE a.id IN (
+    SELECT x.id FROM outreach.alert x WHERE x.resolved_at < horizon ORDER BY x.id LIMIT lim);
+  GET DIAGNOSTICS n = ROW_COUNT; kind := 'alert'; purged := n; RETURN NEXT;
+
+  -- pg_cron's run history of this database's outreach jobs (pg_cron's database only)
+  n := 0;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+    EXECUTE 'DELETE FROM cron.job_run_details d WHERE d.runid IN (
+               SELECT x.runid FROM cron.job_run_details x JOIN cron.job j ON j.jobid = x.jobid
+               WHERE j.jobname LIKE ''outreach-%'' AND x.end_time < $1 ORDER BY x.runid LIMIT $2)'
+      USING clock - outreach._setting('retention_cron_history')::interval, lim;
+    GET DIAGNOSTICS n = ROW_COUNT;
+  END IF;
+  kind := 'cron_history'; purged := n; RETURN NEXT;
+END $$;
+REVOKE ALL ON FUNCTION outreach.purge(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION outreach.purge(integer) TO outreach_admin;
+COMMENT ON FUNCTION outreach.purge(integer) IS
+  'Retention: purges at most batch rows (default retention_batch) of each kind past its period; run by every tick; returns what it purged per kind';
+
+-- The tick's operations work ------------------------------------------------------------
+
+-- State of the operations work done by the tick (one row).
+CREATE TABLE outreach.operations_state (
+  singleton       boolean PRIMARY KEY DEFAULT true CONSTRAINT operations_state_one_row CHECK (singleton),
+  due_notified_to timestamptz
+);
+INSERT INTO outreach.operations_state DEFAULT VALUES;
+COMMENT ON TABLE outreach.operations_state IS
+  'Internal state of the tick''s operations work: up to when messages that became due have been announced';
+COMMENT ON COLUMN outreach.operations_state.due_notified_to IS
+  'The tick announced (NOTIFY outreach_outbox) every queued message whose send_after is up to this time';
+COMMENT ON COLUMN outreach.operations_state.singleton IS 'Always true: the table has one row';
+
+-- The delayed-message contract: a message queued with a later send_after (quiet hours, a
+-- frequency window) was announced on outreach_outbox when it was queued, before it was due.
+-- The first tick at or after its send_after announces it again ('queued', the payload
+-- workers already listen for), once.  A worker that prefers to poll sleeps until
+-- outreach.next_due_at().
+CREATE FUNCTION outreach._notify_due(at timestamptz) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  since timestamptz;
+  due boolean;
+BEGIN
+  SELECT s.due_notified_to INTO since FROM outreach.operations_state s FOR UPDATE;
+  IF since IS NOT NULL AND at <= since THEN
+    RETURN false;
+  END IF;
+  SELECT EXISTS (SELECT 1 FROM outreach.message m
+                 WHERE m.status = 'queued' AND m.send_after <= at
+                   AND (since IS NULL OR m.send_after > since)
+                   AND m.send_after > m.created_at)
+    INTO due;
+  UPDATE outreach.operations_state SET due_notified_to = at;
+  IF due THEN
+    PERFORM pg_catalog.pg_notify('outreach_outbox', 'queued');
+  END IF;
+  RETURN due;
+END $$;
+REVOKE ALL ON FUNCTION outreach._notify_due(timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION outreach.next_due_at() RETURNS timestamptz
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT min(m.send_after) FROM outreach.message m WHERE m.status = 'queued'
+$$;
+REVOKE ALL ON FUNCTION outreach.next_due_at() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION outreach.next_due_at() TO outreach_admin, outreach_sender;
+COMMENT ON FUNCTION outreach.next_due_at() IS
+  'When the next queued message is due (its send_after; in the past: due now; NULL: none queued): a polling worker sleeps until then';
+
+-- After every tick (its tick_run row is finished): announce messages that became due, raise
+-- and resolve alerts, purge one batch.  A trigger on tick_run, so the tick of 40_segments.sql
+-- needs no change.
+CREATE FUNCTION outreach._after_tick() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM outreach._notify_due(NEW.at);
+  PERFORM outreach.check_alerts();
+  PERFORM outreach.purge();
+  RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION outreach._after_tick() FROM PUBLIC;
+CREATE TRIGGER outreach_after_tick AFTER UPDATE OF finished_at ON outreach.tick_run
+  FOR EACH ROW WHEN (OLD.finished_at IS NULL AND NEW.finished_at IS NOT NULL)
+  EXECUTE FUNCTION outreach._after_tick();
