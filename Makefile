@@ -24,6 +24,14 @@ DATA       = sql/outreach--0.1.0--0.2.0.sql sql/outreach--0.1.0.sql sql/outreach
              outreach--0.1.0.control outreach--0.2.0.control
 EXTRA_CLEAN = sql/outreach--$(EXTVERSION).sql sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql
 
+# `make installcheck`: the pg_regress suites against an already-installed server (PGXS; the
+# usual PGHOST/PGPORT/PGUSER; database contrib_regression, or CONTRIB_TESTDB=...).
+# extension_upgrade installs 0.2.0, which required pg_cron, so it runs only in pg_cron's
+# database (used as it is, not recreated):
+#   make installcheck CONTRIB_TESTDB=<cron.database_name> REGRESS_UPGRADE=extension_upgrade
+REGRESS      = $(filter-out extension_upgrade,$(sort $(basename $(notdir $(wildcard test/sql/*.sql))))) $(REGRESS_UPGRADE)
+REGRESS_OPTS = --inputdir=test $(if $(REGRESS_UPGRADE),--use-existing)
+
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 PG_CONFIG ?= pg_config
