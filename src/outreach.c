@@ -32,5 +32,6 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);
+	outreach_operations_init();
 	MarkGUCPrefixReserved("outreach");
 }
