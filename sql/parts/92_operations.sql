@@ -672,3 +672,119 @@ REVOKE ALL ON FUNCTION outreach._after_tick() FROM PUBLIC;
 CREATE TRIGGER outreach_after_tick AFTER UPDATE OF finished_at ON outreach.tick_run
   FOR EACH ROW WHEN (OLD.finished_at IS NULL AND NEW.finished_at IS NOT NULL)
   EXECUTE FUNCTION outreach._after_tick();
+
+-- Progress of long operations ---------------------------------------------------------------
+
+-- A long operation calls outreach._progress(operation, done, total) as it goes:
+--   * a NOTICE with what and how far, at most every 5 seconds (and at the end);
+--   * its session's application_name becomes "outreach: <operation> <done>/<total>", which
+--     every other session sees at once in pg_stat_activity (an uncommitted table row would
+--     not be visible; no dblink needed), hence the view outreach.running_operation.  The
+--     caller's application_name comes back when the operation ends (_progress_done) or with
+--     the transaction.
+-- Operations run in one transaction each (purge_backlog: one per batch), so
+-- pg_cancel_backend(pid) rolls back what the current transaction did and leaves nothing
+-- half done.
+CREATE FUNCTION outreach._progress(operation text, done bigint, total bigint DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  started text := pg_catalog.current_setting('outreach_progress.started', true);
+  noticed text := pg_catalog.current_setting('outreach_progress.noticed', true);
+  now_s double precision := extract(epoch FROM pg_catalog.clock_timestamp());
+  label text;
+BEGIN
+  IF started IS NULL OR started = '' THEN
+    PERFORM pg_catalog.set_config('outreach_progress.saved_name', pg_catalog.current_setting('application_name'), true);
+    PERFORM pg_catalog.set_config('outreach_progress.started', now_s::text, true);
+    PERFORM pg_catalog.set_config('outreach_progress.noticed', now_s::text, true);
+    started := now_s::text; noticed := now_s::text;
+  END IF;
+  label := pg_catalog.format('%s %s%s', operation, done, CASE WHEN total IS NOT NULL THEN '/' || total ELSE '' END);
+  PERFORM pg_catalog.set_config('application_name', pg_catalog.left('outreach: ' || label, 63), true);
+  IF now_s - noticed::double precision >= 5 OR (total IS NOT NULL AND done >= total AND done > 0) THEN
+    PERFORM pg_catalog.set_config('outreach_progress.noticed', now_s::text, true);
+    RAISE NOTICE '%', pg_catalog.format('%s: %s%s, %s s', operation, done,
+      CASE WHEN total > 0 THEN pg_catalog.format(' of %s (%s%%)', total, round(100.0 * done / total)) ELSE '' END,
+      round((now_s - started::double precision)::numeric, 1));
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION outreach._progress(text, bigint, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION outreach._progress(text, bigint, bigint) IS
+  'Internal: a long operation reports how far it is (NOTICE every 5 s, application_name for outreach.running_operation)';
+
+CREATE FUNCTION outreach._progress_done() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  saved text := pg_catalog.current_setting('outreach_progress.saved_name', true);
+BEGIN
+  IF pg_catalog.current_setting('outreach_progress.started', true) IS DISTINCT FROM '' 
+     AND pg_catalog.current_setting('outreach_progress.started', true) IS NOT NULL THEN
+    PERFORM pg_catalog.set_config('application_name', coalesce(saved, ''), true);
+    PERFORM pg_catalog.set_config('outreach_progress.started', '', true);
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION outreach._progress_done() FROM PUBLIC;
+COMMENT ON FUNCTION outreach._progress_done() IS 'Internal: the long operation ended; the session''s application_name comes back';
+
+CREATE VIEW outreach.running_operation WITH (security_barrier) AS
+SELECT a.pid,
+       a.datname AS database,
+       a.usename AS user_name,
+       pg_catalog.split_part(p.label, ' ', 1) AS operation,
+       CASE WHEN pg_catalog.split_part(p.progress, '/', 1) ~ '^[0-9]{1,18}$'
+            THEN pg_catalog.split_part(p.progress, '/', 1)::bigint END AS done,
+       CASE WHEN pg_catalog.split_part(p.progress, '/', 2) ~ '^[0-9]{1,18}$'
+            THEN pg_catalog.split_part(p.progress, '/', 2)::bigint END AS total,
+       a.xact_start AS started_at,
+       pg_catalog.now() - a.xact_start AS running_for,
+       a.wait_event_type, a.wait_event
+FROM pg_catalog.pg_stat_activity a,
+     LATERAL (SELECT pg_catalog.substr(a.application_name, 11) AS label) l,
+     LATERAL (SELECT l.label, pg_catalog.split_part(l.label, ' ', 2) AS progress) p
+WHERE a.application_name LIKE 'outreach: %' AND a.state <> 'idle';
+COMMENT ON VIEW outreach.running_operation IS
+  'Long outreach operations running now in any session (from pg_stat_activity): what, how far, since when; cancel one with pg_cancel_backend(pid)';
+COMMENT ON COLUMN outreach.running_operation.pid IS 'The backend running it (pg_cancel_backend(pid) cancels it; nothing half done stays)';
+COMMENT ON COLUMN outreach.running_operation.database IS 'Its database';
+COMMENT ON COLUMN outreach.running_operation.user_name IS 'Who runs it';
+COMMENT ON COLUMN outreach.running_operation.operation IS 'What runs, e.g. purge_backlog';
+COMMENT ON COLUMN outreach.running_operation.done IS 'How many units (rows, contacts) are done';
+COMMENT ON COLUMN outreach.running_operation.total IS 'How many there are in all (NULL: not known in advance)';
+COMMENT ON COLUMN outreach.running_operation.started_at IS 'When its (current) transaction started';
+COMMENT ON COLUMN outreach.running_operation.running_for IS 'How long it has been running';
+COMMENT ON COLUMN outreach.running_operation.wait_event_type IS 'What it waits for, if anything (pg_stat_activity)';
+COMMENT ON COLUMN outreach.running_operation.wait_event IS 'The wait event, if any (pg_stat_activity)';
+GRANT SELECT ON outreach.running_operation TO outreach_admin, outreach_analyst;
+
+-- Work off a retention backlog (the first purge after years of history, a shortened period)
+-- batch by batch, each committed, with progress; cancelling it keeps the batches done.
+CREATE PROCEDURE outreach.purge_backlog(batch integer DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+-- (a procedure that commits cannot have SET search_path: every name is qualified)
+DECLARE
+  n bigint;
+  total bigint := 0;
+  started timestamptz := pg_catalog.clock_timestamp();
+  noticed timestamptz := pg_catalog.clock_timestamp();
+  saved text := pg_catalog.current_setting('application_name');
+BEGIN
+  LOOP
+    SELECT pg_catalog.sum(p.purged) INTO n FROM outreach.purge(batch) p;
+    total := total + n;
+    -- session-level, so it stays visible across the commits (restored below)
+    PERFORM pg_catalog.set_config('application_name', 'outreach: purge_backlog ' || total, false);
+    IF pg_catalog.clock_timestamp() - noticed >= interval '5 seconds' THEN
+      noticed := pg_catalog.clock_timestamp();
+      RAISE NOTICE 'purge_backlog: % row(s) purged, % s', total,
+        round(extract(epoch FROM noticed - started)::numeric, 1);
+    END IF;
+    COMMIT;
+    EXIT WHEN n = 0;
+  END LOOP;
+  PERFORM pg_catalog.set_config('application_name', saved, false);
+  RAISE NOTICE 'purge_backlog: % row(s) purged in all', total;
+END $$;
+REVOKE ALL ON PROCEDURE outreach.purge_backlog(integer) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE outreach.purge_backlog(integer) TO outreach_admin;
+COMMENT ON PROCEDURE outreach.purge_backlog(integer) IS
+  'Retention: purges batch after batch, each committed, until nothing is past its period (CALL outreach.purge_backlog();), with progress';
