@@ -788,3 +788,373 @@ REVOKE ALL ON PROCEDURE outreach.purge_backlog(integer) FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE outreach.purge_backlog(integer) TO outreach_admin;
 COMMENT ON PROCEDURE outreach.purge_backlog(integer) IS
   'Retention: purges batch after batch, each committed, until nothing is past its period (CALL outreach.purge_backlog();), with progress';
+
+-- Reporting: each metric defined once ------------------------------------------------------
+
+-- The metric definitions, per message.  Every reporting view counts from here, so
+-- journey_funnel, journey_step_funnel and template_engagement agree for the same messages:
+--   sent       handed to the provider: status sent, delivered or bounced
+--   delivered  reached the provider's delivered state (status delivered; an open or click
+--              proves delivery and sets it)
+--   opened     an 'opened' or a 'clicked' interaction (a click implies an open)
+--   ctr        unique clicks / delivered;  ctor  unique clicks / unique opens
+-- (This part replaces the 0.2.0 reporting views of 50_messaging.sql and 60_journeys.sql,
+-- whose definitions differed, and drops their internal helper view.)
+CREATE VIEW outreach.message_outcome AS
+SELECT m.id AS message_id, m.contact_id, m.journey_id, m.step_id, m.template_id, m.template_name,
+       m.channel, m.message_class, m.status, m.suppression_reason, m.created_at, m.send_after, m.sent_at,
+       m.status IN ('queued', 'sending') AS queued,
+       m.status IN ('sent', 'delivered', 'bounced') AS sent,
+       m.status = 'delivered' AS delivered,
+       m.status = 'bounced' AS bounced,
+       m.status = 'failed' AS failed,
+       m.status = 'suppressed' AS suppressed,
+       coalesce(i.opened, false) AS opened,
+       coalesce(i.clicked, false) AS clicked,
+       coalesce(i.unsubscribed, false) AS unsubscribed,
+       coalesce(i.complained, false) AS complained
+FROM outreach.message m
+LEFT JOIN LATERAL (
+  SELECT bool_or(x.kind IN ('opened', 'clicked')) AS opened, bool_or(x.kind = 'clicked') AS clicked,
+         bool_or(x.kind = 'unsubscribed') AS unsubscribed, bool_or(x.kind = 'complained') AS complained
+  FROM outreach.interaction x WHERE x.message_id = m.id
+) i ON true;
+COMMENT ON VIEW outreach.message_outcome IS
+  'One row per message with every reporting metric defined once (sent, delivered, opened, clicked...); the reporting views count from it';
+COMMENT ON COLUMN outreach.message_outcome.message_id IS 'The message (outreach.message.id)';
+COMMENT ON COLUMN outreach.message_outcome.contact_id IS 'Its recipient (outreach.contact.id)';
+COMMENT ON COLUMN outreach.message_outcome.journey_id IS 'The journey that sent it (NULL: sent outside journeys)';
+COMMENT ON COLUMN outreach.message_outcome.step_id IS 'The journey step that sent it';
+COMMENT ON COLUMN outreach.message_outcome.template_id IS 'Its template (NULL if the template was dropped)';
+COMMENT ON COLUMN outreach.message_outcome.template_name IS 'Its template''s name when it was queued';
+COMMENT ON COLUMN outreach.message_outcome.channel IS 'email, sms or letter';
+COMMENT ON COLUMN outreach.message_outcome.message_class IS 'marketing or transactional';
+COMMENT ON COLUMN outreach.message_outcome.status IS 'queued, sending, sent, delivered, bounced, failed or suppressed';
+COMMENT ON COLUMN outreach.message_outcome.suppression_reason IS 'Why it was suppressed (status suppressed only)';
+COMMENT ON COLUMN outreach.message_outcome.created_at IS 'When it was queued (or suppressed)';
+COMMENT ON COLUMN outreach.message_outcome.send_after IS 'When it may be sent (after quiet hours)';
+COMMENT ON COLUMN outreach.message_outcome.sent_at IS 'When a worker reported it sent';
+COMMENT ON COLUMN outreach.message_outcome.queued IS 'Waiting to be handed to the provider: status queued or sending';
+COMMENT ON COLUMN outreach.message_outcome.sent IS 'Handed to the provider: status sent, delivered or bounced';
+COMMENT ON COLUMN outreach.message_outcome.delivered IS 'Reached the provider''s delivered state (status delivered; an open or click proves it)';
+COMMENT ON COLUMN outreach.message_outcome.bounced IS 'The provider bounced it (status bounced)';
+COMMENT ON COLUMN outreach.message_outcome.failed IS 'Given up before the provider took it (status failed)';
+COMMENT ON COLUMN outreach.message_outcome.suppressed IS 'Never sent: consent, address or pacing (status suppressed)';
+COMMENT ON COLUMN outreach.message_outcome.opened IS 'Opened: an opened or clicked interaction (a click implies an open)';
+COMMENT ON COLUMN outreach.message_outcome.clicked IS 'A clicked interaction';
+COMMENT ON COLUMN outreach.message_outcome.unsubscribed IS 'An unsubscribed interaction';
+COMMENT ON COLUMN outreach.message_outcome.complained IS 'A complained (spam report) interaction';
+GRANT SELECT ON outreach.message_outcome TO outreach_admin, outreach_analyst;
+
+CREATE OR REPLACE VIEW outreach.template_engagement AS
+SELECT t.id AS template_id, t.name AS template, t.channel,
+       count(o.message_id) FILTER (WHERE o.sent) AS sent,
+       count(o.message_id) FILTER (WHERE o.delivered) AS delivered,
+       count(o.message_id) FILTER (WHERE o.bounced) AS bounced,
+       count(o.message_id) FILTER (WHERE o.suppressed) AS suppressed,
+       count(o.message_id) FILTER (WHERE o.opened) AS unique_opens,
+       count(o.message_id) FILTER (WHERE o.clicked) AS unique_clicks,
+       count(o.message_id) FILTER (WHERE o.unsubscribed) AS unsubscribes,
+       count(o.message_id) AS messages,
+       count(o.message_id) FILTER (WHERE o.queued) AS queued,
+       count(o.message_id) FILTER (WHERE o.failed) AS failed,
+       count(o.message_id) FILTER (WHERE o.complained) AS complaints,
+       round(count(o.message_id) FILTER (WHERE o.clicked)::numeric / nullif(count(o.message_id) FILTER (WHERE o.delivered), 0), 4) AS ctr,
+       round(count(o.message_id) FILTER (WHERE o.clicked)::numeric / nullif(count(o.message_id) FILTER (WHERE o.opened), 0), 4) AS ctor
+FROM outreach.template t
+LEFT JOIN outreach.message_outcome o ON o.template_id = t.id
+GROUP BY t.id, t.name, t.channel;
+
+CREATE OR REPLACE VIEW outreach.journey_funnel AS
+SELECT j.id AS journey_id, j.name AS journey, j.status,
+       coalesce(e.enrolled, 0) AS enrolled, coalesce(e.active, 0) AS active,
+       coalesce(e.completed, 0) AS completed, coalesce(e.exited, 0) AS exited, coalesce(e.failed, 0) AS failed,
+       coalesce(m.messages, 0) AS messages, coalesce(m.queued, 0) AS queued, coalesce(m.delivered, 0) AS delivered,
+       coalesce(m.bounced, 0) AS bounced, coalesce(m.suppressed, 0) AS suppressed,
+       coalesce(m.unique_opens, 0) AS unique_opens, coalesce(m.unique_clicks, 0) AS unique_clicks,
+       round(m.unique_clicks::numeric / nullif(m.delivered, 0), 4) AS ctr,
+       round(m.unique_clicks::numeric / nullif(m.unique_opens, 0), 4) AS ctor,
+       coalesce(m.sent, 0) AS sent, coalesce(m.messages_failed, 0) AS messages_failed,
+       coalesce(m.unsubscribes, 0) AS unsubscribes, coalesce(m.complaints, 0) AS complaints
+FROM outreach.journey j
+LEFT JOIN (
+  SELECT x.journey_id, count(*) AS enrolled,
+         count(*) FILTER (WHERE x.status = 'active') AS active,
+         count(*) FILTER (WHERE x.status = 'completed') AS completed,
+         count(*) FILTER (WHERE x.status = 'exited') AS exited,
+         count(*) FILTER (WHERE x.status = 'failed') AS failed
+  FROM outreach.enrollment x GROUP BY x.journey_id
+) e ON e.journey_id = j.id
+LEFT JOIN (
+  SELECT o.journey_id, count(*) AS messages,
+         count(*) FILTER (WHERE o.queued) AS queued, count(*) FILTER (WHERE o.sent) AS sent,
+         count(*) FILTER (WHERE o.delivered) AS delivered, count(*) FILTER (WHERE o.bounced) AS bounced,
+         count(*) FILTER (WHERE o.failed) AS messages_failed, count(*) FILTER (WHERE o.suppressed) AS suppressed,
+         count(*) FILTER (WHERE o.opened) AS unique_opens, count(*) FILTER (WHERE o.clicked) AS unique_clicks,
+         count(*) FILTER (WHERE o.unsubscribed) AS unsubscribes, count(*) FILTER (WHERE o.complained) AS complaints
+  FROM outreach.message_outcome o WHERE o.journey_id IS NOT NULL GROUP BY o.journey_id
+) m ON m.journey_id = j.id;
+
+CREATE OR REPLACE VIEW outreach.journey_step_funnel AS
+SELECT j.id AS journey_id, j.name AS journey, s.id AS step_id, s.key AS step, s.kind,
+       coalesce(h.done, 0) + coalesce(a.waiting, 0) AS reached,
+       coalesce(a.waiting, 0) AS waiting, coalesce(h.done, 0) AS done,
+       coalesce(h.yes, 0) AS yes, coalesce(h.no, 0) AS no, coalesce(f.failed, 0) AS failed,
+       coalesce(m.messages, 0) AS messages, coalesce(m.queued, 0) AS queued, coalesce(m.delivered, 0) AS delivered,
+       coalesce(m.bounced, 0) AS bounced, coalesce(m.suppressed, 0) AS suppressed,
+       coalesce(m.unique_opens, 0) AS unique_opens, coalesce(m.unique_clicks, 0) AS unique_clicks,
+       round(m.unique_clicks::numeric / nullif(m.delivered, 0), 4) AS ctr,
+       round(m.unique_clicks::numeric / nullif(m.unique_opens, 0), 4) AS ctor,
+       coalesce(m.sent, 0) AS sent, coalesce(m.messages_failed, 0) AS messages_failed,
+       coalesce(m.unsubscribes, 0) AS unsubscribes, coalesce(m.complaints, 0) AS complaints
+FROM outreach.journey j
+JOIN outreach.journey_step s ON s.journey_id = j.id
+LEFT JOIN (
+  SELECT x.step_id, count(*) AS done,
+         count(*) FILTER (WHERE x.outcome = 'yes') AS yes,
+         count(*) FILTER (WHERE x.outcome = 'no') AS no
+  FROM outreach.enrollment_step x GROUP BY x.step_id
+) h ON h.step_id = s.id
+LEFT JOIN (
+  SELECT x.journey_id, x.current_step, count(*) AS waiting
+  FROM outreach.enrollment x WHERE x.status = 'active' GROUP BY x.journey_id, x.current_step
+) a ON a.journey_id = j.id AND a.current_step = s.key
+LEFT JOIN (
+  SELECT x.journey_id, x.current_step, count(*) AS failed
+  FROM outreach.enrollment x WHERE x.status = 'failed' GROUP BY x.journey_id, x.current_step
+) f ON f.journey_id = j.id AND f.current_step = s.key
+LEFT JOIN (
+  SELECT o.step_id, count(*) AS messages,
+         count(*) FILTER (WHERE o.queued) AS queued, count(*) FILTER (WHERE o.sent) AS sent,
+         count(*) FILTER (WHERE o.delivered) AS delivered, count(*) FILTER (WHERE o.bounced) AS bounced,
+         count(*) FILTER (WHERE o.failed) AS messages_failed, count(*) FILTER (WHERE o.suppressed) AS suppressed,
+         count(*) FILTER (WHERE o.opened) AS unique_opens, count(*) FILTER (WHERE o.clicked) AS unique_clicks,
+         count(*) FILTER (WHERE o.unsubscribed) AS unsubscribes, count(*) FILTER (WHERE o.complained) AS complaints
+  FROM outreach.message_outcome o WHERE o.step_id IS NOT NULL GROUP BY o.step_id
+) m ON m.step_id = s.id;
+
+DROP VIEW outreach._journey_message_engagement;
+
+-- Comments for BI tools: every table, view and column of the schema ------------------------
+
+COMMENT ON TABLE outreach.account IS 'Accounts: households, medical centers, insurers, employers (kind), with a parent account';
+COMMENT ON TABLE outreach.encounter IS 'Clinical encounters (visits) of patients';
+COMMENT ON TABLE outreach.condition IS 'Patients'' conditions (diagnoses), SNOMED coded';
+COMMENT ON TABLE outreach.observation IS 'Observations (labs, vital signs), LOINC coded, with a numeric or text value';
+COMMENT ON TABLE outreach.procedure IS 'Procedures performed on patients';
+COMMENT ON TABLE outreach.immunization IS 'Immunizations given to patients';
+COMMENT ON TABLE outreach.medication IS 'Medications of patients, with start and stop';
+COMMENT ON TABLE outreach.allergy IS 'Allergies and intolerances of patients';
+COMMENT ON TABLE outreach.value_set IS 'Named code lists used by `code in value_set ''name''` (shipped ones and your own)';
+COMMENT ON TABLE outreach.segment_entity IS 'Which registered entities each segment reads (its maintenance triggers)';
+COMMENT ON TABLE outreach.segment_dependency IS 'Which segments each segment is built from (compound segments, `in segment`)';
+COMMENT ON TABLE outreach.contact_stamp IS 'Internal (unlogged): per-contact serialisation of membership maintenance';
+COMMENT ON VIEW outreach.entity_overview IS 'Registered entities: table, key, link to contact, time column, links';
+COMMENT ON COLUMN outreach.alert.id IS 'Alert id';
+
+DO $comments$
+DECLARE
+  r record;
+BEGIN
+  -- 1. columns with a meaning of their own
+  FOR r IN SELECT * FROM (VALUES
+    ('account', 'name', 'Account name'), ('account', 'kind', 'household, medical_center, insurer, employer or other'),
+    ('account', 'parent_id', 'Parent account (outreach.account.id)'),
+    ('contact', 'first_name', 'Given name'), ('contact', 'last_name', 'Family name'), ('contact', 'birthdate', 'Date of birth'),
+    ('contact', 'gender', 'Administrative gender'), ('contact', 'email', 'Email address (NULL: none)'),
+    ('contact', 'phone', 'Mobile phone number in E.164 form, e.g. +14155550100 (NULL: none)'),
+    ('contact', 'address_line', 'Postal address: street line'), ('contact', 'city', 'Postal address: city'),
+    ('contact', 'state', 'Postal address: state or region'), ('contact', 'postal_code', 'Postal address: postal code'),
+    ('contact', 'country', 'Postal address: country'), ('contact', 'time_zone', 'IANA time zone for quiet hours and local-time waits (NULL: messaging_settings.default_time_zone)'),
+    ('contact', 'status', 'active or inactive; inactive contacts get no messages'), ('contact', 'contact_type', 'patient or another kind of contact'),
+    ('contact', 'preferred_channel', 'Channel the contact prefers: email, sms or letter'),
+    ('contact', 'do_not_email', 'Opted out of email'), ('contact', 'do_not_sms', 'Opted out of SMS'), ('contact', 'do_not_mail', 'Opted out of letters'),
+    ('contact', 'deceased_at', 'Time of death (never messaged after it)'), ('contact', 'account_id', 'Household or other account (outreach.account.id)'),
+    ('encounter', 'class', 'Encounter class: ambulatory, emergency, inpatient, wellness...'), ('encounter', 'start_at', 'When the encounter started'),
+    ('encounter', 'end_at', 'When the encounter ended'),
+    ('condition', 'clinical_status', 'active, resolved...'), ('condition', 'onset_date', 'When the condition began'),
+    ('condition', 'abatement_date', 'When it ended (NULL: ongoing)'),
+    ('observation', 'value_numeric', 'Numeric result'), ('observation', 'value_text', 'Text result'), ('observation', 'unit', 'Unit of the numeric result'),
+    ('observation', 'effective_at', 'When it was observed'),
+    ('procedure', 'performed_at', 'When it was performed'), ('immunization', 'administered_at', 'When it was given'),
+    ('medication', 'start_at', 'When the medication started'), ('medication', 'stop_at', 'When it stopped (NULL: ongoing)'),
+    ('allergy', 'start_at', 'When the allergy was recorded as starting'), ('allergy', 'stop_at', 'When it stopped (NULL: ongoing)'),
+    ('value_set', 'name', 'Value set name, as written in `in value_set ''name''`'), ('value_set', 'display', 'Human-readable name of the code'),
+    ('entity', 'name', 'Entity name as written in segment queries'), ('entity', 'relation', 'The table'),
+    ('entity', 'display_name', 'Name shown to users'), ('entity', 'link_entity', 'The entity the primary link leads to'),
+    ('entity', 'builtin', 'Shipped with outreach (not unregistrable)'), ('entity', 'registered_at', 'When it was registered'),
+    ('entity_link', 'entity', 'The entity whose column links'), ('entity_link', 'link_column', 'The linking column'),
+    ('entity_link', 'target_entity', 'The entity whose key it references'), ('entity_link', 'is_primary', 'The link registration named (the way to contact)'),
+    ('segment', 'name', 'Segment name (unique)'), ('segment', 'kind', 'dynamic (a query), static (members by hand) or compound (a query over segments)'),
+    ('segment', 'status', 'draft, live (membership maintained) or stopped'), ('segment', 'mode', 'immediate (maintained at commit) or deferred (by the tick)'),
+    ('segment', 'definition', 'The segment query (NULL for static segments)'), ('segment', 'time_zone', 'Time zone of relative dates and ages'),
+    ('segment', 'time_dependent', 'Uses relative dates or age: the tick re-evaluates it every evaluate_every'),
+    ('segment', 'next_evaluation_at', 'When the tick re-evaluates it next (time-dependent segments)'),
+    ('segment', 'last_evaluated_at', 'When it was last evaluated in full'), ('segment', 'last_evaluation_duration', 'How long that took'),
+    ('segment', 'version', 'Incremented by every change of definition'),
+    ('segment_entity', 'segment_id', 'The segment'), ('segment_entity', 'entity', 'An entity it reads'),
+    ('segment_dependency', 'segment_id', 'The segment'), ('segment_dependency', 'depends_on', 'A segment it is built from'),
+    ('segment_member', 'segment_id', 'The segment'), ('segment_member', 'added_at', 'When the contact joined'),
+    ('segment_change', 'segment_id', 'The segment'), ('segment_change', 'change', 'added or removed'), ('segment_change', 'changed_at', 'When'),
+    ('segment_pending', 'segment_ids', 'The deferred segments concerned'), ('segment_pending', 'contact_ids', 'The contacts to re-evaluate'),
+    ('segment_change_consumer', 'name', 'Reader name'), ('segment_change_consumer', 'last_xid', 'Position: transaction id of the last change read'),
+    ('segment_change_consumer', 'last_id', 'Position: id of the last change read'), ('segment_change_consumer', 'consumed', 'Changes read so far'),
+    ('contact_stamp', 'stamped_by', 'Last transaction that re-evaluated the contact'),
+    ('tick_run', 'at', 'The clock the tick ran with'), ('tick_run', 'started_at', 'Wall-clock start'), ('tick_run', 'finished_at', 'Wall-clock end (NULL: running or failed)'),
+    ('tick_run', 'deferred_contacts', 'Contacts re-evaluated for deferred segments'), ('tick_run', 'full_evaluations', 'Segments evaluated in full'),
+    ('tick_run', 'membership_changes', 'Members added or removed'),
+    ('messaging_settings', 'singleton', 'Always true: the table has one row'), ('messaging_settings', 'default_time_zone', 'Time zone for contacts without one'),
+    ('messaging_settings', 'unsubscribe_base_url', 'Base of {{unsubscribe_url}} (the token is appended)'),
+    ('quiet_hours', 'starts', 'Local time quiet hours start'), ('quiet_hours', 'ends', 'Local time they end (before starts: past midnight)'),
+    ('frequency_cap', 'max_messages', 'At most this many marketing messages'), ('frequency_cap', 'per', 'per rolling window of this length'),
+    ('template', 'name', 'Template name (unique)'), ('template', 'format', 'html or text'), ('template', 'subject', 'Subject (email), with {{placeholders}}'),
+    ('template', 'body', 'Body with {{placeholders}}'), ('template', 'sender_postal_address', 'Sender''s postal address (required in marketing email)'),
+    ('template', 'tokens', 'Placeholders the template uses'),
+    ('subscription_list', 'name', 'List name (unique)'), ('subscription_list', 'double_opt_in', 'Subscribing needs a confirmation'),
+    ('subscription_list', 'confirmation_ttl', 'How long a confirmation link is valid'),
+    ('subscription', 'list_id', 'The list'), ('subscription', 'status', 'pending, subscribed or unsubscribed'),
+    ('subscription', 'requested_at', 'When subscribing was requested'), ('subscription', 'subscribed_at', 'When it took effect'),
+    ('subscription', 'subscribe_source', 'Where the subscription came from'), ('subscription', 'unsubscribed_at', 'When the contact unsubscribed'),
+    ('subscription', 'unsubscribe_source', 'How they unsubscribed'), ('subscription', 'confirmation_token', 'Double opt-in token'),
+    ('subscription', 'token_expires_at', 'When the token expires'),
+    ('message', 'template_name', 'Template name when queued'), ('message', 'subscription_list_id', 'List it was sent for (marketing)'),
+    ('message', 'enrollment_id', 'The enrollment that sent it'), ('message', 'status', 'queued, sending, sent, delivered, bounced, failed or suppressed'),
+    ('message', 'suppression_reason', 'Why it was suppressed'), ('message', 'address', 'Email address, phone number or postal address it goes to'),
+    ('message', 'subject', 'Rendered subject (dropped after retention_message_body)'), ('message', 'body', 'Rendered body (PHI; dropped after retention_message_body)'),
+    ('message', 'sms_segments', 'SMS segments the body takes'), ('message', 'unsubscribe_token', 'Token of its unsubscribe link'),
+    ('message', 'send_after', 'Not before this time (quiet hours)'), ('message', 'claimed_by', 'Worker that claimed it'),
+    ('message', 'claimed_at', 'When it was claimed'), ('message', 'lease_expires_at', 'Claim lease end (status sending)'),
+    ('message', 'attempts', 'Claims so far'), ('message', 'sent_at', 'When reported sent'), ('message', 'delivered_at', 'When reported delivered'),
+    ('message', 'finished_at', 'When it reached a final status'), ('message', 'detail', 'Worker''s detail (provider id, error)'),
+    ('interaction', 'kind', 'opened, clicked, unsubscribed, bounced or complained'), ('interaction', 'url', 'Clicked URL'),
+    ('interaction', 'occurred_at', 'When it happened'),
+    ('journey', 'name', 'Journey name (unique)'), ('journey', 'audience_segment_id', 'Segment whose members enter'),
+    ('journey', 'suppression_segment_id', 'Segment whose members never enter (and exit)'), ('journey', 'subscription_list', 'List its marketing messages need'),
+    ('journey', 'status', 'draft, live, stopped or ended'), ('journey', 'starts_at', 'Entries from'), ('journey', 'ends_at', 'Entries until'),
+    ('journey', 'time_zone', 'Time zone of local-time waits'), ('journey', 'exit_on_leave', 'Contacts who leave the audience exit'),
+    ('journey', 'allow_reentry', 'Contacts may enter again after ending'), ('journey', 'entry_step', 'First step'),
+    ('journey', 'went_live_at', 'When launched'), ('journey', 'stopped_at', 'When stopped'),
+    ('journey_step', 'key', 'Step name within the journey'), ('journey_step', 'kind', 'email, sms, letter, wait, branch_*, split, add_to_segment, subscribe, end'),
+    ('journey_step', 'template', 'Template (message steps)'), ('journey_step', 'duration', 'Wait duration'),
+    ('journey_step', 'from_time', 'Local-time window start (waits)'), ('journey_step', 'until_time', 'Local-time window end'),
+    ('journey_step', 'weekdays', 'ISO weekdays of the window'), ('journey_step', 'after_step', 'Message step a branch_interaction looks at'),
+    ('journey_step', 'interaction', 'opened or clicked (branch_interaction)'), ('journey_step', 'timeout', 'How long a branch waits'),
+    ('journey_step', 'segment', 'Segment of a branch or add step'), ('journey_step', 'list', 'Subscription list of a subscribe step'),
+    ('journey_step', 'percent', 'Share taking the yes path of a split'), ('journey_step', 'next_step', 'Next step'),
+    ('journey_step', 'yes_step', 'Next step when yes'), ('journey_step', 'no_step', 'Next step when no'),
+    ('enrollment', 'status', 'active, completed, exited or failed'), ('enrollment', 'current_step', 'Step it is at'),
+    ('enrollment', 'step_entered_at', 'When it reached it'), ('enrollment', 'next_run_at', 'When the tick handles it next'),
+    ('enrollment', 'entered_at', 'When the contact entered'), ('enrollment', 'ended_at', 'When it ended'),
+    ('enrollment', 'exit_reason', 'Why it exited'), ('enrollment', 'entry_change_id', 'segment_change row it entered with'),
+    ('enrollment', 'ended_change_id', 'Last audience change when it ended'), ('enrollment', 'attempt', 'Failed attempts so far'),
+    ('enrollment', 'error', 'Last error (failed)'),
+    ('enrollment_step', 'step_key', 'Step name'), ('enrollment_step', 'kind', 'Step kind'), ('enrollment_step', 'outcome', 'What happened (message status, yes/no...)'),
+    ('enrollment_step', 'done_at', 'When'),
+    ('journey_tick_run', 'at', 'The clock it ran with'), ('journey_tick_run', 'started_at', 'Wall-clock start'), ('journey_tick_run', 'finished_at', 'Wall-clock end'),
+    ('journey_tick_run', 'enrolled', 'Contacts enrolled'), ('journey_tick_run', 'exited', 'Enrollments exited'), ('journey_tick_run', 'processed', 'Enrollments handled'),
+    ('journey_tick_run', 'steps', 'Steps done'), ('journey_tick_run', 'messages', 'Messages queued'), ('journey_tick_run', 'completed', 'Enrollments completed'),
+    ('journey_tick_run', 'failed', 'Enrollments failed'), ('journey_tick_run', 'retried', 'Enrollments retried'), ('journey_tick_run', 'batches', 'Batches'),
+    ('journey_tick_run', 'more_due', 'Due work left for the next tick'),
+    ('segment_template', 'name', 'Template name'), ('segment_template', 'title', 'Title'), ('segment_template', 'measure', 'Quality measure it follows (e.g. CMS125)'),
+    ('segment_template', 'description', 'What it selects'),
+    ('synthea_source_row', 'entity', 'Imported entity'), ('synthea_source_row', 'source_key', 'Key of the row in the Synthea CSV'),
+    ('synthea_source_row', 'row_id', 'The row it became'),
+    -- views: computed or renamed columns
+    ('segment_members', 'segment', 'Segment name'),
+    ('segment_overview', 'members', 'Current members'), ('segment_overview', 'pending_changes', 'Contacts waiting for the tick (deferred)'),
+    ('segment_overview', 'pending_full_evaluation', 'The next tick re-evaluates it in full'), ('segment_overview', 'definition', 'The query as text'),
+    ('segment_overview', 'uses_segments', 'Segments it is built from'),
+    ('entity_field', 'entity', 'Entity'), ('entity_field', 'field', 'Field (column) name'), ('entity_field', 'data_type', 'Its type'),
+    ('entity_field', 'is_key', 'The entity''s key'), ('entity_field', 'links_to', 'Entity the field links to'), ('entity_field', 'is_time_column', 'The entity''s time column'),
+    ('entity_field', 'allowed_values', 'Values the field allows (enumerations)'), ('entity_field', 'position', 'Column position'),
+    ('entity_overview', 'entity', 'Entity name'), ('entity_overview', 'table_name', 'The table'),
+    ('entity_overview', 'link_column', 'Primary link: the column leading to contact'), ('entity_overview', 'links', 'Every link, as column -> entity'),
+    ('value_set_summary', 'codes', 'Codes in the value set'), ('value_set_summary', 'code_systems', 'Code systems used'),
+    ('message_status', 'messages', 'Messages'), ('journey_message_stats', 'messages', 'Messages'),
+    ('journey_message_stats', 'journey', 'Journey name'), ('journey_message_stats', 'step', 'Step name'),
+    ('journey_funnel', 'journey', 'Journey name'), ('journey_funnel', 'status', 'Journey status'),
+    ('journey_step_funnel', 'journey', 'Journey name'), ('journey_step_funnel', 'step', 'Step name'), ('journey_step_funnel', 'step_id', 'Step id'),
+    ('journey_step_funnel', 'kind', 'Step kind'), ('journey_step_funnel', 'reached', 'Enrollments that reached the step (done + waiting)'),
+    ('journey_step_funnel', 'waiting', 'Enrollments at the step now'), ('journey_step_funnel', 'done', 'Enrollments that did it'),
+    ('journey_step_funnel', 'yes', 'Took the yes path (branches, splits)'), ('journey_step_funnel', 'no', 'Took the no path'),
+    ('template_engagement', 'template', 'Template name')
+  ) v(rel, col, txt) LOOP
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = ('outreach.' || r.rel)::regclass AND a.attname = r.col AND NOT a.attisdropped)
+       AND pg_catalog.col_description(('outreach.' || r.rel)::regclass,
+             (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = ('outreach.' || r.rel)::regclass AND a.attname = r.col)) IS NULL THEN
+      EXECUTE pg_catalog.format('COMMENT ON COLUMN outreach.%I.%I IS %L', r.rel, r.col, r.txt);
+    END IF;
+  END LOOP;
+
+  -- 2. columns that mean the same in every table (those still without a comment)
+  FOR r IN SELECT c.relname, a.attname, g.txt
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+           JOIN (VALUES
+             ('id', 'Id (identity)'), ('created_at', 'When the row was created'), ('updated_at', 'When the row was last changed'),
+             ('patient_id', 'The patient (outreach.contact.id)'), ('contact_id', 'The contact (outreach.contact.id)'),
+             ('encounter_id', 'The encounter it was recorded in (outreach.encounter.id)'), ('external_id', 'Id in the source system (e.g. FHIR/Synthea id)'),
+             ('code', 'Code in code_system'), ('code_system', 'Code system: SNOMED, LOINC, CVX, RxNorm...'), ('description', 'Description of the code'),
+             ('journey_id', 'The journey (outreach.journey.id)'), ('segment_id', 'The segment (outreach.segment.id)'),
+             ('message_id', 'The message (outreach.message.id)'), ('template_id', 'The template (outreach.template.id)'),
+             ('step_id', 'The journey step (outreach.journey_step.id)'), ('enrollment_id', 'The enrollment (outreach.enrollment.id)'),
+             ('channel', 'email, sms or letter'), ('message_class', 'marketing or transactional'), ('key_column', 'Single-column key'),
+             ('link_column', 'Column leading to contact'), ('time_column', 'The column latest(...) orders by'),
+             ('display_name', 'Name shown to users'), ('suppression_reason', 'Why messages were suppressed'),
+             ('messages', 'Messages (all outcomes)'), ('queued', 'Messages waiting to be handed to the provider (queued, sending)'),
+             ('sent', 'Messages handed to the provider (sent, delivered, bounced)'),
+             ('delivered', 'Messages that reached the provider''s delivered state'), ('bounced', 'Messages bounced'),
+             ('suppressed', 'Messages never sent (consent, address, pacing)'), ('messages_failed', 'Messages given up before the provider took them'),
+             ('unique_opens', 'Messages opened (an open or a click)'), ('unique_clicks', 'Messages clicked'),
+             ('unsubscribes', 'Messages that led to an unsubscribe'), ('complaints', 'Messages that drew a complaint'),
+             ('ctr', 'Click-through rate: unique clicks / delivered'), ('ctor', 'Click-to-open rate: unique clicks / unique opens'),
+             ('enrolled', 'Enrollments'), ('active', 'Enrollments running'), ('completed', 'Enrollments completed'),
+             ('exited', 'Enrollments exited'), ('failed', 'Enrollments failed'), ('template', 'Template name'),
+             ('builtin', 'Shipped with outreach'), ('registered_at', 'When it was registered'), ('name', 'Name'),
+             ('status', 'Status'), ('kind', 'Kind'), ('mode', 'immediate or deferred')
+           ) g(col, txt) ON g.col = a.attname
+           WHERE c.relnamespace = 'outreach'::regnamespace AND c.relkind IN ('r', 'v') AND c.relname NOT LIKE '\_%'
+             AND c.relkind = 'r' AND pg_catalog.col_description(c.oid, a.attnum) IS NULL LOOP
+    EXECUTE pg_catalog.format('COMMENT ON COLUMN outreach.%I.%I IS %L', r.relname, r.attname, r.txt);
+  END LOOP;
+
+  -- 3. view columns that pass a table column through: its comment
+  FOR r IN SELECT v.relname, va.attname, min(pg_catalog.col_description(t.oid, ta.attnum)) AS txt
+           FROM pg_catalog.pg_class v
+           JOIN pg_catalog.pg_attribute va ON va.attrelid = v.oid AND va.attnum > 0 AND NOT va.attisdropped
+           JOIN pg_catalog.pg_rewrite rw ON rw.ev_class = v.oid
+           JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = rw.oid
+             AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0
+           JOIN pg_catalog.pg_class t ON t.oid = d.refobjid AND t.relkind = 'r'
+           JOIN pg_catalog.pg_attribute ta ON ta.attrelid = t.oid AND ta.attnum = d.refobjsubid AND ta.attname = va.attname
+           WHERE v.relnamespace = 'outreach'::regnamespace AND v.relkind = 'v' AND v.relname NOT LIKE '\_%'
+             AND pg_catalog.col_description(v.oid, va.attnum) IS NULL
+             AND pg_catalog.col_description(t.oid, ta.attnum) IS NOT NULL
+           GROUP BY v.relname, va.attname
+           HAVING count(DISTINCT pg_catalog.col_description(t.oid, ta.attnum)) = 1 LOOP
+    EXECUTE pg_catalog.format('COMMENT ON COLUMN outreach.%I.%I IS %L', r.relname, r.attname, r.txt);
+  END LOOP;
+
+  -- 4. the rest of the views: the generic meanings
+  FOR r IN SELECT c.relname, a.attname, g.txt
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+           JOIN (VALUES
+             ('messages', 'Messages (all outcomes)'), ('queued', 'Messages waiting to be handed to the provider (queued, sending)'),
+             ('sent', 'Messages handed to the provider (sent, delivered, bounced)'),
+             ('delivered', 'Messages that reached the provider''s delivered state'), ('bounced', 'Messages bounced'),
+             ('suppressed', 'Messages never sent (consent, address, pacing)'), ('messages_failed', 'Messages given up before the provider took them'),
+             ('unique_opens', 'Messages opened (an open or a click)'), ('unique_clicks', 'Messages clicked'),
+             ('unsubscribes', 'Messages that led to an unsubscribe'), ('complaints', 'Messages that drew a complaint'),
+             ('ctr', 'Click-through rate: unique clicks / delivered'), ('ctor', 'Click-to-open rate: unique clicks / unique opens'),
+             ('enrolled', 'Enrollments'), ('active', 'Enrollments running'), ('completed', 'Enrollments completed'),
+             ('exited', 'Enrollments exited'), ('failed', 'Enrollments failed (journeys) / messages failed (templates)'),
+             ('template_id', 'The template (outreach.template.id)'), ('journey_id', 'The journey (outreach.journey.id)'),
+             ('segment_id', 'The segment (outreach.segment.id)'), ('contact_id', 'The contact (outreach.contact.id)'),
+             ('channel', 'email, sms or letter'), ('message_class', 'marketing or transactional'), ('status', 'Status'),
+             ('suppression_reason', 'Why messages were suppressed'), ('name', 'Name'), ('kind', 'Kind')
+           ) g(col, txt) ON g.col = a.attname
+           WHERE c.relnamespace = 'outreach'::regnamespace AND c.relkind = 'v' AND c.relname NOT LIKE '\_%'
+             AND pg_catalog.col_description(c.oid, a.attnum) IS NULL LOOP
+    EXECUTE pg_catalog.format('COMMENT ON COLUMN outreach.%I.%I IS %L', r.relname, r.attname, r.txt);
+  END LOOP;
+END
+$comments$;
