@@ -247,7 +247,9 @@ INSERT INTO outreach.operations_setting (name, value, kind, description) VALUES
   ('deferred_backlog_critical','1000000',    'integer',  'health deferred: critical from this many contacts waiting for the tick'),
   ('segment_late_warning',     '1 hour',     'interval', 'health segments: warning when a time-dependent segment''s re-evaluation is late by more than this'),
   ('segment_late_critical',    '1 day',      'interval', 'health segments: critical when it is late by more than this'),
-  ('retention_batch',          '10000',      'integer',  'retention: at most this many rows of each kind purged per tick'),
+  ('alerts_every',             '1 minute',   'interval', 'the tick checks health and raises alerts at most this often'),
+  ('retention_every',          '10 minutes', 'interval', 'the tick runs a retention batch at most this often'),
+  ('retention_batch',          '10000',      'integer',  'retention: at most this many rows of each kind purged per run'),
   ('retention_tick_run',       '30 days',    'interval', 'retention: tick_run and journey_tick_run rows older than this are purged'),
   ('retention_segment_change', '2 years',    'interval', 'retention: membership history older than this is compacted (segment_members_at stays exact back to this horizon)'),
   ('retention_interaction',    '2 years',    'interval', 'retention: interactions older than this are purged (not those of running enrollments)'),
@@ -478,7 +480,8 @@ COMMENT ON COLUMN outreach.alert.resolved_at IS 'When the check was first seen n
 GRANT SELECT ON outreach.alert TO outreach_admin, outreach_analyst;
 
 -- Raise an alert for each check that turned critical (NOTIFY outreach_alert with a JSON
--- payload, once per incident) and resolve those that recovered.  The tick calls it; call it
+-- payload, once per incident) and resolve those that recovered.  The tick calls it every
+-- alerts_every; call it
 -- also from your monitoring (every few minutes): a tick that stopped cannot report itself.
 CREATE FUNCTION outreach.check_alerts() RETURNS SETOF outreach.alert
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -512,7 +515,8 @@ COMMENT ON FUNCTION outreach.check_alerts() IS
 -- Retention -------------------------------------------------------------------------------
 
 -- Purge what has outlived its period, at most retention_batch rows of each kind per call (the
--- tick calls it; a backlog is worked off over successive ticks).  Never touched: queued or
+-- tick calls it every retention_every; a backlog is worked off over successive runs, or at
+-- once with CALL outreach.purge_backlog()).  Never touched: queued or
 -- claimed messages, messages and interactions of running enrollments, messages inside the
 -- longest frequency-cap window, membership history a reader has not consumed, and for every
 -- segment and contact the last change before the horizon (so segment_members_at stays exact
@@ -604,14 +608,16 @@ END $$;
 REVOKE ALL ON FUNCTION outreach.purge(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION outreach.purge(integer) TO outreach_admin;
 COMMENT ON FUNCTION outreach.purge(integer) IS
-  'Retention: purges at most batch rows (default retention_batch) of each kind past its period; run by every tick; returns what it purged per kind';
+  'Retention: purges at most batch rows (default retention_batch) of each kind past its period; the tick runs it every retention_every; returns what it purged per kind';
 
 -- The tick's operations work ------------------------------------------------------------
 
 -- State of the operations work done by the tick (one row).
 CREATE TABLE outreach.operations_state (
   singleton       boolean PRIMARY KEY DEFAULT true CONSTRAINT operations_state_one_row CHECK (singleton),
-  due_notified_to timestamptz
+  due_notified_to timestamptz,
+  alerts_checked_at timestamptz,
+  purged_at       timestamptz
 );
 INSERT INTO outreach.operations_state DEFAULT VALUES;
 COMMENT ON TABLE outreach.operations_state IS
@@ -619,6 +625,8 @@ COMMENT ON TABLE outreach.operations_state IS
 COMMENT ON COLUMN outreach.operations_state.due_notified_to IS
   'The tick announced (NOTIFY outreach_outbox) every queued message whose send_after is up to this time';
 COMMENT ON COLUMN outreach.operations_state.singleton IS 'Always true: the table has one row';
+COMMENT ON COLUMN outreach.operations_state.alerts_checked_at IS 'The tick''s clock when it last checked alerts';
+COMMENT ON COLUMN outreach.operations_state.purged_at IS 'The tick''s clock when it last ran a retention batch';
 
 -- The delayed-message contract: a message queued with a later send_after (quiet hours, a
 -- frequency window) was announced on outreach_outbox when it was queued, before it was due.
@@ -632,8 +640,10 @@ DECLARE
   due boolean;
 BEGIN
   SELECT s.due_notified_to INTO since FROM outreach.operations_state s FOR UPDATE;
-  IF since IS NOT NULL AND at <= since THEN
+  IF at = since THEN
     RETURN false;
+  ELSIF at < since THEN   -- the clock went back (tests, a restored copy): announce what is due
+    since := NULL;
   END IF;
   SELECT EXISTS (SELECT 1 FROM outreach.message m
                  WHERE m.status = 'queued' AND m.send_after <= at
@@ -660,12 +670,25 @@ COMMENT ON FUNCTION outreach.next_due_at() IS
 -- After every tick (its tick_run row is finished): announce messages that became due, raise
 -- and resolve alerts, purge one batch.  A trigger on tick_run, so the tick of 40_segments.sql
 -- needs no change.
+-- Health and retention read whole tables: at most every alerts_every / retention_every
+-- (of the tick's clock), not every minute.
 CREATE FUNCTION outreach._after_tick() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  st outreach.operations_state;
 BEGIN
   PERFORM outreach._notify_due(NEW.at);
-  PERFORM outreach.check_alerts();
-  PERFORM outreach.purge();
+  SELECT * INTO st FROM outreach.operations_state;
+  IF st.alerts_checked_at IS NULL OR NEW.at >= st.alerts_checked_at + outreach._setting('alerts_every')::interval
+     OR NEW.at < st.alerts_checked_at THEN
+    UPDATE outreach.operations_state SET alerts_checked_at = NEW.at;
+    PERFORM outreach.check_alerts();
+  END IF;
+  IF st.purged_at IS NULL OR NEW.at >= st.purged_at + outreach._setting('retention_every')::interval
+     OR NEW.at < st.purged_at THEN
+    UPDATE outreach.operations_state SET purged_at = NEW.at;
+    PERFORM outreach.purge();
+  END IF;
   RETURN NULL;
 END $$;
 REVOKE ALL ON FUNCTION outreach._after_tick() FROM PUBLIC;
