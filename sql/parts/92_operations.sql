@@ -14,10 +14,12 @@
 -- side effects a second time (re-evaluate membership, enroll, wake a journey, notify
 -- workers): their results are restored with the rows.  A bulk load with COPY in a session
 -- that turned check_function_bodies off would skip them too; keep it on (the default).
+-- Inlined into the WHEN clauses (a plain SQL function without SET, every name qualified), so
+-- a normal row insert pays one current_setting() call, no function call.
 CREATE FUNCTION outreach._restoring() RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT pg_catalog.current_setting('check_function_bodies') = 'off'
-     AND pg_catalog.current_query() ~* '^\s*copy\s'
+LANGUAGE sql VOLATILE AS $$
+  SELECT pg_catalog.current_setting('check_function_bodies') OPERATOR(pg_catalog.=) 'off'
+     AND pg_catalog.current_query() OPERATOR(pg_catalog.~*) '^\s*copy\s'
 $$;
 REVOKE ALL ON FUNCTION outreach._restoring() FROM PUBLIC;
 COMMENT ON FUNCTION outreach._restoring() IS
@@ -620,6 +622,9 @@ CREATE TABLE outreach.operations_state (
   purged_at       timestamptz
 );
 INSERT INTO outreach.operations_state DEFAULT VALUES;
+SELECT outreach._dump('outreach.operations_state');
+CREATE TRIGGER outreach_restore_replaces_rows BEFORE INSERT ON outreach.operations_state
+  FOR EACH STATEMENT WHEN (outreach._restoring()) EXECUTE FUNCTION outreach._restore_replaces_rows();
 COMMENT ON TABLE outreach.operations_state IS
   'Internal state of the tick''s operations work: up to when messages that became due have been announced';
 COMMENT ON COLUMN outreach.operations_state.due_notified_to IS
