@@ -828,7 +828,7 @@ COMMENT ON PROCEDURE outreach.purge_backlog(integer) IS
 --   ctr        unique clicks / delivered;  ctor  unique clicks / unique opens
 -- (This part replaces the 0.2.0 reporting views of 50_messaging.sql and 60_journeys.sql,
 -- whose definitions differed, and drops their internal helper view.)
-CREATE VIEW outreach.message_outcome AS
+CREATE VIEW outreach.message_outcome WITH (security_invoker = true) AS
 SELECT m.id AS message_id, m.contact_id, m.journey_id, m.step_id, m.template_id, m.template_name,
        m.channel, m.message_class, m.status, m.suppression_reason, m.created_at, m.send_after, m.sent_at,
        m.status IN ('queued', 'sending') AS queued,
@@ -872,7 +872,10 @@ COMMENT ON COLUMN outreach.message_outcome.opened IS 'Opened: an opened or click
 COMMENT ON COLUMN outreach.message_outcome.clicked IS 'A clicked interaction';
 COMMENT ON COLUMN outreach.message_outcome.unsubscribed IS 'An unsubscribed interaction';
 COMMENT ON COLUMN outreach.message_outcome.complained IS 'A complained (spam report) interaction';
-GRANT SELECT ON outreach.message_outcome TO outreach_admin, outreach_analyst;
+-- Per message (with contact_id): read with the caller's own rights on message and
+-- interaction (security_invoker), so row-level security applies; the aggregate views above
+-- it are for the analyst.
+GRANT SELECT ON outreach.message_outcome TO outreach_admin;
 
 CREATE OR REPLACE VIEW outreach.template_engagement AS
 SELECT t.id AS template_id, t.name AS template, t.channel,
