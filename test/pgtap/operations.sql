@@ -3,7 +3,7 @@
 -- delayed-message notification, restore detection.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(60);
+SELECT plan(62);
 
 SET LOCAL outreach.now = '2026-03-02 15:00:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -167,12 +167,27 @@ SELECT is((SELECT array_agg(contact_id || ':' || change ORDER BY contact_id) FRO
   ARRAY['5:added'], 'old history is compacted to the current member''s join');
 SELECT is(array(SELECT outreach.segment_members_at('old', '2026-03-02')), ARRAY[5]::bigint[], 'segment_members_at stays exact after the horizon');
 SELECT ok((SELECT count(*) FROM outreach.segment_change WHERE changed_at >= '2026-03-02') > 0, 'recent history stays');
+-- a reader that has not consumed old changes keeps them
+SELECT outreach.create_static_segment('old2') \g /dev/null
+SELECT outreach.go_live('old2') \g /dev/null
+SELECT outreach.add_members('old2', ARRAY[7]::bigint[]) \g /dev/null
+SELECT outreach.remove_members('old2', ARRAY[7]::bigint[]) \g /dev/null
+UPDATE outreach.segment_change SET changed_at = '2026-01-01', xid = '1' WHERE segment_id = (SELECT id FROM outreach.segment WHERE name = 'old2');
+INSERT INTO outreach.segment_change_consumer (name, last_xid, last_id) VALUES ('slow reader', '0', 0);
+SELECT outreach.purge(1000) \g /dev/null
+SELECT is((SELECT count(*) FROM outreach.segment_change WHERE segment_id = (SELECT id FROM outreach.segment WHERE name = 'old2')),
+  2::bigint, 'history a reader has not consumed is kept');
+DELETE FROM outreach.segment_change_consumer WHERE name = 'slow reader';
+SELECT outreach.purge(1000) \g /dev/null
+SELECT is((SELECT count(*) FROM outreach.segment_change WHERE segment_id = (SELECT id FROM outreach.segment WHERE name = 'old2')),
+  0::bigint, 'and purged once no reader needs it (the contact left before the horizon)');
 -- messages of a running enrollment stay
 SELECT outreach.set_operations_setting('retention_message', '1 hour');
 UPDATE outreach.message SET enrollment_id = (SELECT id FROM outreach.enrollment WHERE status = 'active' LIMIT 1) WHERE id = 11;
+UPDATE outreach.message SET status = 'sending', lease_expires_at = '2026-03-02 16:00+00', finished_at = NULL WHERE id = 12;
 SELECT outreach.purge(1000);
-SELECT is((SELECT array_agg(id ORDER BY id) FROM outreach.message), ARRAY[11, 21]::bigint[],
-  'finished messages past retention are purged, not a running enrollment''s nor a queued one');
+SELECT is((SELECT array_agg(id ORDER BY id) FROM outreach.message), ARRAY[11, 12, 21]::bigint[],
+  'finished messages past retention are purged, not a running enrollment''s, an unreported one nor a queued one');
 SELECT throws_ok($$SELECT * FROM outreach.purge(0)$$, '22023', NULL, 'a purge batch is at least one row');
 
 -- restore detection: only a dump's COPY with check_function_bodies off
