@@ -123,21 +123,22 @@ BEGIN
 END
 $wrap$;
 
--- Settings tables ship default rows that the admin may change or delete: a restore replaces
--- them with the dumped rows (the COPY of the table starts by emptying it).
+-- A table dumped whole (no filter) is restored as it was dumped: its COPY starts by emptying
+-- it, so the rows CREATE EXTENSION shipped (settings the admin may have changed or deleted:
+-- messaging_settings, quiet_hours, frequency_cap, ...) give way to the dumped ones instead of
+-- colliding with them.  Every such table gets the trigger at the end of this part.
 CREATE FUNCTION outreach._restore_replaces_rows() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  present boolean;
 BEGIN
-  EXECUTE pg_catalog.format('DELETE FROM %s', TG_RELID::regclass);
+  EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s)', TG_RELID::regclass) INTO present;
+  IF present THEN
+    EXECUTE pg_catalog.format('DELETE FROM %s', TG_RELID::regclass);
+  END IF;
   RETURN NULL;
 END $$;
 REVOKE ALL ON FUNCTION outreach._restore_replaces_rows() FROM PUBLIC;
-CREATE TRIGGER outreach_restore_replaces_rows BEFORE INSERT ON outreach.messaging_settings
-  FOR EACH STATEMENT WHEN (outreach._restoring()) EXECUTE FUNCTION outreach._restore_replaces_rows();
-CREATE TRIGGER outreach_restore_replaces_rows BEFORE INSERT ON outreach.quiet_hours
-  FOR EACH STATEMENT WHEN (outreach._restoring()) EXECUTE FUNCTION outreach._restore_replaces_rows();
-CREATE TRIGGER outreach_restore_replaces_rows BEFORE INSERT ON outreach.frequency_cap
-  FOR EACH STATEMENT WHEN (outreach._restoring()) EXECUTE FUNCTION outreach._restore_replaces_rows();
 
 -- Transaction ids do not travel: in a new cluster they start again near zero, so the xid of a
 -- restored membership change (and a reader's position) would lie in the future, and
@@ -260,8 +261,6 @@ INSERT INTO outreach.operations_setting (name, value, kind, description) VALUES
   ('retention_alert',          '1 year',     'interval', 'retention: resolved alerts older than this are purged'),
   ('retention_cron_history',   '7 days',     'interval', 'retention: pg_cron run details of the outreach jobs older than this are purged (in pg_cron''s database)');
 SELECT outreach._dump('outreach.operations_setting');
-CREATE TRIGGER outreach_restore_replaces_rows BEFORE INSERT ON outreach.operations_setting
-  FOR EACH STATEMENT WHEN (outreach._restoring()) EXECUTE FUNCTION outreach._restore_replaces_rows();
 GRANT SELECT ON outreach.operations_setting TO outreach_admin, outreach_analyst;
 GRANT UPDATE (value) ON outreach.operations_setting TO outreach_admin;
 
@@ -623,8 +622,6 @@ CREATE TABLE outreach.operations_state (
 );
 INSERT INTO outreach.operations_state DEFAULT VALUES;
 SELECT outreach._dump('outreach.operations_state');
-CREATE TRIGGER outreach_restore_replaces_rows BEFORE INSERT ON outreach.operations_state
-  FOR EACH STATEMENT WHEN (outreach._restoring()) EXECUTE FUNCTION outreach._restore_replaces_rows();
 COMMENT ON TABLE outreach.operations_state IS
   'Internal state of the tick''s operations work: up to when messages that became due have been announced';
 COMMENT ON COLUMN outreach.operations_state.due_notified_to IS
@@ -1108,11 +1105,73 @@ BEGIN
     ('journey_step_funnel', 'kind', 'Step kind'), ('journey_step_funnel', 'reached', 'Enrollments that reached the step (done + waiting)'),
     ('journey_step_funnel', 'waiting', 'Enrollments at the step now'), ('journey_step_funnel', 'done', 'Enrollments that did it'),
     ('journey_step_funnel', 'yes', 'Took the yes path (branches, splits)'), ('journey_step_funnel', 'no', 'Took the no path'),
-    ('template_engagement', 'template', 'Template name')
+    ('template_engagement', 'template', 'Template name'),
+    -- events (64_events.sql)
+    ('event', 'starts_at', 'When the event starts'), ('event', 'ends_at', 'When it ends'), ('event', 'time_zone', 'The event''s own time zone'),
+    ('event', 'venue', 'Where it takes place (in person, hybrid)'), ('event', 'online_url', 'Where to join (virtual, hybrid)'),
+    ('event', 'registration_opens_at', 'Registration opens (NULL: on publishing)'), ('event', 'organizer_email', 'Organizer in the .ics'),
+    ('event', 'published_at', 'When it was published'), ('event', 'cancelled_at', 'When it was cancelled'), ('event', 'completed_at', 'When it was completed (no-shows marked)'),
+    ('event_session', 'event_id', 'The event'), ('event_session', 'starts_at', 'When the session starts'), ('event_session', 'ends_at', 'When it ends'),
+    ('event_session', 'capacity', 'Seats (NULL: the event''s capacity)'),
+    ('event_registration', 'event_id', 'The event'), ('event_registration', 'source', 'Where the registration came from'),
+    ('event_registration', 'waitlisted_at', 'When it joined the waitlist'), ('event_registration', 'promoted_at', 'When it got a seat from the waitlist'),
+    ('event_registration', 'checked_in_at', 'When the contact checked in'), ('event_registration', 'cancelled_at', 'When it was cancelled'),
+    ('event_registration', 'cancel_reason', 'Why it was cancelled'),
+    ('event_registration_session', 'registration_id', 'The registration'), ('event_registration_session', 'session_id', 'A session of interest'),
+    ('event_seats', 'event_id', 'The event'), ('event_seats', 'session_id', 'The session (0: the event as a whole)'), ('event_seats', 'taken', 'Seats held'),
+    ('event_overview', 'starts_at', 'When the event or session starts'), ('event_overview', 'capacity', 'Seats of the event or session'),
+    ('event_overview', 'event', 'Event name'), ('event_overview', 'event_status', 'Event status'), ('event_overview', 'session', 'Session name (NULL: the whole event)'),
+    ('event_overview', 'registered', 'Seats held (registered, attended, no-show)'), ('event_overview', 'waitlisted', 'On the waitlist'),
+    ('event_overview', 'cancelled', 'Cancelled registrations'), ('event_overview', 'attended', 'Checked in'), ('event_overview', 'no_show', 'Did not come'),
+    ('event_overview', 'no_show_rate', 'No-shows over seats held, of events that took place'), ('event_overview', 'fill_rate', 'Seats held over capacity'),
+    ('template_event', 'event_id', 'The event its {{event.*}} tokens show'), ('template_event', 'attach_ics', 'Email carries the event''s .ics'),
+    ('message_attachment', 'filename', 'File name'), ('message_attachment', 'content_type', 'MIME type'), ('message_attachment', 'content', 'File content'),
+    -- leads and social (66_leads.sql)
+    ('lead', 'first_name', 'Given name as captured'), ('lead', 'last_name', 'Family name as captured'), ('lead', 'email', 'Email as captured'),
+    ('lead', 'phone', 'Phone as captured'), ('lead', 'source', 'Where the lead came from (form, event, import...)'), ('lead', 'source_detail', 'More about the source'),
+    ('lead', 'status_changed_at', 'When the status last changed'), ('lead', 'status_changed_by', 'Who changed it (a role, or scoring)'),
+    ('lead', 'score', 'Current score'), ('lead', 'score_updated_at', 'When the score last changed'), ('lead', 'qualified_at', 'When it qualified'),
+    ('lead', 'converted_contact_id', 'The patient contact it became'), ('lead', 'converted_at', 'When it was converted'), ('lead', 'converted_by', 'Who converted it'),
+    ('lead', 'captured_at', 'When it was captured'),
+    ('lead_activity', 'lead_id', 'The lead'), ('lead_activity', 'detail', 'What happened'), ('lead_activity', 'occurred_at', 'When'),
+    ('lead_conversion', 'lead_id', 'The lead'), ('lead_conversion', 'lead_contact_id', 'The lead''s own contact'),
+    ('lead_conversion', 'matched_on', 'What matched an existing patient (email, phone; NULL: created)'),
+    ('lead_conversion', 'score_at_conversion', 'Score when converted'), ('lead_conversion', 'moved', 'What was carried over to the patient'),
+    ('lead_conversion', 'converted_by', 'Who converted it'), ('lead_conversion', 'converted_at', 'When'),
+    ('lead_conversion_weekly', 'week', 'Week of conversion'), ('lead_conversion_weekly', 'conversions', 'Conversions'),
+    ('lead_conversion_weekly', 'matched_existing', 'Conversions that matched an existing patient'),
+    ('lead_conversion_weekly', 'avg_score_at_conversion', 'Average score when converted'), ('lead_conversion_weekly', 'avg_days_to_convert', 'Average days from capture to conversion'),
+    ('lead_funnel', 'source', 'Lead source'), ('lead_funnel', 'leads', 'Leads'), ('lead_funnel', 'avg_score', 'Average score'),
+    ('lead_funnel', 'ever_qualified', 'Leads that qualified at some point'), ('lead_funnel', 'first_captured', 'First capture'), ('lead_funnel', 'last_captured', 'Last capture'),
+    ('lead_score_change', 'lead_id', 'The lead'), ('lead_score_change', 'old_score', 'Score before'), ('lead_score_change', 'new_score', 'Score after'),
+    ('lead_score_change', 'reason', 'Why (rules changed, decay, rescore)'), ('lead_score_change', 'changed_at', 'When'),
+    ('lead_score_hit', 'rule_id', 'The score rule'), ('lead_score_hit', 'since', 'Since when the rule holds (the start of decay)'),
+    ('lead_score_rule', 'condition', 'Condition in the segment language'), ('lead_score_rule', 'points', 'Points while it holds'),
+    ('lead_score_rule', 'half_life', 'Points halve every half_life (NULL: no decay)'),
+    ('lead_settings', 'qualification_threshold', 'Score at which an open lead qualifies'), ('lead_settings', 'default_country_code', 'Country code of national phone numbers'),
+    ('lead_status_change', 'lead_id', 'The lead'), ('lead_status_change', 'from_status', 'Status before'), ('lead_status_change', 'to_status', 'Status after'),
+    ('lead_status_change', 'reason', 'Why'), ('lead_status_change', 'changed_by', 'Who (a role, or scoring)'), ('lead_status_change', 'changed_at', 'When'),
+    ('social_post', 'account', 'Social account it is posted from'), ('social_post', 'body', 'Text of the post'), ('social_post', 'media_url', 'Attached media'),
+    ('social_post', 'scheduled_at', 'When it is to be published'), ('social_post', 'published_at', 'When it was published'), ('social_post', 'detail', 'Connector''s detail'),
+    ('social_post', 'sentiment', 'Sentiment of the post, -1 to 1'), ('social_post', 'created_by', 'Who wrote it'),
+    ('social_engagement', 'post_id', 'The post'), ('social_engagement', 'quantity', 'How many (likes, shares)'), ('social_engagement', 'body', 'Text (comments, replies)'),
+    ('social_engagement', 'author', 'Who wrote it'), ('social_engagement', 'sentiment', 'Sentiment of the text, -1 to 1'), ('social_engagement', 'occurred_at', 'When'),
+    ('social_overview', 'week', 'Week of publication (UTC)'), ('social_overview', 'posts', 'Posts published'), ('social_overview', 'likes', 'Likes'),
+    ('social_overview', 'shares', 'Shares'), ('social_overview', 'comments', 'Comments'), ('social_overview', 'replies', 'Replies'),
+    ('social_overview', 'engagement', 'Likes, shares, comments and replies'), ('social_overview', 'avg_post_sentiment', 'Average sentiment of the posts'),
+    ('social_overview', 'avg_reply_sentiment', 'Average sentiment of the replies'), ('social_overview', 'most_negative_replies', 'The three most negative replies'),
+    -- delivery (85_delivery.sql)
+    ('delivery_settings', 'singleton', 'Always true: the table has one row'), ('delivery_settings', 'confirmation_subject', 'Subject of the double opt-in confirmation mail'),
+    ('delivery_settings', 'confirmation_body', 'Body of the confirmation mail ({{confirm_url}})'), ('delivery_settings', 'sms_help_reply', 'Reply to an SMS HELP'),
+    ('delivery_settings', 'sms_stop_reply', 'Reply to an SMS STOP'), ('delivery_settings', 'sms_start_reply', 'Reply to an SMS START'),
+    ('template_tracking', 'open_pixel', 'The gateway adds an open pixel'), ('template_tracking', 'click_tracking', 'The gateway rewrites links to tracked click URLs')
   ) v(rel, col, txt) LOOP
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = ('outreach.' || r.rel)::regclass AND a.attname = r.col AND NOT a.attisdropped)
-       AND pg_catalog.col_description(('outreach.' || r.rel)::regclass,
-             (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = ('outreach.' || r.rel)::regclass AND a.attname = r.col)) IS NULL THEN
+    -- (tables of other 0.3 parts are commented here too when they are installed; a column
+    -- their part commented keeps its comment)
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('outreach.' || r.rel)
+                 AND a.attname = r.col AND NOT a.attisdropped)
+       AND pg_catalog.col_description(pg_catalog.to_regclass('outreach.' || r.rel),
+             (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('outreach.' || r.rel) AND a.attname = r.col)) IS NULL THEN
       EXECUTE pg_catalog.format('COMMENT ON COLUMN outreach.%I.%I IS %L', r.rel, r.col, r.txt);
     END IF;
   END LOOP;
@@ -1189,3 +1248,23 @@ BEGIN
   END LOOP;
 END
 $comments$;
+
+-- Last: every table dumped whole gets the restore trigger (see _restore_replaces_rows), the
+-- tables of the parts before this one included.
+DO $replace$
+DECLARE
+  t regclass;
+BEGIN
+  FOR t IN
+    SELECT c.oid::regclass FROM pg_catalog.pg_extension e
+    CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS x(oid, cond)
+    JOIN pg_catalog.pg_class c ON c.oid = x.oid
+    WHERE e.extname = 'outreach' AND c.relkind = 'r' AND coalesce(x.cond, '') = ''
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg WHERE tg.tgrelid = c.oid AND tg.tgname = 'outreach_restore_replaces_rows')
+    ORDER BY c.relname
+  LOOP
+    EXECUTE pg_catalog.format('CREATE TRIGGER outreach_restore_replaces_rows BEFORE INSERT ON %s FOR EACH STATEMENT '
+                              'WHEN (outreach._restoring()) EXECUTE FUNCTION outreach._restore_replaces_rows()', t);
+  END LOOP;
+END
+$replace$;
