@@ -12,7 +12,8 @@ OBJS = \
 	src/membership.o \
 	src/render.o \
 	src/sentiment.o \
-	src/access.o
+	src/access.o \
+	src/operations.o
 
 # The install script is assembled from ordered parts so that each concern owns a file.
 SQL_PARTS  = $(sort $(wildcard sql/parts/*.sql))
@@ -22,8 +23,17 @@ UPGRADE_FROM  = 0.2.0
 UPGRADE_PARTS = $(sort $(wildcard sql/upgrade/$(UPGRADE_FROM)--$(EXTVERSION)/*.sql))
 DATA_built = sql/outreach--$(EXTVERSION).sql sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql
 # Earlier upgrade scripts, and the full scripts of released versions (kept to test the upgrades).
-DATA       = sql/outreach--0.1.0--0.2.0.sql sql/outreach--0.1.0.sql sql/outreach--0.2.0.sql
+DATA       = sql/outreach--0.1.0--0.2.0.sql sql/outreach--0.1.0.sql sql/outreach--0.2.0.sql \
+             outreach--0.1.0.control outreach--0.2.0.control
 EXTRA_CLEAN = sql/outreach--$(EXTVERSION).sql sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql src/gateway/outreach-gateway
+
+# `make installcheck`: the pg_regress suites against an already-installed server (PGXS; the
+# usual PGHOST/PGPORT/PGUSER; database contrib_regression, or CONTRIB_TESTDB=...).
+# extension_upgrade installs 0.2.0, which required pg_cron, so it runs only in pg_cron's
+# database (used as it is, not recreated):
+#   make installcheck CONTRIB_TESTDB=<cron.database_name> REGRESS_UPGRADE=extension_upgrade
+REGRESS      = $(filter-out extension_upgrade,$(sort $(basename $(notdir $(wildcard test/sql/*.sql))))) $(REGRESS_UPGRADE)
+REGRESS_OPTS = --inputdir=test $(if $(REGRESS_UPGRADE),--use-existing)
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 

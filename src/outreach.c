@@ -32,5 +32,6 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+	outreach_operations_init();
 	MarkGUCPrefixReserved("outreach");
 }

@@ -9,6 +9,9 @@
 /* outreach.c */
 extern char *outreach_now_setting;
 
+/* operations.c */
+extern void outreach_operations_init(void);
+
 /* datamodel.c */
 extern List *outreach_column_allowed_values(Oid relid, AttrNumber attnum);
 

@@ -5,7 +5,9 @@
 #   isolation   test/specs/*.spec against test/expected/*.out
 #   pgTAP       test/pgtap/*.sql  with pg_prove
 #   extra       test/extra/*.sh   (fuzzing, randomized drivers); each prints "N passed, N failed"
-# The last line is "N passed, N failed"; the exit code is non-zero on any failure.
+#               last, or "N passed, N failed, N skipped" with a line "skipped: REASON" when it
+#               needs data that is not there (../shared, which a fresh clone may not have)
+# The last line is "N passed, N failed, N skipped"; the exit code is non-zero on any failure.
 # Filters for development: ONLY_REGRESS="a b", ONLY_SPECS="x", ONLY_PGTAP="f" (names without .sql), ONLY_EXTRA="y",
 # or SUITES="regress isolation pgtap extra" to pick suites.
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -33,7 +35,9 @@ SUITES=${SUITES:-regress isolation pgtap extra}
 
 passed=0
 failed=0
+skipped=0
 failed_names=()
+skipped_names=()
 
 names_of() { # dir ext filter
 	local d=$1 ext=$2 only=$3 f n
@@ -110,10 +114,17 @@ if [[ " $SUITES " == *" extra "* ]]; then
 		log "extra: $n"
 		rc=0
 		out=$(bash "test/extra/$n.sh" 2>&1) || rc=$?
-		echo "$out" | tail -20
+		mkdir -p "$WORK/extra"; printf '%s\n' "$out" >"$WORK/extra/$n.log"
+		# every failure, then the end of the output (the whole log is in $WORK/extra)
+		echo "$out" | grep -E '^not ok' | head -40 || true
+		echo "$out" | tail -5
 		line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
 		p=$(echo "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$line" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
-		passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+		k=$(echo "$line" | sed -n 's/.* \([0-9]*\) skipped.*/\1/p')
+		passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${k:-0}))
+		if [ "${k:-0}" -gt 0 ]; then
+			skipped_names+=("extra:$n ($(echo "$out" | sed -n 's/^skipped: //p' | head -1))")
+		fi
 		if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
 			failed_names+=("extra:$n"); [ "${f:-0}" -gt 0 ] || failed=$((failed + 1))
 		fi
@@ -125,5 +136,6 @@ if [ ${#failed_names[@]} -gt 0 ]; then
 	# crashes and assertion failures only: expected errors of the tests are in the log too
 	grep -E 'terminated by signal|PANIC|TRAP:|server process .* was terminated' "$WORK/log/server.log" >&2 || true
 fi
-echo "$passed passed, $failed failed"
+for s in "${skipped_names[@]}"; do log "skipped: $s"; done
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ ${#failed_names[@]} -eq 0 ]

@@ -59,8 +59,8 @@ SELECT outreach.tick('2026-03-02 14:00+00') \g /dev/null
 
 -- A simulated delivery worker sends what is due; every third email is opened, some clicked.
 SET outreach.now = '2026-03-02 15:00+00';
-SELECT count(*) AS emails_sent FROM outreach.claim_messages('demo-worker', 1000) m,
-       LATERAL outreach.report_delivery(m.id, 'sent') d;
+SELECT count(*) FILTER (WHERE m.channel = 'email') AS emails_sent, count(*) FILTER (WHERE m.channel = 'sms') AS sms_sent
+FROM outreach.claim_messages('demo-worker', 1000) m, LATERAL outreach.report_delivery(m.id, 'sent') d;
 SELECT count(*) AS opened FROM (
   SELECT outreach.report_interaction(m.id, 'opened', at => '2026-03-03 13:00+00')
   FROM outreach.message m JOIN outreach.journey j ON j.id = m.journey_id
@@ -73,8 +73,9 @@ SELECT count(*) AS clicked FROM (
 SELECT outreach.tick('2026-03-03 13:10+00') \g /dev/null   -- openers take the yes path at once
 SELECT outreach.tick('2026-03-05 14:01+00') \g /dev/null   -- 3 days later: SMS to the others
 SET outreach.now = '2026-03-05 15:00+00';
-SELECT count(*) AS sms_sent FROM outreach.claim_messages('demo-worker', 1000) m,
-       LATERAL outreach.report_delivery(m.id, 'sent') d;
+SELECT count(*) FILTER (WHERE m.channel = 'sms') AS sms_sent,          -- emails held by quiet hours go out now too
+       count(*) FILTER (WHERE m.channel = 'email') AS emails_sent
+FROM outreach.claim_messages('demo-worker', 1000) m, LATERAL outreach.report_delivery(m.id, 'sent') d;
 RESET outreach.now;
 
 \echo 'Outbox:'

@@ -21,8 +21,10 @@ if [ -z "$DATA" ]; then
 	done
 fi
 if [ -z "$DATA" ] || [ ! -f "$DATA/andrew-nguyen-59/patients.csv" ]; then
-	notok "shared Synthea data not found beside the repository (looked for $ROOT/../shared/data/synthea; set SYNTHEA_DATA)"
-	finish
+	# third-party data, not shipped with the project: skipped (and counted as such) without it
+	echo "skipped: shared Synthea data not found beside the repository (looked for $ROOT/../shared/data/synthea; set SYNTHEA_DATA)"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
 fi
 # The server (postgres OS user) reads the files itself: when the checkout sits where it
 # cannot (a clone under /root, say), work on a readable copy.

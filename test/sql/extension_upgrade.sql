@@ -2,6 +2,7 @@
 -- to exactly what a fresh CREATE EXTENSION of the current version gives.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS outreach CASCADE;
+DROP SCHEMA IF EXISTS outreach;   -- 0.2.0 creates the schema in its script
 CREATE EXTENSION outreach VERSION '0.2.0' CASCADE;
 RESET client_min_messages;
 SET outreach.now = '2026-01-01 00:00+00';
@@ -76,6 +77,14 @@ ALTER EXTENSION outreach UPDATE;
 RESET client_min_messages;
 SELECT extversion = (SELECT default_version FROM pg_available_extensions WHERE name = 'outreach') AS current_version
 FROM pg_extension WHERE extname = 'outreach';
+-- as in a fresh install: the extension is in schema outreach, which is not one of its members
+-- (so pg_dump writes CREATE SCHEMA before CREATE EXTENSION), and pg_cron is not required
+SELECT e.extnamespace::regnamespace AS schema,
+       (SELECT count(*) FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass
+          AND d.objid = 'outreach'::regnamespace AND d.deptype = 'e') AS schema_is_member,
+       (SELECT count(*) FROM pg_depend d WHERE d.classid = 'pg_extension'::regclass AND d.objid = e.oid
+          AND d.refclassid = 'pg_extension'::regclass) AS required_extensions
+FROM pg_extension e WHERE e.extname = 'outreach';
 
 -- the data came through: members, history, and the pending change, which the tick applies
 SELECT name, members, pending_changes FROM outreach.segment_overview ORDER BY name;

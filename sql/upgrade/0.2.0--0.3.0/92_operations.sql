@@ -1,0 +1,1 @@
+../../parts/92_operations.sql
