@@ -124,6 +124,7 @@ BEGIN
 END $$;
 CREATE TRIGGER segment_deleted AFTER DELETE ON outreach.segment
   FOR EACH ROW EXECUTE FUNCTION outreach._segment_deleted();
+REVOKE ALL ON FUNCTION outreach._segment_deleted() FROM PUBLIC;
 
 -- Per-contact serialisation of maintenance (see membership.c): one row per contact ever
 -- maintained, rewritten by every transaction that re-evaluates the contact.
@@ -156,6 +157,7 @@ COMMENT ON TABLE outreach.segment_change_consumer IS
 -- C maintenance functions (membership.c).
 CREATE FUNCTION outreach._membership_trigger() RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'outreach_membership_trigger';
+REVOKE ALL ON FUNCTION outreach._membership_trigger() FROM PUBLIC;
 CREATE FUNCTION outreach._apply_segment(segment_id bigint, contact_ids bigint[]) RETURNS bigint LANGUAGE c
 AS 'MODULE_PATHNAME', 'outreach_apply_segment';
 COMMENT ON FUNCTION outreach._apply_segment(bigint, bigint[]) IS
