@@ -89,6 +89,11 @@ typedef struct QOffset
 	QUnit		unit;
 } QOffset;
 
+/* Documented limits of a segment query (docs/segment-language.md, "Limits"). */
+#define QUERY_MAX_LENGTH		262144	/* bytes of query text */
+#define QUERY_MAX_LIST_ITEMS	10000	/* values of one in (...) list */
+#define QUERY_MAX_OFFSETS		100		/* + / - steps after one contact.field */
+
 typedef struct QValue
 {
 	QValueKind	kind;

@@ -817,16 +817,21 @@ contact_value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 							v->text, kind_name(cf->kind), v->offset_sign > 0 ? "+" : "-", POS(v->location))));
 		check_amount(v->offset_amount, v->location);
 	}
-	/* work in local time of the time zone */
-	if (cf->kind == FK_TIMESTAMPTZ)
-		expr = psprintf("(%s AT TIME ZONE %s)", expr, tz);
+	/*
+	 * Each step in turn; a date stays a date while the steps are whole days.  Built in one
+	 * pass (the opening parentheses are counted first): copying the expression per step
+	 * made memory quadratic in the number of steps.
+	 */
 	{
-		/* each step in turn; a date stays a date while the steps are whole days */
 		bool		is_date = (cf->kind == FK_DATE);
 		ListCell   *lc;
 		QOffset		first = {v->offset_sign, v->offset_amount, v->offset_unit};
 		List	   *steps = v->offset_sign != 0 ? lcons(&first, list_copy(v->more_offsets)) : NIL;
+		StringInfoData tail;
+		int			opens = 0;
+		StringInfoData whole;
 
+		initStringInfo(&tail);
 		foreach(lc, steps)
 		{
 			const QOffset *o = lfirst(lc);
@@ -839,15 +844,27 @@ contact_value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 				continue;
 			if (amount < 0)
 				amount = -amount, sign = -sign;
-			expr = psprintf("(%s %s %s)", expr, sign > 0 ? "+" : "-", interval_sql(amount, o->unit));
+			opens++;
+			appendStringInfo(&tail, " %s %s)", sign > 0 ? "OPERATOR(pg_catalog.+)" : "OPERATOR(pg_catalog.-)",
+							 interval_sql(amount, o->unit));
 			if (is_date && whole_days)
-				expr = psprintf("%s::date", expr);
+				appendStringInfoString(&tail, "::pg_catalog.date");
 			else
 				is_date = false;
 		}
+		initStringInfo(&whole);
+		for (int i = 0; i < opens; i++)
+			appendStringInfoChar(&whole, '(');
+		/* work in local time of the time zone */
+		if (cf->kind == FK_TIMESTAMPTZ)
+			appendStringInfo(&whole, "pg_catalog.timezone(%s, %s)", tz, expr);
+		else
+			appendStringInfoString(&whole, expr);
+		appendStringInfoString(&whole, tail.data);
+		expr = whole.data;
 	}
 	if (f->kind == FK_TIMESTAMPTZ && cf_temporal)
-		expr = psprintf("(%s::timestamp AT TIME ZONE %s)", expr, tz);
+		expr = psprintf("pg_catalog.timezone(%s, %s::pg_catalog.timestamp)", tz, expr);
 	return expr;
 }
 

@@ -23,7 +23,13 @@
 
 #include "query.h"
 
-/* deeper nesting than this is refused with a clear message (and the stack is checked too) */
+/*
+ * Limits (docs/segment-language.md, "Limits"): a query longer than QUERY_MAX_LENGTH bytes, a
+ * list longer than QUERY_MAX_LIST_ITEMS values, more than QUERY_MAX_OFFSETS steps after a
+ * contact field, or nesting deeper than QUERY_MAX_DEPTH is refused with a clear message
+ * before anything proportional to it is allocated.  Within them, parsing and compiling
+ * are linear in the query's size.
+ */
 #define QUERY_MAX_DEPTH 500
 /* amounts of time units: within last N days, today - N days */
 #define QUERY_MAX_AMOUNT INT_MAX
@@ -888,8 +894,15 @@ parse_value(QParser *p, const char *after)
 				while (v->kind == QV_CONTACT_FIELD &&
 					   (peek(p)->type == T_PLUS || peek(p)->type == T_MINUS))
 				{
-					QOffset    *o = palloc0(sizeof(QOffset));
+					QOffset    *o;
 
+					if (list_length(v->more_offsets) + 1 >= QUERY_MAX_OFFSETS)
+						ereport(ERROR,
+								(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+								 errmsg("contact.%s at character %d is moved by more than %d steps",
+										v->text, v->location + 1, QUERY_MAX_OFFSETS),
+								 errhint("Add the amounts up: contact.birthdate + 2 years + 1 day, not one day at a time.")));
+					o = palloc0(sizeof(QOffset));
 					sign = next(p);
 					o->sign = sign->type == T_PLUS ? 1 : -1;
 					o->amount = parse_amount(p, sign->type == T_PLUS ? "+" : "-");
@@ -1026,6 +1039,13 @@ parse_field_op(QParser *p, char *field, int field_location)
 			n->values = lappend(n->values, parse_value(p, "\"(\""));
 			while (peek(p)->type == T_COMMA)
 			{
+				if (list_length(n->values) >= QUERY_MAX_LIST_ITEMS)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("the list of values at character %d has more than %d items",
+									n->location + 1, QUERY_MAX_LIST_ITEMS),
+							 errdetail("A segment query's in (...) list holds at most %d values.", QUERY_MAX_LIST_ITEMS),
+							 errhint("Put the codes in a value set (outreach.value_set) and write in value_set 'name'.")));
 				next(p);
 				n->values = lappend(n->values, parse_value(p, "\",\""));
 			}
@@ -1385,6 +1405,12 @@ segment_query_parse(const char *text)
 	memset(&p, 0, sizeof(p));
 	p.src = text;
 	p.srclen = strlen(text);
+	if (p.srclen > QUERY_MAX_LENGTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("segment query is too long (%d bytes)", p.srclen),
+				 errdetail("A segment query has at most %d bytes.", QUERY_MAX_LENGTH),
+				 errhint("Put long code lists in a value set (outreach.value_set) and write in value_set 'name'.")));
 	tokenize(&p);
 	if (p.toks[0].type == T_EOF)
 		syntax_error_at(&p, 0, "A query is contact [where ...], segment 'name' or a query in parentheses, for example contact where status = 'active'.",

@@ -1,0 +1,27 @@
+-- hardening: error messages of the reproductions of issue 19 (limits, refused values)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS outreach CASCADE;
+CREATE EXTENSION outreach CASCADE;
+RESET client_min_messages;
+\set VERBOSITY default
+
+-- Defect 2: compilation is linear in the query's size; beyond the documented limits a
+-- query is refused before anything proportional to it is allocated.
+-- 100 steps after a contact field compile (linear: the SQL is about 60 bytes per step)
+SELECT length(outreach.compile(('contact where has condition where onset_date > contact.birthdate'
+  || repeat(' + 1 day', 100))::outreach.segment_query)) < 100 * 80 AS linear;
+-- the 101st step is refused
+SELECT outreach.compile(('contact where has condition where onset_date > contact.birthdate'
+  || repeat(' + 1 day', 101))::outreach.segment_query);
+-- 10,000 list items compile, the 10,001st is refused
+SELECT length(outreach.compile(('contact where first_name in ('
+  || (SELECT string_agg(quote_literal(i::text), ',') FROM generate_series(1, 10000) i) || ')')::outreach.segment_query)) > 0 AS compiled;
+SELECT outreach.validate(('contact where first_name in ('
+  || (SELECT string_agg(quote_literal(i::text), ',') FROM generate_series(1, 10001) i) || ')')::outreach.segment_query);
+-- a million items (2.4 GB in 0.2.0) is refused by the length limit before tokenizing
+SELECT outreach.validate(('contact where first_name in ('
+  || (SELECT string_agg(i::text, ',') FROM generate_series(1, 1000000) i) || ')')::outreach.segment_query);
+-- 256 KiB is the longest query
+SELECT ('contact where first_name = ''' || repeat('x', 262144 - 29) || '''')::outreach.segment_query IS NOT NULL AS longest_accepted;
+-- nesting deeper than 500 levels
+SELECT (repeat('(', 501) || 'contact' || repeat(')', 501))::outreach.segment_query IS NOT NULL;
