@@ -995,6 +995,7 @@ literal_like_pattern(const char *s)
  * ------------------------------------------------------------------------------------- */
 
 static void compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind);
+static void compile_fails(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind);
 static void compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind);
 
 static void
@@ -1257,7 +1258,7 @@ agg_name(QAggFunc a)
  * Restricted: a correlated scalar subquery per scope row.
  */
 static void
-compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind, bool neg)
 {
 	EntityInfo *re = require_entity(st, n->relation->entity, n->relation->location);
 	Edge		edge = resolve_edge(st, s->entity, re, n->relation);
@@ -1343,7 +1344,8 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 	st->relation_depth++;
 	if (form == GF_CORRELATED)
 	{
-		appendStringInfoString(out, "(");
+		/* the scalar is NULL for min/max/sum/avg of no values: unknown, neither true nor false */
+		appendStringInfoString(out, neg ? "((" : "(");
 		newline(out, ind + 1);
 		appendStringInfo(out, "SELECT %s", aggexpr);
 		newline(out, ind + 1);
@@ -1353,11 +1355,20 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		append_filter(st, out, n->filter, r, ind + 1);
 		st->relation_depth--;
 		newline(out, ind);
-		appendStringInfo(out, ") %s %s", cmp_sql(n->cmp), valsql);
+		appendStringInfo(out, ") %s %s%s", cmp_sql(n->cmp), valsql, neg ? ") IS FALSE" : "");
 		return;
 	}
 
-	if (!zero_true)
+	/*
+	 * Grouped: a contact's groups are its related rows (none: no group).  The comparison is
+	 * false for a count of 0 when !zero_true and for any group whose aggregate fails it; it
+	 * is unknown for min/max/sum/avg without a group or of NULL values only.  So:
+	 *   holds:  count: in (groups where it holds), or zero_true: not exists (groups where it fails)
+	 *           other: in (groups where it holds)
+	 *   fails:  count: not exists (groups where it holds), or zero_true: in (groups where it fails)
+	 *           other: in (groups where it IS FALSE)
+	 */
+	if (neg && n->agg != QAGG_COUNT)
 	{
 		appendStringInfo(out, "%s IN (", outer);
 		newline(out, ind + 1);
@@ -1371,7 +1382,30 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind + 1);
 		appendStringInfo(out, "GROUP BY %s", inner);
 		newline(out, ind + 1);
-		appendStringInfo(out, "HAVING %s %s %s", aggexpr, cmp_sql(n->cmp), valsql);
+		appendStringInfo(out, "HAVING (%s %s %s) IS FALSE", aggexpr, cmp_sql(n->cmp), valsql);
+		newline(out, ind);
+		appendStringInfoChar(out, ')');
+		st->relation_depth--;
+		return;
+	}
+	if (zero_true == neg)
+	{
+		appendStringInfo(out, "%s IN (", outer);
+		newline(out, ind + 1);
+		appendStringInfo(out, "SELECT %s", inner);
+		newline(out, ind + 1);
+		saved = append_grouped_from(st, out, re, r, s, inner, form, ind + 1);
+		newline(out, ind + 1);
+		appendStringInfo(out, "WHERE %s IS NOT NULL", inner);
+		append_filter(st, out, n->filter, r, ind + 1);
+		st->contact_scope = saved;
+		newline(out, ind + 1);
+		appendStringInfo(out, "GROUP BY %s", inner);
+		newline(out, ind + 1);
+		if (neg)
+			appendStringInfo(out, "HAVING NOT (%s %s %s)", aggexpr, cmp_sql(n->cmp), valsql);
+		else
+			appendStringInfo(out, "HAVING %s %s %s", aggexpr, cmp_sql(n->cmp), valsql);
 		newline(out, ind);
 		appendStringInfoChar(out, ')');
 	}
@@ -1396,7 +1430,10 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind + 2);
 		appendStringInfo(out, "GROUP BY %s", inner);
 		newline(out, ind + 2);
-		appendStringInfo(out, "HAVING NOT (%s %s %s)", aggexpr, cmp_sql(n->cmp), valsql);
+		if (neg)
+			appendStringInfo(out, "HAVING %s %s %s", aggexpr, cmp_sql(n->cmp), valsql);
+		else
+			appendStringInfo(out, "HAVING NOT (%s %s %s)", aggexpr, cmp_sql(n->cmp), valsql);
 		newline(out, ind + 1);
 		appendStringInfo(out, ") AS %s", galias);
 		newline(out, ind + 1);
@@ -1412,7 +1449,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
  * entity's time column (rows without a time come last; ties broken by key, newest first).
  */
 static void
-compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind, bool neg)
 {
 	EntityInfo *re = require_entity(st, n->relation->entity, n->relation->location);
 	Edge		edge;
@@ -1469,7 +1506,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		char		lalias[16];
 
 		snprintf(lalias, sizeof(lalias), "l%d", st->next_alias++);
-		appendStringInfoString(out, "EXISTS (");
+		appendStringInfoString(out, neg ? "NOT EXISTS (" : "EXISTS (");
 		newline(out, ind + 1);
 		appendStringInfoString(out, "SELECT 1");
 		newline(out, ind + 1);
@@ -1497,7 +1534,8 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 	}
 	if (form == GF_CORRELATED)
 	{
-		appendStringInfoString(out, "(");
+		/* NULL without a row or for a NULL value: unknown, neither true nor false */
+		appendStringInfoString(out, neg ? "((" : "(");
 		newline(out, ind + 1);
 		appendStringInfo(out, "SELECT %s", field_sql(st, r, f));
 		newline(out, ind + 1);
@@ -1511,16 +1549,27 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 1);
 		appendStringInfoString(out, "LIMIT 1");
 		newline(out, ind);
-		appendStringInfo(out, ") %s %s", cmp_sql(n->cmp), valsql);
+		appendStringInfo(out, ") %s %s%s", cmp_sql(n->cmp), valsql, neg ? ") IS FALSE" : "");
 		return;
 	}
 	{
 		char		lalias[16];
+		/* is empty is two-valued (no newest row: false), so "fails" is "not exists" */
+		bool		anti = neg && n->empty_test;
 
 		snprintf(lalias, sizeof(lalias), "l%d", st->next_alias++);
-		appendStringInfo(out, "%s IN (", outer);
-		newline(out, ind + 1);
-		appendStringInfo(out, "SELECT %s.link", lalias);
+		if (anti)
+		{
+			appendStringInfoString(out, "NOT EXISTS (");
+			newline(out, ind + 1);
+			appendStringInfoString(out, "SELECT 1");
+		}
+		else
+		{
+			appendStringInfo(out, "%s IN (", outer);
+			newline(out, ind + 1);
+			appendStringInfo(out, "SELECT %s.link", lalias);
+		}
 		newline(out, ind + 1);
 		appendStringInfoString(out, "FROM (");
 		newline(out, ind + 2);
@@ -1537,13 +1586,16 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 1);
 		appendStringInfo(out, ") AS %s", lalias);
 		newline(out, ind + 1);
-		if (n->empty_test)
-		{
-			appendStringInfoString(out, "WHERE ");
-			appendStringInfo(out, valsql, psprintf("%s.value", lalias));
-		}
+		if (anti)
+			appendStringInfo(out, "WHERE %s.link = %s AND ", lalias, outer);
 		else
-			appendStringInfo(out, "WHERE %s.value %s %s", lalias, cmp_sql(n->cmp), valsql);
+			appendStringInfoString(out, "WHERE ");
+		if (n->empty_test)
+			appendStringInfo(out, valsql, psprintf("%s.value", lalias));
+		else if (neg)
+			appendStringInfo(out, "(%s.value %s %s) IS FALSE", lalias, cmp_sql(n->cmp), valsql);
+		else
+			appendStringInfo(out, "%s.value %s %s", lalias, cmp_sql(n->cmp), valsql);
 		newline(out, ind);
 		appendStringInfoChar(out, ')');
 	}
@@ -1816,7 +1868,74 @@ compile_age_between(CompileState *st, StringInfo out, Scope *s, const QueryNode 
 
 /* ---------------------------------------------------------------------------------------
  * Condition dispatcher
+ *
+ * Three-valued logic is handled here, once.  A condition is true, false or unknown for a
+ * row (unknown: a NULL field, min/max/sum/avg of no values, latest(...) of no rows), and a
+ * row is selected when the whole condition is true, as in SQL.  `not` is not compiled as
+ * SQL's NOT: it is pushed down to the predicates (De Morgan, which holds in three-valued
+ * logic), and compile_fails emits for each predicate SQL that is true exactly when the
+ * predicate is FALSE (unknown stays out).  What remains are AND/OR of predicates that are
+ * each true or not, so a NULL meaning "no" and a false meaning "no" can no longer differ
+ * between the whole-population form (grouped subqueries, semi-joins: never NULL) and the
+ * restricted form (correlated scalars: NULL for no rows); each predicate's "holds" and
+ * "fails" forms are written for both, in compile_agg and compile_latest.
  * ------------------------------------------------------------------------------------- */
+
+/* SQL true exactly when condition n is false for the row in scope (never NULL when it matters) */
+static void
+compile_fails(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	check_stack_depth();
+	switch (n->type)
+	{
+		case QN_AND:
+		case QN_OR:
+			/* not (A and B) = not A or not B; not (A or B) = not A and not B */
+			appendStringInfoChar(out, '(');
+			foreach(lc, n->args)
+			{
+				if (!first)
+				{
+					newline(out, ind + 1);
+					appendStringInfoString(out, n->type == QN_AND ? "OR " : "AND ");
+				}
+				first = false;
+				appendStringInfoChar(out, '(');
+				compile_fails(st, out, lfirst(lc), s, ind + 2);
+				appendStringInfoChar(out, ')');
+			}
+			appendStringInfoChar(out, ')');
+			break;
+		case QN_NOT:
+			/* not not A: A holds */
+			appendStringInfoChar(out, '(');
+			compile_cond(st, out, n->arg, s, ind + 1);
+			appendStringInfoChar(out, ')');
+			break;
+		case QN_AGG:
+			compile_agg(st, out, n, s, ind, true);
+			break;
+		case QN_LATEST:
+			compile_latest(st, out, n, s, ind, true);
+			break;
+		case QN_HAS:
+		case QN_IN_SEGMENT:
+			/* two-valued: an EXISTS is never NULL */
+			appendStringInfoString(out, "NOT (");
+			compile_cond(st, out, n, s, ind + 1);
+			appendStringInfoChar(out, ')');
+			break;
+		default:
+			/* a predicate on the row in scope: the same scalar in every form */
+			appendStringInfoString(out, "(");
+			compile_cond(st, out, n, s, ind + 1);
+			appendStringInfoString(out, ") IS FALSE");
+			break;
+	}
+}
 
 static void
 compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
@@ -1913,9 +2032,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			}
 			break;
 		case QN_NOT:
-			appendStringInfoString(out, "NOT (");
-			compile_cond(st, out, n->arg, s, ind + 1);
-			appendStringInfoChar(out, ')');
+			compile_fails(st, out, n->arg, s, ind);
 			break;
 		case QN_CMP:
 			check_ordering(f, n->cmp, n->value->location);
@@ -2072,10 +2189,10 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			compile_has(st, out, n, s, ind);
 			break;
 		case QN_AGG:
-			compile_agg(st, out, n, s, ind);
+			compile_agg(st, out, n, s, ind, false);
 			break;
 		case QN_LATEST:
-			compile_latest(st, out, n, s, ind);
+			compile_latest(st, out, n, s, ind, false);
 			break;
 		case QN_IN_SEGMENT:
 			{
