@@ -2,7 +2,7 @@
 -- issue 20, each a test of its class.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(6);
+SELECT plan(13);
 
 -- Defect 4: touch_updated_at on a table whose updated_at is not a timestamptz is refused at
 -- trigger time (it crashed the backend for text, stored garbage for date and int4).
@@ -42,6 +42,40 @@ SET LOCAL ROLE hardening_writer;
 UPDATE outreach.account SET name = 'B';
 RESET ROLE;
 SELECT ok((SELECT updated_at > '2001-01-01' FROM outreach.account), 'a role without EXECUTE on touch_updated_at still fires it');
+
+-- Defect 1: one three-valued semantics for the whole-population and the restricted form.
+CREATE FUNCTION pg_temp.cid(ext text) RETURNS bigint LANGUAGE sql AS $$ SELECT id FROM outreach.contact WHERE external_id = ext $$;
+CREATE FUNCTION pg_temp.ext(q text) RETURNS text[] LANGUAGE sql AS $$
+  SELECT coalesce(array_agg(c.external_id ORDER BY c.external_id), '{}') FROM outreach.evaluate(q::outreach.segment_query) e JOIN outreach.contact c ON c.id = e $$;
+CREATE FUNCTION pg_temp.ext_restricted(q text) RETURNS text[] LANGUAGE sql AS $$
+  SELECT coalesce(array_agg(c.external_id ORDER BY c.external_id), '{}')
+  FROM outreach.evaluate(q::outreach.segment_query, ARRAY(SELECT id FROM outreach.contact)) e JOIN outreach.contact c ON c.id = e $$;
+INSERT INTO outreach.contact (external_id, first_name) VALUES ('none', 'N'), ('x', 'X'), ('y', 'Y'), ('null', 'U');
+INSERT INTO outreach.immunization (patient_id, code, administered_at) VALUES
+  (pg_temp.cid('x'), 'y', '2020-01-01'), (pg_temp.cid('x'), 'x', '2021-01-01'),
+  (pg_temp.cid('y'), 'y', '2021-01-01'), (pg_temp.cid('null'), NULL, '2021-01-01');
+SELECT is(pg_temp.ext($$contact where not (latest(immunization.code) != 'x')$$), '{x}',
+  'not (latest(...) != v): unknown (no rows, NULL value) stays out, as in SQL');
+SELECT is(pg_temp.ext_restricted($$contact where not (latest(immunization.code) != 'x')$$), '{x}',
+  'the restricted form agrees (0.2.0: 308 against 0)');
+SELECT is(pg_temp.ext($$contact where not (latest(immunization.code) is empty)$$), '{none,x,y}',
+  'not (latest(...) is empty) includes contacts without rows (is empty is false for them)');
+SELECT is(pg_temp.ext($$contact where latest(immunization.code) is not empty$$), '{x,y}',
+  'latest(...) is not empty needs a newest row');
+SELECT is(pg_temp.ext_restricted($$contact where not (latest(immunization.code) is empty)$$), '{none,x,y}',
+  'and the restricted form agrees');
+SELECT is(pg_temp.ext($$contact where not (max(immunization.code) > 'x') and not (count(immunization) > 1)$$),
+  pg_temp.ext_restricted($$contact where not (max(immunization.code) > 'x') and not (count(immunization) > 1)$$),
+  'aggregates under not: both forms agree');
+SELECT outreach.create_segment('notlatest', $$contact where not (latest(immunization.code) != 'x')$$);
+SELECT outreach.go_live('notlatest');
+INSERT INTO outreach.immunization (patient_id, code, administered_at) VALUES (pg_temp.cid('y'), 'x', '2022-01-01');
+UPDATE outreach.contact SET first_name = 'Z' WHERE external_id = 'none';
+DELETE FROM outreach.immunization WHERE patient_id = pg_temp.cid('x') AND code = 'x';
+SELECT is((SELECT array_agg(c.external_id ORDER BY 1) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+           JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'notlatest'),
+  pg_temp.ext($$contact where not (latest(immunization.code) != 'x')$$),
+  'a live segment under not equals a fresh evaluation after ordinary writes');
 
 SELECT * FROM finish();
 ROLLBACK;
