@@ -306,7 +306,12 @@ rebuild_cache(void)
 		pending_per_statement = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 
-	ret = SPI_execute("SELECT s.id, s.mode = 'deferred', s.kind = 'static', s.restricted_sql, "
+	/*
+	 * What runs is compiled here from the definition (a segment_query, checked by the
+	 * compiler against the registry), never read back from stored SQL text: a role that may
+	 * write outreach.segment could otherwise make every writer run SQL of its choosing.
+	 */
+	ret = SPI_execute("SELECT s.id, s.mode = 'deferred', s.kind = 'static' OR s.definition IS NULL, NULL::text, "
 					  "s.definition, s.time_zone "
 					  "FROM outreach.segment s WHERE s.status = 'live' ORDER BY s.id", true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -328,12 +333,29 @@ rebuild_cache(void)
 		segs[i].sql = isnull ? NULL : TextDatumGetCString(d);
 		segs[i].definition = SPI_getvalue(tup, td, 5);
 		segs[i].time_zone = SPI_getvalue(tup, td, 6);
-		if (segs[i].sql == NULL)
-			segs[i].is_static = true;
 		segs[i].deps = palloc(sizeof(int) * Max(nsegs, 1));
 		segs[i].dependents = palloc(sizeof(int) * Max(nsegs, 1));
 	}
 	MemoryContextSwitchTo(old);
+	/* compile after reading (the compiler uses SPI too, which replaces SPI_tuptable) */
+	for (int i = 0; i < nsegs; i++)
+	{
+		if (!segs[i].is_static && segs[i].definition != NULL)
+		{
+			CompileOptions opts;
+			char	   *sql;
+
+			memset(&opts, 0, sizeof(opts));
+			opts.restricted = true;
+			opts.maintenance = true;
+			opts.time_zone = segs[i].time_zone;
+			opts.source_text = segs[i].definition;
+			sql = segment_query_compile(segment_query_parse(segs[i].definition), &opts);
+			segs[i].sql = MemoryContextStrdup(cache_cxt, sql);
+		}
+		if (segs[i].sql == NULL)
+			segs[i].is_static = true;
+	}
 
 	ret = SPI_execute("SELECT d.segment_id, d.depends_on FROM outreach.segment_dependency d "
 					  "JOIN outreach.segment s ON s.id = d.segment_id AND s.status = 'live' "

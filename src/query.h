@@ -183,6 +183,8 @@ typedef struct CompileOptions
 	const char *time_zone;
 	const char *source_text;	/* for error positions; may be NULL */
 	const char *segment_name;	/* the segment being defined: references back to it are refused; may be NULL */
+	bool		maintenance;	/* compiling a live segment for maintenance: a value set emptied since it
+								 * went live matches nothing instead of being an error */
 } CompileOptions;
 
 extern char *segment_query_compile(const QueryNode *node, const CompileOptions *opts);

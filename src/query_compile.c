@@ -42,6 +42,16 @@
 #include "query.h"
 
 PG_FUNCTION_INFO_V1(outreach_compile);
+
+/*
+ * Every operator, function and type in the generated SQL is schema-qualified, so that
+ * nothing resolves through a search_path a writer controls (a public.count(text) or an
+ * operator on (numeric, integer) in public would otherwise win over pg_catalog's); the
+ * functions that run it also pin search_path = pg_catalog, pg_temp.  (EXTRACT, AT TIME
+ * ZONE and the SQL-keyword types such as timestamp, interval, bigint are resolved in
+ * pg_catalog by the grammar itself.)
+ */
+#define OP(o) "OPERATOR(pg_catalog." o ")"
 PG_FUNCTION_INFO_V1(outreach_validate);
 PG_FUNCTION_INFO_V1(outreach_query_dependencies);
 
@@ -404,11 +414,11 @@ field_sql(CompileState *st, Scope *s, FieldInfo *f)
 		/* nobody has an age on a date before their birth: NULL, as for a missing birthdate */
 		char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
 
-		return psprintf("CASE WHEN %s <= %s THEN EXTRACT(YEAR FROM pg_catalog.age((%s)::timestamp, %s::timestamp))::integer END",
+		return psprintf("CASE WHEN %s " OP("<=") " %s THEN EXTRACT(YEAR FROM pg_catalog.age((%s)::timestamp, %s::timestamp))::integer END",
 						bd, f->age_at, f->age_at, bd);
 	}
 	if (f->is_age)
-		return psprintf("EXTRACT(YEAR FROM pg_catalog.age((SELECT (outreach.now() AT TIME ZONE %s)::date)::timestamp, %s.%s::timestamp))::integer",
+		return psprintf("EXTRACT(YEAR FROM pg_catalog.age((SELECT (outreach.now() AT TIME ZONE %s)::pg_catalog.date)::timestamp, %s.%s::timestamp))::integer",
 						quote_literal_cstr(st->tz), s->alias, quote_identifier("birthdate"));
 	return psprintf("%s.%s", s->alias, quote_identifier(f->name));
 }
@@ -570,14 +580,14 @@ relative_sql(CompileState *st, FieldKind fk, bool base_today, int sign, int64 am
 	if (fk == FK_TIMESTAMPTZ && !base_today && (sign == 0 || amount == 0))
 		return pstrdup("(SELECT outreach.now())");
 	if (base_today)
-		expr = psprintf("%s::date", local_now);
+		expr = psprintf("%s::pg_catalog.date", local_now);
 	else
 		expr = local_now;
 	if (sign != 0 && amount != 0)
-		expr = psprintf("%s %s %s", expr, sign > 0 ? "+" : "-", interval_sql(amount, unit));
+		expr = psprintf("%s %s %s", expr, sign > 0 ? OP("+") : OP("-"), interval_sql(amount, unit));
 	/* date + interval is a timestamp: back to a date when the offset is whole days */
 	if (base_today && sign != 0 && amount != 0 && whole_days)
-		expr = psprintf("(%s)::date", expr);
+		expr = psprintf("(%s)::pg_catalog.date", expr);
 	if (fk == FK_TIMESTAMPTZ)
 	{
 		if (base_today && (sign == 0 || amount == 0 || whole_days))
@@ -707,8 +717,8 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 	{
 		EncodeDateOnly(tm, USE_ISO_DATES, buf);
 		if (fk == FK_TIMESTAMPTZ)
-			return psprintf("(%s::date::timestamp AT TIME ZONE %s)", quote_literal_cstr(buf), quote_literal_cstr(st->tz));
-		return psprintf("%s::date", quote_literal_cstr(buf));
+			return psprintf("(%s::pg_catalog.date::timestamp AT TIME ZONE %s)", quote_literal_cstr(buf), quote_literal_cstr(st->tz));
+		return psprintf("%s::pg_catalog.date", quote_literal_cstr(buf));
 	}
 	EncodeDateTime(tm, fsec, false, 0, NULL, USE_ISO_DATES, buf);
 	if (fk == FK_TIMESTAMPTZ)
@@ -926,19 +936,19 @@ cmp_sql(QCmpOp op)
 	switch (op)
 	{
 		case QCMP_EQ:
-			return "=";
+			return OP("=");
 		case QCMP_NE:
-			return "<>";
+			return OP("<>");
 		case QCMP_LT:
-			return "<";
+			return OP("<");
 		case QCMP_LE:
-			return "<=";
+			return OP("<=");
 		case QCMP_GT:
-			return ">";
+			return OP(">");
 		case QCMP_GE:
-			return ">=";
+			return OP(">=");
 	}
-	return "=";
+	return OP("=");
 }
 
 static bool
@@ -1086,7 +1096,7 @@ compile_has(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 	newline(out, ind + 1);
 	appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 	newline(out, ind + 1);
-	appendStringInfo(out, "WHERE %s = %s", inner, outer);
+	appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 	st->relation_depth++;
 	append_filter(st, out, n->filter, r, ind + 1);
 	st->relation_depth--;
@@ -1134,7 +1144,7 @@ compile_has_any(CompileState *st, StringInfo out, List *hs, Scope *s, int ind)
 	newline(out, ind + 1);
 	appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 	newline(out, ind + 1);
-	appendStringInfo(out, "WHERE %s = %s", inner, outer);
+	appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 	st->relation_depth++;
 	if (!unfiltered)
 	{
@@ -1225,10 +1235,30 @@ append_grouped_from(CompileState *st, StringInfo out, EntityInfo *re, Scope *r, 
 		return saved;
 	cj = new_scope(st, s->entity, 'c');
 	newline(out, ind);
-	appendStringInfo(out, "JOIN %s AS %s ON %s.%s = %s", s->entity->qualname, cj->alias, cj->alias,
+	appendStringInfo(out, "JOIN %s AS %s ON %s.%s " OP("=") " %s", s->entity->qualname, cj->alias, cj->alias,
 					 quote_identifier(s->entity->key_column), inner);
 	st->contact_scope = cj;
 	return saved;
+}
+
+/* the aggregate's SQL function, qualified */
+static const char *
+agg_sql(QAggFunc a)
+{
+	switch (a)
+	{
+		case QAGG_COUNT:
+			return "pg_catalog.count";
+		case QAGG_MIN:
+			return "pg_catalog.min";
+		case QAGG_MAX:
+			return "pg_catalog.max";
+		case QAGG_SUM:
+			return "pg_catalog.sum";
+		case QAGG_AVG:
+			return "pg_catalog.avg";
+	}
+	return "pg_catalog.count";
 }
 
 static const char *
@@ -1290,11 +1320,11 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 			char	   *fs = field_sql(st, r, f);
 
 			if (f->kind == FK_DATE)
-				aggexpr = psprintf("count(DISTINCT %s)", fs);
+				aggexpr = psprintf("pg_catalog.count(DISTINCT %s)", fs);
 			else if (f->kind == FK_TIMESTAMP)
-				aggexpr = psprintf("count(DISTINCT %s::date)", fs);
+				aggexpr = psprintf("pg_catalog.count(DISTINCT %s::pg_catalog.date)", fs);
 			else if (f->kind == FK_TIMESTAMPTZ)
-				aggexpr = psprintf("count(DISTINCT (%s AT TIME ZONE %s)::date)", fs, quote_literal_cstr(st->tz));
+				aggexpr = psprintf("pg_catalog.count(DISTINCT (%s AT TIME ZONE %s)::pg_catalog.date)", fs, quote_literal_cstr(st->tz));
 			else
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -1303,7 +1333,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 						 errhint("Write count(distinct %s.%s) to count distinct values.", re->name, f->name)));
 		}
 		else
-			aggexpr = f ? psprintf("count(%s%s)", n->distinct ? "DISTINCT " : "", field_sql(st, r, f)) : pstrdup("count(*)");
+			aggexpr = f ? psprintf("pg_catalog.count(%s%s)", n->distinct ? "DISTINCT " : "", field_sql(st, r, f)) : pstrdup("pg_catalog.count(*)");
 	}
 	else
 	{
@@ -1337,7 +1367,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 			/* avg of an integer column is fractional; compare as numbers */
 			valsql = value_sql(st, &numf, n->value);
 		}
-		aggexpr = psprintf("%s(%s)", agg_name(n->agg), field_sql(st, r, f));
+		aggexpr = psprintf("%s(%s)", agg_sql(n->agg), field_sql(st, r, f));
 	}
 
 	form = grouped_form(st, n, s, &edge);
@@ -1351,7 +1381,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind + 1);
 		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 		newline(out, ind + 1);
-		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 		append_filter(st, out, n->filter, r, ind + 1);
 		st->relation_depth--;
 		newline(out, ind);
@@ -1370,7 +1400,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 	 */
 	if (neg && n->agg != QAGG_COUNT)
 	{
-		appendStringInfo(out, "%s IN (", outer);
+		appendStringInfo(out, "%s " OP("=") " ANY (", outer);
 		newline(out, ind + 1);
 		appendStringInfo(out, "SELECT %s", inner);
 		newline(out, ind + 1);
@@ -1390,7 +1420,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 	}
 	if (zero_true == neg)
 	{
-		appendStringInfo(out, "%s IN (", outer);
+		appendStringInfo(out, "%s " OP("=") " ANY (", outer);
 		newline(out, ind + 1);
 		appendStringInfo(out, "SELECT %s", inner);
 		newline(out, ind + 1);
@@ -1437,7 +1467,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind + 1);
 		appendStringInfo(out, ") AS %s", galias);
 		newline(out, ind + 1);
-		appendStringInfo(out, "WHERE %s.link = %s", galias, outer);
+		appendStringInfo(out, "WHERE %s.link " OP("=") " %s", galias, outer);
 		newline(out, ind);
 		appendStringInfoChar(out, ')');
 	}
@@ -1481,7 +1511,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 	{
 		/* "is [not] empty" as on a field: NULL, or '' for text; applied to lN.value below */
 		if (f->kind == FK_TEXT)
-			valsql = pstrdup(n->negated ? "(%1$s IS NOT NULL AND %1$s <> '')" : "(%1$s IS NULL OR %1$s = '')");
+			valsql = pstrdup(n->negated ? "(%1$s IS NOT NULL AND %1$s " OP("<>") " '')" : "(%1$s IS NULL OR %1$s " OP("=") " '')");
 		else
 			valsql = pstrdup(n->negated ? "%1$s IS NOT NULL" : "%1$s IS NULL");
 	}
@@ -1516,7 +1546,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 2);
 		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 		newline(out, ind + 2);
-		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 		append_filter(st, out, n->filter, r, ind + 2);
 		st->relation_depth--;
 		newline(out, ind + 2);
@@ -1541,7 +1571,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 1);
 		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 		newline(out, ind + 1);
-		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 		append_filter(st, out, n->filter, r, ind + 1);
 		st->relation_depth--;
 		newline(out, ind + 1);
@@ -1566,7 +1596,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		}
 		else
 		{
-			appendStringInfo(out, "%s IN (", outer);
+			appendStringInfo(out, "%s " OP("=") " ANY (", outer);
 			newline(out, ind + 1);
 			appendStringInfo(out, "SELECT %s.link", lalias);
 		}
@@ -1587,7 +1617,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		appendStringInfo(out, ") AS %s", lalias);
 		newline(out, ind + 1);
 		if (anti)
-			appendStringInfo(out, "WHERE %s.link = %s AND ", lalias, outer);
+			appendStringInfo(out, "WHERE %s.link " OP("=") " %s AND ", lalias, outer);
 		else
 			appendStringInfoString(out, "WHERE ");
 		if (n->empty_test)
@@ -1771,7 +1801,7 @@ age_bound(CompileState *st, const FieldInfo *f, int64 n)
 		return relative_sql(st, FK_DATE, true, -1, n, QUNIT_YEAR);
 	if (n == 0)
 		return pstrdup(f->age_at);
-	return psprintf("(SELECT (%s %s %s)::date)", f->age_at, n > 0 ? "-" : "+", interval_sql(n > 0 ? n : -n, QUNIT_YEAR));
+	return psprintf("(SELECT (%s %s %s)::pg_catalog.date)", f->age_at, n > 0 ? OP("-") : OP("+"), interval_sql(n > 0 ? n : -n, QUNIT_YEAR));
 }
 
 /*
@@ -1783,7 +1813,7 @@ static void
 append_age_range(StringInfo out, const FieldInfo *f, const char *bd, int64 lowest, const char *range)
 {
 	if (f->age_at != NULL && lowest < 0)
-		appendStringInfo(out, "(%s AND %s <= %s)", range, bd, f->age_at);
+		appendStringInfo(out, "(%s AND %s " OP("<=") " %s)", range, bd, f->age_at);
 	else
 		appendStringInfoString(out, range);
 }
@@ -1829,22 +1859,22 @@ compile_age_cmp(CompileState *st, StringInfo out, Scope *s, const QueryNode *n, 
 	switch (n->cmp)
 	{
 		case QCMP_GE:
-			append_age_range(out, f, bd, v, psprintf("%s <= %s", bd, age_bound(st, f, v)));
+			append_age_range(out, f, bd, v, psprintf("%s " OP("<=") " %s", bd, age_bound(st, f, v)));
 			break;
 		case QCMP_GT:
-			append_age_range(out, f, bd, v + 1, psprintf("%s <= %s", bd, age_bound(st, f, v + 1)));
+			append_age_range(out, f, bd, v + 1, psprintf("%s " OP("<=") " %s", bd, age_bound(st, f, v + 1)));
 			break;
 		case QCMP_LT:
-			append_age_range(out, f, bd, -1, psprintf("%s > %s", bd, age_bound(st, f, v)));
+			append_age_range(out, f, bd, -1, psprintf("%s " OP(">") " %s", bd, age_bound(st, f, v)));
 			break;
 		case QCMP_LE:
-			append_age_range(out, f, bd, -1, psprintf("%s > %s", bd, age_bound(st, f, v + 1)));
+			append_age_range(out, f, bd, -1, psprintf("%s " OP(">") " %s", bd, age_bound(st, f, v + 1)));
 			break;
 		case QCMP_EQ:
-			append_age_range(out, f, bd, v, psprintf("(%s <= %s AND %s > %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
+			append_age_range(out, f, bd, v, psprintf("(%s " OP("<=") " %s AND %s " OP(">") " %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
 			break;
 		case QCMP_NE:
-			append_age_range(out, f, bd, -1, psprintf("(%s > %s OR %s <= %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
+			append_age_range(out, f, bd, -1, psprintf("(%s " OP(">") " %s OR %s " OP("<=") " %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
 			break;
 	}
 	return true;
@@ -1860,9 +1890,9 @@ compile_age_between(CompileState *st, StringInfo out, Scope *s, const QueryNode 
 	if (!whole_years(n->value, &lo) || !whole_years(n->value2, &hi))
 		return false;
 	if (n->negated)
-		append_age_range(out, f, bd, -1, psprintf("(%s > %s OR %s <= %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
+		append_age_range(out, f, bd, -1, psprintf("(%s " OP(">") " %s OR %s " OP("<=") " %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
 	else
-		append_age_range(out, f, bd, lo, psprintf("(%s <= %s AND %s > %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
+		append_age_range(out, f, bd, lo, psprintf("(%s " OP("<=") " %s AND %s " OP(">") " %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
 	return true;
 }
 
@@ -2068,20 +2098,20 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 						pat = psprintf("%%%s", pat);
 						break;
 				}
-				appendStringInfo(out, "%s %sILIKE %s", fs, n->negated ? "NOT " : "", quote_literal_cstr(pat));
+				appendStringInfo(out, "%s %s %s", fs, n->negated ? OP("!~~*") : OP("~~*"), quote_literal_cstr(pat));
 			}
 			break;
 		case QN_EMPTY:
 			if (f->kind == FK_TEXT)
-				appendStringInfo(out, n->negated ? "(%s IS NOT NULL AND %s <> '')" : "(%s IS NULL OR %s = '')", fs, fs);
+				appendStringInfo(out, n->negated ? "(%s IS NOT NULL AND %s " OP("<>") " '')" : "(%s IS NULL OR %s " OP("=") " '')", fs, fs);
 			else if (f->is_age && f->age_at)
 			{
 				char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
 
 				if (n->negated)
-					appendStringInfo(out, "%s <= %s", bd, f->age_at);
+					appendStringInfo(out, "%s " OP("<=") " %s", bd, f->age_at);
 				else
-					appendStringInfo(out, "(%s IS NULL OR %s > %s)", bd, bd, f->age_at);
+					appendStringInfo(out, "(%s IS NULL OR %s " OP(">") " %s)", bd, bd, f->age_at);
 			}
 			else if (f->is_age)
 				appendStringInfo(out, "%s.%s IS %sNULL", s->alias, quote_identifier("birthdate"), n->negated ? "NOT " : "");
@@ -2094,7 +2124,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 
 				if (f->kind == FK_BOOL || f->kind == FK_OTHER)
 					check_ordering(f, QCMP_EQ, n->field_location);
-				appendStringInfo(out, "%s %sIN (", fs, n->negated ? "NOT " : "");
+				/* x [NOT] IN (a, b) is NOT (x = ANY (ARRAY[a, b])), the same three-valued result */
+				appendStringInfo(out, "%s(%s " OP("=") " ANY (ARRAY[", n->negated ? "NOT " : "", fs);
 				foreach(lc, n->values)
 				{
 					QValue	   *v = lfirst(lc);
@@ -2105,7 +2136,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 					first = false;
 					appendStringInfoString(out, value_sql(st, f, v));
 				}
-				appendStringInfoChar(out, ')');
+				appendStringInfoString(out, "]))");
 			}
 			break;
 		case QN_IN_VALUE_SET:
@@ -2122,6 +2153,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
 							 errmsg("field \"%s\" is %s; value sets hold text codes at character %d",
 									f->name, kind_name(f->kind), POS(n->field_location))));
+				if (st->opts->maintenance)
+					goto value_set_sql;
 				outer = spi_connect_checked();
 				args[0] = CStringGetTextDatum(n->name);
 				ret = SPI_execute_with_args("SELECT 1 FROM outreach.value_set WHERE name = $1 LIMIT 1",
@@ -2148,16 +2181,25 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 							 near ? errhint("Did you mean '%s'?", near) :
 							 errhint("Value sets are rows of outreach.value_set; add the codes first.")));
 				}
-				appendStringInfo(out, "%s %sIN (SELECT vs.code FROM outreach.value_set AS vs WHERE vs.name = %s)",
-								 fs, n->negated ? "NOT " : "", quote_literal_cstr(n->name));
+		value_set_sql:
+				appendStringInfo(out, "%s(%s " OP("=") " ANY (SELECT vs.code FROM outreach.value_set AS vs WHERE vs.name " OP("=") " %s))",
+								 n->negated ? "NOT " : "", fs, quote_literal_cstr(n->name));
 			}
 			break;
 		case QN_BETWEEN:
 			check_ordering(f, QCMP_LT, n->value->location);
 			if (f->is_age && compile_age_between(st, out, s, n, f))
 				break;
-			appendStringInfo(out, "%s %sBETWEEN %s AND %s", fs, n->negated ? "NOT " : "",
-							 value_sql(st, f, n->value), value_sql(st, f, n->value2));
+			/* x NOT BETWEEN a AND b is x < a OR x > b */
+			{
+				char	   *lo = value_sql(st, f, n->value);
+				char	   *hi = value_sql(st, f, n->value2);
+
+				if (n->negated)
+					appendStringInfo(out, "(%s " OP("<") " %s OR %s " OP(">") " %s)", fs, lo, fs, hi);
+				else
+					appendStringInfo(out, "(%s " OP(">=") " %s AND %s " OP("<=") " %s)", fs, lo, fs, hi);
+			}
 			break;
 		case QN_WITHIN:
 		case QN_OLDER_THAN:
@@ -2174,13 +2216,13 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 				/* dates count whole days from today; times count from now */
 				base_today = (f->kind == FK_DATE && n->unit != QUNIT_MINUTE && n->unit != QUNIT_HOUR);
 				if (n->type == QN_OLDER_THAN)
-					appendStringInfo(out, "%s < %s", fs, relative_sql(st, f->kind, base_today, -1, n->amount, n->unit));
+					appendStringInfo(out, "%s " OP("<") " %s", fs, relative_sql(st, f->kind, base_today, -1, n->amount, n->unit));
 				else if (n->direction == QDIR_LAST)
-					appendStringInfo(out, "%s BETWEEN %s AND %s", fs,
+					appendStringInfo(out, "(%1$s " OP(">=") " %2$s AND %1$s " OP("<=") " %3$s)", fs,
 									 relative_sql(st, f->kind, base_today, -1, n->amount, n->unit),
 									 relative_sql(st, f->kind, base_today, 0, 0, n->unit));
 				else
-					appendStringInfo(out, "%s BETWEEN %s AND %s", fs,
+					appendStringInfo(out, "(%1$s " OP(">=") " %2$s AND %1$s " OP("<=") " %3$s)", fs,
 									 relative_sql(st, f->kind, base_today, 0, 0, n->unit),
 									 relative_sql(st, f->kind, base_today, +1, n->amount, n->unit));
 			}
@@ -2205,7 +2247,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 									s->entity->name, POS(n->location)),
 							 errhint("Move the test out of the relation's where.")));
 				seg = require_segment(st, n->name, n->name_location);
-				appendStringInfo(out, "EXISTS (SELECT 1 FROM outreach.segment_member AS sm WHERE sm.segment_id = " INT64_FORMAT " AND sm.contact_id = %s.%s)",
+				appendStringInfo(out, "EXISTS (SELECT 1 FROM outreach.segment_member AS sm WHERE sm.segment_id " OP("=") " " INT64_FORMAT " AND sm.contact_id " OP("=") " %s.%s)",
 								 seg->id, s->alias, quote_identifier(s->entity->key_column));
 			}
 			break;
@@ -2301,7 +2343,7 @@ compile_setop_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *
 			compile_setop_cond(st, out, n->right, s, ind + 1);
 			break;
 		case QSET_EXCEPT:
-			appendStringInfoString(out, "AND NOT coalesce(");
+			appendStringInfoString(out, "AND NOT COALESCE(");
 			compile_setop_cond(st, out, n->right, s, ind + 1);
 			appendStringInfoString(out, ", false)");
 			break;
@@ -2341,7 +2383,7 @@ compile_contact_setop(CompileState *st, StringInfo out, const QueryNode *n, int 
 	newline(out, ind);
 	appendStringInfoString(out, "WHERE ");
 	if (st->opts->restricted)
-		appendStringInfo(out, "%s = ANY ($1::bigint[]) AND ", key);
+		appendStringInfo(out, "%s " OP("=") " ANY ($1::bigint[]) AND ", key);
 	compile_setop_cond(st, out, n, s, ind + 1);
 }
 
@@ -2359,7 +2401,7 @@ compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 				if (st->opts->restricted)
 				{
 					newline(out, ind);
-					appendStringInfo(out, "WHERE %s = ANY ($1::bigint[])", key);
+					appendStringInfo(out, "WHERE %s " OP("=") " ANY ($1::bigint[])", key);
 					if (n->filter)
 						append_and_cond(st, out, n->filter, s, ind + 1);
 				}
@@ -2379,9 +2421,9 @@ compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 				newline(out, ind);
 				appendStringInfoString(out, "FROM outreach.segment_member AS sm");
 				newline(out, ind);
-				appendStringInfo(out, "WHERE sm.segment_id = " INT64_FORMAT, seg->id);
+				appendStringInfo(out, "WHERE sm.segment_id " OP("=") " " INT64_FORMAT, seg->id);
 				if (st->opts->restricted)
-					appendStringInfoString(out, " AND sm.contact_id = ANY ($1::bigint[])");
+					appendStringInfoString(out, " AND sm.contact_id " OP("=") " ANY ($1::bigint[])");
 			}
 			break;
 		case QN_SETOP:

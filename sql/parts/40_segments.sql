@@ -35,8 +35,8 @@ CREATE TRIGGER touch_updated_at BEFORE UPDATE ON outreach.segment
   FOR EACH ROW EXECUTE FUNCTION outreach.touch_updated_at();
 COMMENT ON TABLE outreach.segment IS
   'Segments: dynamic (a query), static (members by hand) or compound (a query over segments); draft, live or stopped';
-COMMENT ON COLUMN outreach.segment.restricted_sql IS 'Compiled definition evaluated for $1 bigint[] contact ids (maintenance)';
-COMMENT ON COLUMN outreach.segment.full_sql IS 'Compiled definition evaluated for every contact (going live, scheduled re-evaluation)';
+COMMENT ON COLUMN outreach.segment.restricted_sql IS 'What the definition compiled to for $1 bigint[] contact ids when it was set; for reading only: maintenance compiles the definition itself and never runs this text';
+COMMENT ON COLUMN outreach.segment.full_sql IS 'What the definition compiled to for every contact when it was set; for reading only: going live and re-evaluation compile the definition and never run this text';
 COMMENT ON COLUMN outreach.segment.evaluate_every IS 'How often the tick re-evaluates a time-dependent segment (relative dates, age)';
 COMMENT ON COLUMN outreach.segment.pending_full IS 'Deferred segment whose entity was truncated: the next tick re-evaluates it fully';
 
@@ -155,15 +155,17 @@ COMMENT ON TABLE outreach.segment_change_consumer IS
   'Position of each reader of segment_change (outreach.consume_segment_changes)';
 
 -- C maintenance functions (membership.c).
-CREATE FUNCTION outreach._membership_trigger() RETURNS trigger LANGUAGE c
+-- A pinned search_path: the compiled queries run in the writer's session, and must resolve
+-- no function or operator through a schema the writer (or anyone) can create objects in.
+CREATE FUNCTION outreach._membership_trigger() RETURNS trigger LANGUAGE c SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'outreach_membership_trigger';
 REVOKE ALL ON FUNCTION outreach._membership_trigger() FROM PUBLIC;
 CREATE FUNCTION outreach._apply_segment(segment_id bigint, contact_ids bigint[]) RETURNS bigint LANGUAGE c
-AS 'MODULE_PATHNAME', 'outreach_apply_segment';
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'outreach_apply_segment';
 COMMENT ON FUNCTION outreach._apply_segment(bigint, bigint[]) IS
   'Re-evaluates a live segment for the given contacts (any number: bulk sets run as a cursor, see membership.c), writes the difference and cascades; returns the number of membership changes';
 CREATE FUNCTION outreach._cascade_segment(segment_id bigint, contact_ids bigint[]) RETURNS bigint LANGUAGE c
-AS 'MODULE_PATHNAME', 'outreach_cascade_segment';
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'outreach_cascade_segment';
 CREATE FUNCTION outreach._lock_contacts(contact_ids bigint[]) RETURNS void LANGUAGE c
 AS 'MODULE_PATHNAME', 'outreach_lock_contacts';
 CREATE FUNCTION outreach._membership_invalidate() RETURNS void LANGUAGE c
@@ -538,10 +540,12 @@ BEGIN
   IF NOT FOUND OR s.kind = 'static' OR s.status <> 'live' THEN
     RETURN 0;
   END IF;
+  -- compiled from the definition now: stored SQL text is never executed
   EXECUTE format('SELECT array_agg(coalesce(f.contact_id, m.contact_id) ORDER BY 1) '
                  'FROM (SELECT DISTINCT q.contact_id FROM (%s) AS q(contact_id)) AS f '
                  'FULL JOIN (SELECT x.contact_id FROM outreach.segment_member x WHERE x.segment_id = $1) AS m '
-                 'ON m.contact_id = f.contact_id WHERE f.contact_id IS NULL OR m.contact_id IS NULL', s.full_sql)
+                 'ON m.contact_id = f.contact_id WHERE f.contact_id IS NULL OR m.contact_id IS NULL',
+                 outreach.compile(s.definition, false, s.time_zone))
     INTO ids USING s.id;
   changes := outreach._apply_segment(s.id, ids);
   UPDATE outreach.segment x SET last_evaluated_at = outreach.now(), last_evaluation_duration = clock_timestamp() - started,
@@ -620,7 +624,8 @@ BEGIN
                    'ins AS (INSERT INTO outreach.segment_member (segment_id, contact_id, added_at) '
                    '        SELECT $1, f.contact_id, $2 FROM f ON CONFLICT DO NOTHING RETURNING contact_id) '
                    'INSERT INTO outreach.segment_change (segment_id, contact_id, change, changed_at) '
-                   'SELECT $1, ins.contact_id, ''added'', $2 FROM ins', s.full_sql) USING s.id, at;
+                   'SELECT $1, ins.contact_id, ''added'', $2 FROM ins',
+                   outreach.compile(s.definition, false, s.time_zone)) USING s.id, at;
   END IF;
   UPDATE outreach.segment x SET status = 'live', pending_full = false,
     last_evaluated_at = CASE WHEN x.kind <> 'static' THEN outreach.now() END,
