@@ -2,7 +2,7 @@
 -- issue 20, each a test of its class.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(13);
+SELECT plan(20);
 
 -- Defect 4: touch_updated_at on a table whose updated_at is not a timestamptz is refused at
 -- trigger time (it crashed the backend for text, stored garbage for date and int4).
@@ -76,6 +76,57 @@ SELECT is((SELECT array_agg(c.external_id ORDER BY 1) FROM outreach.segment_memb
            JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'notlatest'),
   pg_temp.ext($$contact where not (latest(immunization.code) != 'x')$$),
   'a live segment under not equals a fresh evaluation after ordinary writes');
+
+-- Issue 20: stored compiled SQL is never executed.  A role that may write outreach.segment
+-- rewrites full_sql / restricted_sql; maintenance, the tick and re-evaluation still run
+-- what the compiler makes of the definition.
+CREATE TABLE pg_temp.ran (who text);
+CREATE FUNCTION pg_temp.payload() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO pg_temp.ran VALUES (current_user); RETURN 1; END $$;
+SELECT outreach.create_segment('tampered', 'contact where first_name = ''X''');
+SELECT outreach.go_live('tampered');
+UPDATE outreach.segment SET full_sql = 'SELECT pg_temp.payload()', restricted_sql = 'SELECT pg_temp.payload() WHERE $1 IS NOT NULL'
+WHERE name = 'tampered';
+SELECT outreach._membership_invalidate();
+UPDATE outreach.contact SET first_name = 'X' WHERE external_id = 'y';
+SELECT outreach.set_segment_schedule('tampered', '1 minute');
+SELECT outreach.alter_segment('tampered', 'contact where first_name = ''X''');
+SELECT is((SELECT count(*)::int FROM pg_temp.ran), 0, 'rewritten compiled SQL is never run (maintenance, re-evaluation)');
+SELECT is((SELECT array_agg(c.external_id ORDER BY 1) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+           JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'tampered'), '{x,y}',
+  'the members are those of the definition');
+
+-- Issue 20: a role with CREATE on public shadows count(text) and an operator on
+-- (numeric, integer); a superuser's write with live segments on them does not call either.
+CREATE TABLE public.hardening_called (what text);
+GRANT INSERT ON public.hardening_called TO PUBLIC;
+CREATE ROLE hardening_schemer;
+GRANT CREATE, USAGE ON SCHEMA public TO hardening_schemer;
+SET LOCAL ROLE hardening_schemer;
+CREATE FUNCTION public.hardening_count_step(bigint, text) RETURNS bigint LANGUAGE sql AS
+  $$ INSERT INTO public.hardening_called VALUES ('count(text) as ' || current_user) RETURNING 1::bigint $$;
+CREATE AGGREGATE public.count(text) (sfunc = public.hardening_count_step, stype = bigint, initcond = '0');
+CREATE FUNCTION public.hardening_gt(numeric, integer) RETURNS boolean LANGUAGE sql AS
+  $$ INSERT INTO public.hardening_called VALUES ('>(numeric, integer) as ' || current_user) RETURNING true $$;
+CREATE OPERATOR public.> (leftarg = numeric, rightarg = integer, function = public.hardening_gt);
+RESET ROLE;
+SET LOCAL search_path = public, pg_catalog;
+SELECT outreach.create_segment('shadowed', 'contact where count(condition.code) >= 1 or has observation where value_numeric > 7');
+SELECT outreach.go_live('shadowed');
+INSERT INTO outreach.condition (patient_id, code) VALUES (pg_temp.cid('none'), 'c1');
+INSERT INTO outreach.observation (patient_id, code, value_numeric) VALUES (pg_temp.cid('y'), 'o', 9);
+SELECT ok(EXISTS (SELECT 1 FROM outreach.evaluate('contact where count(condition.code) >= 1')), 'evaluate as superuser with public first');
+RESET search_path;
+SELECT is((SELECT count(*)::int FROM public.hardening_called), 0,
+  'neither the count(text) nor the operator shadow in public ran in a superuser''s write or evaluate');
+SELECT is((SELECT array_agg(c.external_id ORDER BY 1) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+           JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'shadowed'), '{none,y}',
+  'and the segment was maintained with pg_catalog''s count and >');
+SELECT unalike(outreach.compile('contact where count(condition.code) >= 1 and has observation where value_numeric > 7 and first_name in (''a'') and age between 1 and 2'),
+  '% count(%', 'compiled SQL calls no unqualified count');
+SELECT unalike(regexp_replace(outreach.compile('contact where count(condition.code) >= 1 and has observation where value_numeric > 7 and first_name in (''a'') and birthdate not between date ''2000-01-01'' and date ''2001-01-01'' and last_name contains ''x'''),
+                             'OPERATOR\(pg_catalog\.[^)]*\)', '', 'g'),
+  '%[=<>~]%', 'compiled SQL has no operator outside OPERATOR(pg_catalog.x)');
 
 SELECT * FROM finish();
 ROLLBACK;
