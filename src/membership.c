@@ -139,6 +139,7 @@ static SPIPlanPtr pending_plan = NULL;
 static bool pending_per_statement = true;	/* segment_pending of 0.2.0 (see record_pending) */
 static SPIPlanPtr stamp_plan = NULL;
 static int	depth = 0;			/* nesting of our entry points: rebuild only at 0 */
+static int64 only_segment = -1; /* >= 0: the trigger maintains only this segment (after a failure) */
 static uint64 inval_count = 0;	/* invalidations seen, to detect one during a rebuild */
 
 static void
@@ -250,6 +251,124 @@ sort_unique(int64 *v, int n)
 	return k;
 }
 
+/*
+ * Errors of a segment's evaluation that must not abort the clinical write that triggered
+ * it: bad data for the segment's arithmetic (22xxx), a table or column gone under the
+ * definition (42xxx except privileges), a limit (54xxx).  Everything else (serialization
+ * failures, deadlocks, cancels, privileges, out of memory) propagates as before.
+ */
+/*
+ * outreach.segment_failure exists (0.3.0): a 0.2.0 schema still running on this library
+ * until ALTER EXTENSION outreach UPDATE has no place to record failures, and keeps the
+ * behaviour of 0.2.0 (the error aborts the write).
+ */
+static bool
+failure_table_exists(void)
+{
+	Oid			nsp = get_namespace_oid("outreach", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("segment_failure", nsp));
+}
+
+static bool
+isolated_error(int sqlerrcode)
+{
+	int			cat = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	if (sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+		return false;
+	return cat == ERRCODE_DATA_EXCEPTION || cat == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION ||
+		cat == ERRCODE_PROGRAM_LIMIT_EXCEEDED || sqlerrcode == ERRCODE_UNDEFINED_OBJECT;
+}
+
+/*
+ * The maintenance of a segment failed: record it (outreach.segment_failure, shown by
+ * segment_overview), warn, and let the write go on.  The segment is left out of
+ * maintenance until outreach.tick() (or alter_segment) re-evaluates it fully.
+ */
+static void
+record_failure(int64 segment_id, ErrorData *edata)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "outreach: SPI_connect failed");
+	args[0] = Int64GetDatum(segment_id);
+	args[1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	args[2] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
+	ret = SPI_execute_with_args("INSERT INTO outreach.segment_failure (segment_id, sqlstate, error) "
+								"SELECT $1, $2, $3 RETURNING (SELECT s.name FROM outreach.segment s WHERE s.id = $1)",
+								3, types, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "outreach: recording a segment failure failed: %s", SPI_result_code_string(ret));
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("maintenance of segment \"%s\" failed: %s",
+					SPI_processed > 0 && SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) ?
+					SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : "?",
+					edata->message ? edata->message : "unknown error"),
+			 errdetail("The write was kept; the segment's members are not maintained until it is re-evaluated."),
+			 errhint("outreach.segment_overview shows the failure; outreach.tick() re-evaluates the segment, or fix its definition with outreach.alter_segment().")));
+	SPI_finish();
+}
+
+/*
+ * Compile one segment's restricted SQL, in a subtransaction: a definition that no longer
+ * compiles (a column dropped, a type changed) marks that segment failed instead of failing
+ * every write.  Returns NULL on such a failure.  Caller is connected to SPI.
+ */
+static char *
+compile_guarded(int64 id, const char *definition, const char *time_zone)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	char	   *volatile result = NULL;
+	ErrorData  *volatile failed = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		CompileOptions opts;
+		char	   *sql;
+
+		memset(&opts, 0, sizeof(opts));
+		opts.restricted = true;
+		opts.maintenance = true;
+		opts.time_zone = time_zone;
+		opts.source_text = definition;
+		sql = segment_query_compile(segment_query_parse(definition), &opts);
+		result = MemoryContextStrdup(cache_cxt, sql);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (!isolated_error(edata->sqlerrcode) || !failure_table_exists())
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		failed = edata;
+	}
+	PG_END_TRY();
+	if (failed != NULL)
+	{
+		/* record_failure connects again: we are inside the caller's SPI connection */
+		record_failure(id, failed);
+		return NULL;
+	}
+	return result;
+}
+
 /* Load the live segments and their dependencies.  Caller is connected to SPI. */
 static void
 rebuild_cache(void)
@@ -311,7 +430,13 @@ rebuild_cache(void)
 	 * compiler against the registry), never read back from stored SQL text: a role that may
 	 * write outreach.segment could otherwise make every writer run SQL of its choosing.
 	 */
-	ret = SPI_execute("SELECT s.id, s.mode = 'deferred', s.kind = 'static' OR s.definition IS NULL, NULL::text, "
+	ret = SPI_execute(failure_table_exists() ?
+					  "SELECT s.id, s.mode = 'deferred', s.kind = 'static' OR s.definition IS NULL, NULL::text, "
+					  "s.definition, s.time_zone "
+					  "FROM outreach.segment s WHERE s.status = 'live' "
+					  "AND NOT EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = s.id) "
+					  "ORDER BY s.id" :
+					  "SELECT s.id, s.mode = 'deferred', s.kind = 'static' OR s.definition IS NULL, NULL::text, "
 					  "s.definition, s.time_zone "
 					  "FROM outreach.segment s WHERE s.status = 'live' ORDER BY s.id", true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -341,18 +466,7 @@ rebuild_cache(void)
 	for (int i = 0; i < nsegs; i++)
 	{
 		if (!segs[i].is_static && segs[i].definition != NULL)
-		{
-			CompileOptions opts;
-			char	   *sql;
-
-			memset(&opts, 0, sizeof(opts));
-			opts.restricted = true;
-			opts.maintenance = true;
-			opts.time_zone = segs[i].time_zone;
-			opts.source_text = segs[i].definition;
-			sql = segment_query_compile(segment_query_parse(segs[i].definition), &opts);
-			segs[i].sql = MemoryContextStrdup(cache_cxt, sql);
-		}
+			segs[i].sql = compile_guarded(segs[i].id, segs[i].definition, segs[i].time_zone);
 		if (segs[i].sql == NULL)
 			segs[i].is_static = true;
 	}
@@ -1335,17 +1449,27 @@ membership_trigger_body(TriggerData *td)
 	else
 		event = EV_DELETE;
 
-	relevance_prepare(e);
-	if (!e->fast_tried)
-		relevance_fast_prepare(e, td->tg_relation);
 	relevant = palloc(sizeof(bool) * Max(e->nsegs, 1));
-	if (e->nrel > 0)
+	if (only_segment >= 0)
+	{
+		/* after a failure: this segment alone, every changed row relevant (no predicates) */
+		for (int k = 0; k < e->nsegs; k++)
+			relevant[k] = (segs[e->segs[k]].id == only_segment);
+		test_first = false;
+	}
+	else
+	{
+		relevance_prepare(e);
+		if (!e->fast_tried)
+			relevance_fast_prepare(e, td->tg_relation);
+	}
+	if (only_segment < 0 && e->nrel > 0)
 	{
 		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 			elog(ERROR, "outreach: SPI_register_trigger_data failed");
 		registered = true;
 	}
-	for (int k = 0; k < e->nsegs; k++)
+	for (int k = 0; k < e->nsegs && only_segment < 0; k++)
 		if (pred_used(e, k, event) && !e->rel_local[k])
 			test_first = false;
 	if (test_first)
@@ -1413,7 +1537,8 @@ membership_trigger_body(TriggerData *td)
 				stamp = true;
 		if (stamp)
 			stamp_contacts(ids, n);
-		relevance_eval(e, td, event, relevant);
+		if (only_segment < 0)
+			relevance_eval(e, td, event, relevant);
 	}
 
 	w = work_new();
@@ -1461,6 +1586,137 @@ membership_trigger_body(TriggerData *td)
 	SPI_finish();
 }
 
+/* Run the trigger's maintenance in a subtransaction; false (and *failed) on an isolated error. */
+static pg_noinline bool
+body_guarded(TriggerData *td, ErrorData **failed)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		membership_trigger_body(td);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (!isolated_error(edata->sqlerrcode) || !failure_table_exists())
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		cache_valid = false;	/* the error may have come from a half-built cache */
+		*failed = edata;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* The live, dynamic segments reading the entity registered on relid (from the catalog). */
+static pg_noinline List *
+live_segments_of(Oid relid)
+{
+	List	   *out = NIL;
+	Oid			types[1] = {OIDOID};
+	Datum		arg = ObjectIdGetDatum(relid);
+	int			ret;
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "outreach: SPI_connect failed");
+	ret = SPI_execute_with_args("SELECT s.id FROM outreach.segment s JOIN outreach.segment_entity se ON se.segment_id = s.id "
+								"JOIN outreach.entity e ON e.name = se.entity "
+								"WHERE e.relation = $1 AND s.status = 'live' AND s.kind <> 'static' "
+								"AND NOT EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = s.id) ORDER BY s.id",
+								1, types, &arg, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "outreach: reading live segments failed: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(outer);
+		int64	   *id = palloc(sizeof(int64));
+
+		*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		out = lappend(out, id);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return out;
+}
+
+/* body_guarded for one segment alone */
+static pg_noinline bool
+body_guarded_only(TriggerData *td, int64 segment_id, ErrorData **failed)
+{
+	volatile bool ok = false;
+
+	only_segment = segment_id;
+	PG_TRY();
+	{
+		ok = body_guarded(td, failed);
+	}
+	PG_FINALLY();
+	{
+		only_segment = -1;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * Some segment's maintenance failed (its data, or its definition against the catalog).
+ * The write goes on: each live segment on this table is maintained alone, and those that
+ * fail again are recorded as failed and left out of maintenance.
+ */
+static void
+maintain_after_failure(TriggerData *td, ErrorData *failed)
+{
+	List	   *ids = NIL;
+	ListCell   *lc;
+	Oid			relid = RelationGetRelid(td->tg_relation);
+	EntityEntry *e = (entity_hash && cache_valid) ? hash_search(entity_hash, &relid, HASH_FIND, NULL) : NULL;
+
+	if (e != NULL)
+	{
+		for (int k = 0; k < e->nsegs; k++)
+			if (!segs[e->segs[k]].is_static)
+			{
+				int64	   *id = palloc(sizeof(int64));
+
+				*id = segs[e->segs[k]].id;
+				ids = lappend(ids, id);
+			}
+	}
+	else
+		ids = live_segments_of(relid);
+	foreach(lc, ids)
+	{
+		ErrorData  *again = NULL;
+
+		if (!body_guarded_only(td, *(int64 *) lfirst(lc), &again))
+			record_failure(*(int64 *) lfirst(lc), again);
+	}
+	if (ids == NIL)
+		ereport(WARNING,
+				(errcode(failed->sqlerrcode),
+				 errmsg("segment maintenance failed: %s", failed->message ? failed->message : "unknown error")));
+	cache_valid = false;
+	if (OidIsValid(segment_relid))
+		CacheInvalidateRelcacheByRelid(segment_relid);
+}
+
 Datum
 outreach_membership_trigger(PG_FUNCTION_ARGS)
 {
@@ -1488,7 +1744,10 @@ outreach_membership_trigger(PG_FUNCTION_ARGS)
 	depth++;
 	PG_TRY();
 	{
-		membership_trigger_body(td);
+		ErrorData  *failed = NULL;
+
+		if (!body_guarded(td, &failed))
+			maintain_after_failure(td, failed);
 	}
 	PG_FINALLY();
 	{
@@ -1506,13 +1765,19 @@ outreach_membership_trigger(PG_FUNCTION_ARGS)
 static Datum
 apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate)
 {
-	int64		sid = PG_GETARG_INT64(0);
+	int64		sid;
 	int			n;
 	int64	   *ids;
 	int			ix;
 	Work	   *w;
 	int64		total = 0;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("segment id must not be NULL"),
+				 errdetail("outreach._apply_segment() and outreach._cascade_segment() re-evaluate one live segment.")));
+	sid = PG_GETARG_INT64(0);
 	if (PG_ARGISNULL(1))
 		PG_RETURN_INT64(0);
 	ids = datum_int8_array(PG_GETARG_DATUM(1), &n);

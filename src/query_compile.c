@@ -563,6 +563,47 @@ check_amount(int64 amount, int location)
 				 errdetail("Relative dates go back or ahead at most %d units.", MAX_RELATIVE_AMOUNT)));
 }
 
+/*
+ * The span of time an offset (or the offsets after a contact field, together) may cover:
+ * 1000 years.  Beyond it, arithmetic on a date or timestamp could leave their range at
+ * run time, and a segment that went live would fail in every writer's statement.
+ */
+#define MAX_SPAN_DAYS 366000.0
+
+static double
+span_days(int64 amount, QUnit unit)
+{
+	double		a = (double) (amount < 0 ? -amount : amount);
+
+	switch (unit)
+	{
+		case QUNIT_MINUTE:
+			return a / 1440.0;
+		case QUNIT_HOUR:
+			return a / 24.0;
+		case QUNIT_DAY:
+			return a;
+		case QUNIT_WEEK:
+			return a * 7;
+		case QUNIT_MONTH:
+			return a * 31;
+		case QUNIT_YEAR:
+			return a * 366;
+	}
+	return a;
+}
+
+static void
+check_span(double days, int location)
+{
+	if (days > MAX_SPAN_DAYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("time span at character %d is longer than 1000 years", POS(location)),
+				 errdetail("Relative dates and the steps after a contact field cover at most 1000 years, so that they stay within the range of dates and timestamps."),
+				 errhint("Use a smaller amount.")));
+}
+
 static char *
 relative_sql(CompileState *st, FieldKind fk, bool base_today, int sign, int64 amount, QUnit unit)
 {
@@ -696,6 +737,16 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 			dterr = DTERR_FIELD_OVERFLOW;
 		if (dterr == 0 && want_date && (tm->tm_hour || tm->tm_min || tm->tm_sec || fsec || has_tz))
 			dterr = DTERR_BAD_FORMAT;
+		/*
+		 * Years 1 to 9999 only: arithmetic on a literal (age at, relative steps) then stays
+		 * within the range of dates and timestamps at run time.
+		 */
+		if (dterr == 0 && (tm->tm_year < 1 || tm->tm_year > 9999))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("%s \"%s\" for field \"%s\" is out of range at character %d",
+							want_date ? "date" : "timestamp", text, fieldname, POS(location)),
+					 errdetail("Dates and timestamps in segment queries lie between the years 1 and 9999.")));
 		/* dates are compared with timestamps too: keep both within the timestamp range */
 		if (dterr == 0)
 		{
@@ -840,6 +891,7 @@ contact_value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 		StringInfoData tail;
 		int			opens = 0;
 		StringInfoData whole;
+		double		span = 0;
 
 		initStringInfo(&tail);
 		foreach(lc, steps)
@@ -850,6 +902,8 @@ contact_value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 			int			sign = o->sign;
 
 			check_amount(amount, v->location);
+			span += span_days(amount, o->unit);
+			check_span(span, v->location);
 			if (amount == 0)
 				continue;
 			if (amount < 0)
@@ -913,9 +967,11 @@ value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 					return temporal_literal_sql(st, f->kind, v->text, false, v->location, f->name);
 				case QV_TODAY:
 					check_amount(v->offset_amount, v->location);
+					check_span(span_days(v->offset_amount, v->offset_unit), v->location);
 					return relative_sql(st, f->kind, true, v->offset_sign, v->offset_amount, v->offset_unit);
 				case QV_NOW:
 					check_amount(v->offset_amount, v->location);
+					check_span(span_days(v->offset_amount, v->offset_unit), v->location);
 					return relative_sql(st, f->kind, false, v->offset_sign, v->offset_amount, v->offset_unit);
 				default:
 					value_mismatch(f, v, "Write dates as date 'YYYY-MM-DD', or relative to today or now.");
@@ -2213,6 +2269,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 									f->name, kind_name(f->kind),
 									n->type == QN_WITHIN ? "within" : "older than", POS(n->field_location))));
 				check_amount(n->amount, n->location);
+				check_span(span_days(n->amount, n->unit), n->location);
 				/* dates count whole days from today; times count from now */
 				base_today = (f->kind == FK_DATE && n->unit != QUNIT_MINUTE && n->unit != QUNIT_HOUR);
 				if (n->type == QN_OLDER_THAN)

@@ -112,6 +112,23 @@ BEGIN
   RETURN ids;
 END $$;
 
+-- Failed maintenance (issue 19, defect 8): a segment whose evaluation raised an error in a
+-- writer's statement (bad data for its arithmetic, a column gone under its definition) is
+-- recorded here and left out of maintenance; the write itself commits.  outreach.tick()
+-- re-evaluates such segments fully (so does alter_segment); success deletes the rows.
+-- segment_overview shows the latest failure.  No foreign key, as for segment_member.
+CREATE TABLE outreach.segment_failure (
+  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  segment_id bigint NOT NULL,
+  failed_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+  sqlstate   text NOT NULL,
+  error      text NOT NULL
+);
+CREATE INDEX ON outreach.segment_failure (segment_id);
+COMMENT ON TABLE outreach.segment_failure IS
+  'Segments whose maintenance failed in a writer''s statement (the write was kept); outreach.tick() re-evaluates them';
+SELECT outreach._dump('outreach.segment_failure');
+
 -- Deleting a segment (drop_segment, or a DELETE by hand) deletes its members, history and
 -- pending changes, as ON DELETE CASCADE did.
 CREATE FUNCTION outreach._segment_deleted() RETURNS trigger
@@ -119,6 +136,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   DELETE FROM outreach.segment_member m WHERE m.segment_id = OLD.id;
   DELETE FROM outreach.segment_change c WHERE c.segment_id = OLD.id;
+  DELETE FROM outreach.segment_failure f WHERE f.segment_id = OLD.id;
   PERFORM outreach._pending_take(OLD.id);
   RETURN OLD;
 END $$;
@@ -540,6 +558,12 @@ BEGIN
   IF NOT FOUND OR s.kind = 'static' OR s.status <> 'live' THEN
     RETURN 0;
   END IF;
+  -- a full re-evaluation repairs a segment whose maintenance failed: back into maintenance
+  -- (if this raises again, the caller's subtransaction restores the failure rows)
+  DELETE FROM outreach.segment_failure f WHERE f.segment_id = s.id;
+  IF FOUND THEN
+    PERFORM outreach._membership_invalidate();
+  END IF;
   -- compiled from the definition now: stored SQL text is never executed
   EXECUTE format('SELECT array_agg(coalesce(f.contact_id, m.contact_id) ORDER BY 1) '
                  'FROM (SELECT DISTINCT q.contact_id FROM (%s) AS q(contact_id)) AS f '
@@ -666,6 +690,7 @@ BEGIN
     SELECT s.id, del.contact_id, 'removed', at FROM del;
   END IF;
   UPDATE outreach.segment x SET status = 'stopped', pending_full = false, next_evaluation_at = NULL WHERE x.id = s.id;
+  DELETE FROM outreach.segment_failure f WHERE f.segment_id = s.id;
   PERFORM outreach._pending_take(s.id);
 END $$;
 COMMENT ON FUNCTION outreach.stop(text, boolean) IS
@@ -827,6 +852,19 @@ LANGUAGE sql AS $$ SELECT $$;
 COMMENT ON FUNCTION outreach._tick_journeys(timestamptz) IS
   'Extension point: the journeys part replaces it to advance journeys from outreach.tick()';
 
+-- Record a failed maintenance or re-evaluation of a segment (the tick's subtransactions).
+CREATE FUNCTION outreach._segment_failed(segment_id bigint, state text, message text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  INSERT INTO outreach.segment_failure (segment_id, sqlstate, error) VALUES (segment_id, state, message);
+  RAISE WARNING 'evaluating segment "%" failed: %', (SELECT x.name FROM outreach.segment x WHERE x.id = segment_id), message
+    USING DETAIL = 'The segment''s members are not maintained until it is re-evaluated.',
+          HINT = 'outreach.segment_overview shows the failure; the next tick tries again, or fix the definition with outreach.alter_segment().';
+  PERFORM outreach._membership_invalidate();
+END $$;
+REVOKE ALL ON FUNCTION outreach._segment_failed(bigint, text, text) FROM PUBLIC;
+
 CREATE FUNCTION outreach.tick(at timestamptz DEFAULT now()) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
@@ -847,29 +885,44 @@ BEGIN
     to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00', true);
   INSERT INTO outreach.tick_run (at) VALUES (at) RETURNING id INTO run_id;
 
+  -- Each segment in its own subtransaction: one segment's error (its data, its definition
+  -- against the catalog) is recorded in segment_failure and does not stop the tick.
   -- FOR KEY SHARE: a segment dropped meanwhile is waited for and skipped (no orphan members)
   FOR s IN SELECT x.id, x.pending_full FROM outreach.segment x
            WHERE x.status = 'live' AND x.mode = 'deferred' AND x.kind <> 'static'
              AND (x.pending_full OR EXISTS (SELECT 1 FROM outreach.segment_pending p WHERE p.segment_ids @> ARRAY[x.id]))
+             AND NOT EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = x.id)
            ORDER BY x.id FOR KEY SHARE OF x LOOP
-    IF s.pending_full THEN
-      UPDATE outreach.segment x SET pending_full = false WHERE x.id = s.id;
+    BEGIN
+      IF s.pending_full THEN
+        UPDATE outreach.segment x SET pending_full = false WHERE x.id = s.id;
+        PERFORM outreach._pending_take(s.id);
+        n_changes := n_changes + outreach._segment_refresh(s.id);
+        n_full := n_full + 1;
+      ELSE
+        ids := outreach._pending_take(s.id);
+        n_contacts := n_contacts + coalesce(cardinality(ids), 0);
+        n_changes := n_changes + outreach._apply_segment(s.id, ids);
+      END IF;
+    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object THEN
+      PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
+    END;
+  END LOOP;
+
+  -- time-dependent segments that are due, and segments whose maintenance failed (repaired
+  -- by a full re-evaluation once the cause is gone)
+  FOR s IN SELECT x.id FROM outreach.segment x
+           WHERE x.status = 'live' AND x.kind <> 'static'
+             AND ((x.time_dependent AND (x.next_evaluation_at IS NULL OR x.next_evaluation_at <= at))
+                  OR EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = x.id))
+           ORDER BY x.id FOR KEY SHARE OF x LOOP
+    BEGIN
       PERFORM outreach._pending_take(s.id);
       n_changes := n_changes + outreach._segment_refresh(s.id);
       n_full := n_full + 1;
-    ELSE
-      ids := outreach._pending_take(s.id);
-      n_contacts := n_contacts + coalesce(cardinality(ids), 0);
-      n_changes := n_changes + outreach._apply_segment(s.id, ids);
-    END IF;
-  END LOOP;
-
-  FOR s IN SELECT x.id FROM outreach.segment x
-           WHERE x.status = 'live' AND x.kind <> 'static' AND x.time_dependent
-             AND (x.next_evaluation_at IS NULL OR x.next_evaluation_at <= at)
-           ORDER BY x.id FOR KEY SHARE OF x LOOP
-    n_changes := n_changes + outreach._segment_refresh(s.id);
-    n_full := n_full + 1;
+    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object THEN
+      PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
+    END;
   END LOOP;
 
   PERFORM outreach._tick_journeys(at);
@@ -968,7 +1021,11 @@ SELECT s.name, s.kind, s.status, s.mode,
        s.definition::text AS definition,
        (SELECT string_agg(t.name, ', ' ORDER BY t.name) FROM outreach.segment_dependency d
           JOIN outreach.segment t ON t.id = d.depends_on WHERE d.segment_id = s.id) AS uses_segments,
-       s.id, s.created_at, s.updated_at
-FROM outreach.segment s;
+       s.id, s.created_at, s.updated_at,
+       CASE WHEN f.segment_id IS NULL THEN 'ok' ELSE 'failed' END AS maintenance,
+       f.failed_at AS maintenance_failed_at, f.error AS maintenance_error
+FROM outreach.segment s
+LEFT JOIN LATERAL (SELECT x.segment_id, x.failed_at, x.error FROM outreach.segment_failure x
+                   WHERE x.segment_id = s.id ORDER BY x.id DESC LIMIT 1) f ON true;
 COMMENT ON VIEW outreach.segment_overview IS
-  'Monitoring: every segment with kind, status, mode, member count, last full evaluation, pending deferred changes and definition';
+  'Monitoring: every segment with kind, status, mode, member count, last full evaluation, pending deferred changes, definition, and whether its maintenance failed (maintenance = failed, with the error)';

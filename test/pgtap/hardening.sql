@@ -2,7 +2,7 @@
 -- issue 20, each a test of its class.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(20);
+SELECT plan(27);
 
 -- Defect 4: touch_updated_at on a table whose updated_at is not a timestamptz is refused at
 -- trigger time (it crashed the backend for text, stored garbage for date and int4).
@@ -127,6 +127,32 @@ SELECT unalike(outreach.compile('contact where count(condition.code) >= 1 and ha
 SELECT unalike(regexp_replace(outreach.compile('contact where count(condition.code) >= 1 and has observation where value_numeric > 7 and first_name in (''a'') and birthdate not between date ''2000-01-01'' and date ''2001-01-01'' and last_name contains ''x'''),
                              'OPERATOR\(pg_catalog\.[^)]*\)', '', 'g'),
   '%[=<>~]%', 'compiled SQL has no operator outside OPERATOR(pg_catalog.x)');
+
+-- Defect 8: a segment's run-time error never aborts a clinical write.  A birthdate beyond
+-- the timestamp range makes the age arithmetic of a live segment fail.
+SELECT outreach.create_segment('aged', 'contact where age in (30, 31)');
+SELECT outreach.go_live('aged');
+SELECT outreach.create_segment('aged_deferred', 'contact where age in (30, 31)');
+SELECT outreach.set_segment_mode('aged_deferred', 'deferred');
+SELECT outreach.go_live('aged_deferred');
+SELECT lives_ok($$ INSERT INTO outreach.contact (external_id, first_name, birthdate) VALUES ('far', 'F', '300000-01-01') $$,
+  'a write whose segment maintenance fails at run time commits');
+SELECT is((SELECT maintenance FROM outreach.segment_overview WHERE name = 'aged'), 'failed',
+  'the segment is marked failed in segment_overview');
+SELECT ok((SELECT maintenance_error FROM outreach.segment_overview WHERE name = 'aged') LIKE '%out of range%',
+  'with the error');
+INSERT INTO outreach.contact (external_id, first_name, birthdate)
+  VALUES ('thirty', 'T', (outreach.now() - interval '30 years 2 days')::date);
+SELECT lives_ok($$ SELECT outreach.tick() $$, 'the tick goes on when a segment''s re-evaluation fails');
+SELECT is((SELECT maintenance FROM outreach.segment_overview WHERE name = 'aged_deferred'), 'failed',
+  'a deferred segment failing in the tick is marked failed');
+UPDATE outreach.contact SET birthdate = '1990-01-01' WHERE external_id = 'far';
+SELECT outreach.tick();
+SELECT is((SELECT array_agg(maintenance ORDER BY name) FROM outreach.segment_overview WHERE name IN ('aged', 'aged_deferred')),
+  '{ok,ok}', 'once the data is fixed, the tick repairs both');
+SELECT is((SELECT array_agg(c.external_id ORDER BY 1) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+           JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'aged'), '{thirty}',
+  'and their members equal a fresh evaluation');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -25,3 +25,12 @@ SELECT outreach.validate(('contact where first_name in ('
 SELECT ('contact where first_name = ''' || repeat('x', 262144 - 29) || '''')::outreach.segment_query IS NOT NULL AS longest_accepted;
 -- nesting deeper than 500 levels
 SELECT (repeat('(', 501) || 'contact' || repeat(')', 501))::outreach.segment_query IS NOT NULL;
+
+-- Defect 8: validation refuses what cannot be evaluated (0.2.0 took these live, and every
+-- later INSERT INTO outreach.condition failed with "timestamp out of range")
+SELECT outreach.create_segment('far', 'contact where has condition where onset_date > contact.birthdate + 99999 years + 99999 years');
+SELECT outreach.create_segment('bc', 'contact where age at date ''4714-11-24 BC'' >= 18');
+SELECT outreach.validate('contact where birthdate within last 100000 years');
+SELECT outreach.validate('contact where birthdate > today - 1001 years');
+-- within the limits
+SELECT outreach.validate('contact where birthdate > today - 1000 years and age at date ''0001-01-01'' < 5');
