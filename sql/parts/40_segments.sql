@@ -336,9 +336,12 @@ DECLARE
   t text;
 BEGIN
   SELECT e.relation INTO rel FROM outreach.entity e WHERE e.name = entity;
-  FOREACH t IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'outreach_membership_' || t, rel);
-  END LOOP;
+  -- the table may be gone already (dropped before 0.3.0 refused it): nothing to detach
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = rel) THEN
+    FOREACH t IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'outreach_membership_' || t, rel);
+    END LOOP;
+  END IF;
   PERFORM outreach._membership_invalidate();
 END $$;
 
@@ -385,6 +388,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   )
   SELECT coalesce(array_agg(DISTINCT e.relation), '{}')
   FROM deps JOIN outreach.segment_entity se ON se.segment_id = deps.id JOIN outreach.entity e ON e.name = se.entity
+  -- a table dropped under the registry (before 0.3.0 refused it) is not there to lock
+  JOIN pg_catalog.pg_class c ON c.oid = e.relation
 $$;
 
 -- Block writers of the tables a segment reads while its membership is rebuilt wholesale

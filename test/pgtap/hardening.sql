@@ -2,7 +2,7 @@
 -- issue 20, each a test of its class.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(27);
+SELECT plan(38);
 
 -- Defect 4: touch_updated_at on a table whose updated_at is not a timestamptz is refused at
 -- trigger time (it crashed the backend for text, stored garbage for date and int4).
@@ -72,7 +72,7 @@ SELECT outreach.go_live('notlatest');
 INSERT INTO outreach.immunization (patient_id, code, administered_at) VALUES (pg_temp.cid('y'), 'x', '2022-01-01');
 UPDATE outreach.contact SET first_name = 'Z' WHERE external_id = 'none';
 DELETE FROM outreach.immunization WHERE patient_id = pg_temp.cid('x') AND code = 'x';
-SELECT is((SELECT array_agg(c.external_id ORDER BY 1) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+SELECT is((SELECT array_agg(c.external_id ORDER BY c.external_id) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
            JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'notlatest'),
   pg_temp.ext($$contact where not (latest(immunization.code) != 'x')$$),
   'a live segment under not equals a fresh evaluation after ordinary writes');
@@ -92,7 +92,7 @@ UPDATE outreach.contact SET first_name = 'X' WHERE external_id = 'y';
 SELECT outreach.set_segment_schedule('tampered', '1 minute');
 SELECT outreach.alter_segment('tampered', 'contact where first_name = ''X''');
 SELECT is((SELECT count(*)::int FROM pg_temp.ran), 0, 'rewritten compiled SQL is never run (maintenance, re-evaluation)');
-SELECT is((SELECT array_agg(c.external_id ORDER BY 1) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+SELECT is((SELECT array_agg(c.external_id ORDER BY c.external_id) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
            JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'tampered'), '{x,y}',
   'the members are those of the definition');
 
@@ -119,7 +119,7 @@ SELECT ok(EXISTS (SELECT 1 FROM outreach.evaluate('contact where count(condition
 RESET search_path;
 SELECT is((SELECT count(*)::int FROM public.hardening_called), 0,
   'neither the count(text) nor the operator shadow in public ran in a superuser''s write or evaluate');
-SELECT is((SELECT array_agg(c.external_id ORDER BY 1) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+SELECT is((SELECT array_agg(c.external_id ORDER BY c.external_id) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
            JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'shadowed'), '{none,y}',
   'and the segment was maintained with pg_catalog''s count and >');
 SELECT unalike(outreach.compile('contact where count(condition.code) >= 1 and has observation where value_numeric > 7 and first_name in (''a'') and age between 1 and 2'),
@@ -150,9 +150,50 @@ UPDATE outreach.contact SET birthdate = '1990-01-01' WHERE external_id = 'far';
 SELECT outreach.tick();
 SELECT is((SELECT array_agg(maintenance ORDER BY name) FROM outreach.segment_overview WHERE name IN ('aged', 'aged_deferred')),
   '{ok,ok}', 'once the data is fixed, the tick repairs both');
-SELECT is((SELECT array_agg(c.external_id ORDER BY 1) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+SELECT is((SELECT array_agg(c.external_id ORDER BY c.external_id) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
            JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'aged'), '{thirty}',
   'and their members equal a fresh evaluation');
+
+-- Defect 3: a registered table and the catalog.
+CREATE SCHEMA ehr;
+CREATE TABLE ehr.dx (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, patient_id bigint REFERENCES outreach.contact, icd text, extra text);
+SELECT outreach.register_entity('ehr.dx', link_column => 'patient_id', name => 'dx');
+INSERT INTO ehr.dx (patient_id, icd) VALUES (pg_temp.cid('x'), 'E11');
+SELECT outreach.create_segment('dx_e11', 'contact where has dx where icd = ''E11''');
+SELECT outreach.go_live('dx_e11');
+SELECT throws_ok($$ DROP TABLE ehr.dx $$, '2BP01', 'table ehr.dx is registered as entity "dx"',
+  'DROP TABLE of a registered entity is refused');
+SELECT throws_ok($$ DROP SCHEMA ehr CASCADE $$, '2BP01', NULL, 'and so is dropping its schema');
+-- a rename keeps the registration; a new table under the old name is not read
+ALTER TABLE ehr.dx RENAME TO dx_old;
+CREATE TABLE ehr.dx (id bigint, patient_id bigint, icd text);
+INSERT INTO ehr.dx VALUES (1, pg_temp.cid('y'), 'E11');
+INSERT INTO ehr.dx_old (patient_id, icd) VALUES (pg_temp.cid('none'), 'E11');
+UPDATE outreach.contact SET first_name = first_name;
+SELECT is((SELECT array_agg(c.external_id ORDER BY c.external_id) FROM outreach.segment_member m JOIN outreach.segment s ON s.id = m.segment_id
+           JOIN outreach.contact c ON c.id = m.contact_id WHERE s.name = 'dx_e11'), '{none,x}',
+  'after a rename the live segment reads the renamed table, not a new one under the old name');
+SELECT is(ARRAY(SELECT c.external_id FROM outreach.evaluate('contact where has dx where icd = ''E11''') e
+                JOIN outreach.contact c ON c.id = e ORDER BY 1), '{none,x}', 'and so does evaluate');
+DROP TABLE ehr.dx;
+-- a column dropped under a live segment: writes commit, the segment is marked failed
+SELECT outreach.create_segment('dx_extra', 'contact where has dx where extra is empty');
+SELECT outreach.go_live('dx_extra');
+ALTER TABLE ehr.dx_old DROP COLUMN extra;
+SELECT lives_ok($$ INSERT INTO ehr.dx_old (patient_id, icd) VALUES (pg_temp.cid('y'), 'E11') $$,
+  'a write to a table whose column a live segment used commits');
+SELECT is((SELECT maintenance FROM outreach.segment_overview WHERE name = 'dx_extra'), 'failed',
+  'and that segment is marked failed');
+-- the state 0.2.0 allowed (the table dropped under the registry): every function still works
+ALTER EVENT TRIGGER outreach_entity_table_dropped DISABLE;
+DROP TABLE ehr.dx_old;
+ALTER EVENT TRIGGER outreach_entity_table_dropped ENABLE;
+SELECT lives_ok($$ UPDATE outreach.contact SET do_not_email = true WHERE external_id = 'x' $$,
+  'an opt-out commits after the registered table was dropped (0.2.0: relation does not exist)');
+SELECT lives_ok($$ SELECT outreach.stop('dx_e11') $$, 'stop works');
+SELECT lives_ok($$ SELECT outreach.drop_segment('dx_e11'); SELECT outreach.drop_segment('dx_extra') $$, 'drop_segment works');
+SELECT lives_ok($$ SELECT outreach.unregister_entity('dx') $$, 'unregister_entity works');
+SELECT lives_ok($$ SELECT outreach.tick() $$, 'and the tick');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -234,4 +234,32 @@ BEGIN
   WHERE r.id = run_id;
   PERFORM pg_catalog.set_config('outreach.now', coalesce(prev, ''), true);
 END $$;
+
+CREATE OR REPLACE FUNCTION outreach._segment_tables(segment_id bigint) RETURNS regclass[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  WITH RECURSIVE deps(id) AS (
+    SELECT $1 UNION SELECT d.depends_on FROM outreach.segment_dependency d JOIN deps ON d.segment_id = deps.id
+  )
+  SELECT coalesce(array_agg(DISTINCT e.relation), '{}')
+  FROM deps JOIN outreach.segment_entity se ON se.segment_id = deps.id JOIN outreach.entity e ON e.name = se.entity
+  -- a table dropped under the registry (before 0.3.0 refused it) is not there to lock
+  JOIN pg_catalog.pg_class c ON c.oid = e.relation
+$$;
+
+CREATE OR REPLACE FUNCTION outreach._entity_unregistering(entity text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  rel regclass;
+  t text;
+BEGIN
+  SELECT e.relation INTO rel FROM outreach.entity e WHERE e.name = entity;
+  -- the table may be gone already (dropped before 0.3.0 refused it): nothing to detach
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = rel) THEN
+    FOREACH t IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'outreach_membership_' || t, rel);
+    END LOOP;
+  END IF;
+  PERFORM outreach._membership_invalidate();
+END $$;
 REVOKE ALL ON FUNCTION outreach._segment_failed(bigint, text, text) FROM PUBLIC;
