@@ -55,6 +55,7 @@
 
 PG_FUNCTION_INFO_V1(outreach_membership_trigger);
 PG_FUNCTION_INFO_V1(outreach_apply_segment);
+PG_FUNCTION_INFO_V1(outreach_apply_segment_nowait);
 PG_FUNCTION_INFO_V1(outreach_cascade_segment);
 PG_FUNCTION_INFO_V1(outreach_lock_contacts);
 PG_FUNCTION_INFO_V1(outreach_membership_invalidate);
@@ -351,12 +352,13 @@ compile_guarded(int64 id, const char *definition, const char *time_zone)
 
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
-		if (!isolated_error(edata->sqlerrcode) || !failure_table_exists())
-			PG_RE_THROW();
 		FlushErrorState();
+		/* the subtransaction goes first, whatever happens next (as PL/pgSQL does) */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
+		if (!isolated_error(edata->sqlerrcode) || !failure_table_exists())
+			ReThrowError(edata);
 		failed = edata;
 	}
 	PG_END_TRY();
@@ -945,6 +947,129 @@ stamp_contacts(int64 *ids, int n)
 	ret = SPI_execute_plan(stamp_plan, &arg, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "outreach: locking contacts failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Create the stamp rows that do not exist yet, without waiting: a writer stamping one of
+ * these contacts for the first time holds its new row's key until it commits, and the
+ * insert would wait for it.  Under a short lock_timeout, in a subtransaction; when it
+ * times out nothing is inserted, and the contacts without a stamp row are skipped.
+ */
+static pg_noinline void
+insert_stamps_nowait(SPIPlanPtr insert_plan, Datum arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("lock_timeout", "20", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int			ret = SPI_execute_plan(insert_plan, &arg, NULL, false, 0);
+
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "outreach: locking contacts failed: %s", SPI_result_code_string(ret));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * The tick's stamping (see outreach._apply_segment(id, ids, nowait)): lock the stamps of
+ * the contacts that no writer holds, skip the others.  The tick thus never waits for a
+ * writer's stamp, so a writer (an opt-out) can wait for a tick but never deadlock with it.
+ * Returns the locked contacts (sorted) in *locked; the skipped ones in *skipped.
+ */
+static void
+stamp_contacts_nowait(int64 *ids, int n, int64 **locked, int *nlocked, int64 **skipped, int *nskipped)
+{
+	Datum		arg;
+	int			ret;
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr lock_plan = NULL;
+	int			k = 0;
+
+	*locked = palloc(sizeof(int64) * Max(n, 1));
+	*skipped = palloc(sizeof(int64) * Max(n, 1));
+	*nlocked = *nskipped = 0;
+	if (n == 0)
+		return;
+	if (insert_plan == NULL || lock_plan == NULL || stamp_plan == NULL)
+	{
+		Oid			types[1] = {INT8ARRAYOID};
+
+		/* kept outside cache_cxt's plan list: these texts never change */
+		insert_plan = SPI_prepare("INSERT INTO outreach.contact_stamp AS s (contact_id, stamped_by) "
+								  "SELECT c, pg_current_xact_id() FROM unnest($1) AS c "
+								  "WHERE NOT EXISTS (SELECT 1 FROM outreach.contact_stamp x WHERE x.contact_id = c) "
+								  "ORDER BY c ON CONFLICT (contact_id) DO NOTHING", 1, types);
+		if (insert_plan == NULL || SPI_keepplan(insert_plan) != 0)
+			elog(ERROR, "outreach: preparing the tick's stamps failed");
+		lock_plan = SPI_prepare("UPDATE outreach.contact_stamp s SET stamped_by = pg_current_xact_id() "
+								"WHERE s.contact_id IN (SELECT x.contact_id FROM outreach.contact_stamp x "
+								"WHERE x.contact_id = ANY ($1) ORDER BY x.contact_id FOR UPDATE SKIP LOCKED) "
+								"RETURNING s.contact_id", 1, types);
+		if (lock_plan == NULL || SPI_keepplan(lock_plan) != 0)
+			elog(ERROR, "outreach: preparing the tick's stamps failed");
+	}
+	arg = int8_array_datum(ids, n);
+	insert_stamps_nowait(insert_plan, arg);
+	ret = SPI_execute_plan(lock_plan, &arg, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "outreach: locking contacts failed: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+
+		(*locked)[(*nlocked)++] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	*nlocked = sort_unique(*locked, *nlocked);
+	/* ids and *locked are sorted: the difference in one pass */
+	for (int i = 0; i < n; i++)
+	{
+		while (k < *nlocked && (*locked)[k] < ids[i])
+			k++;
+		if (k >= *nlocked || (*locked)[k] != ids[i])
+			(*skipped)[(*nskipped)++] = ids[i];
+	}
+}
+
+/* Contacts the tick skipped: back into segment_pending for the next tick. */
+static void
+requeue_pending(int64 segment_id, int64 *ids, int n)
+{
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		args[2];
+	int			ret;
+
+	if (n == 0)
+		return;
+	args[0] = int8_array_datum(&segment_id, 1);
+	args[1] = int8_array_datum(ids, n);
+	ret = SPI_execute_with_args("INSERT INTO outreach.segment_pending (segment_ids, contact_ids) VALUES ($1, $2)",
+								2, types, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "outreach: re-queueing contacts failed: %s", SPI_result_code_string(ret));
 }
 
 /*
@@ -1609,12 +1734,13 @@ body_guarded(TriggerData *td, ErrorData **failed)
 
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
-		if (!isolated_error(edata->sqlerrcode) || !failure_table_exists())
-			PG_RE_THROW();
 		FlushErrorState();
+		/* the subtransaction goes first, whatever happens next (as PL/pgSQL does) */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
+		if (!isolated_error(edata->sqlerrcode) || !failure_table_exists())
+			ReThrowError(edata);
 		cache_valid = false;	/* the error may have come from a half-built cache */
 		*failed = edata;
 		ok = false;
@@ -1763,7 +1889,7 @@ outreach_membership_trigger(PG_FUNCTION_ARGS)
  * definition changes use it), and cascades to the segments built on it.
  */
 static Datum
-apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate)
+apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate, bool nowait)
 {
 	int64		sid;
 	int			n;
@@ -1797,12 +1923,25 @@ apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("segment " INT64_FORMAT " is not live", sid),
 					 errdetail("Only live segments have members that are maintained.")));
+		if (nowait)
+		{
+			int64	   *locked,
+					   *skipped;
+			int			nlocked,
+						nskipped;
+
+			stamp_contacts_nowait(ids, n, &locked, &nlocked, &skipped, &nskipped);
+			requeue_pending(sid, skipped, nskipped);
+			ids = locked;
+			n = nlocked;
+		}
+		else
+			stamp_contacts(ids, n);
 		w = work_new();
 		if (evaluate)
 			work_add(&w->eval[ix], &w->neval[ix], ids, n);
 		else
 			work_add(&w->changed[ix], &w->nchanged[ix], ids, n);
-		stamp_contacts(ids, n);
 		run_work(w, ix, true);
 		total = w->total_changes;
 		SPI_finish();
@@ -1818,14 +1957,24 @@ apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate)
 Datum
 outreach_apply_segment(PG_FUNCTION_ARGS)
 {
-	return apply_or_cascade(fcinfo, true);
+	return apply_or_cascade(fcinfo, true, false);
+}
+
+/*
+ * _apply_segment(segment_id, contact_ids, nowait): as _apply_segment, for the tick: the
+ * contacts a writer is maintaining right now are skipped and queued for the next tick.
+ */
+Datum
+outreach_apply_segment_nowait(PG_FUNCTION_ARGS)
+{
+	return apply_or_cascade(fcinfo, true, !PG_ARGISNULL(2) && PG_GETARG_BOOL(2));
 }
 
 /* _cascade_segment(segment_id, changed_contact_ids): members changed by hand (static). */
 Datum
 outreach_cascade_segment(PG_FUNCTION_ARGS)
 {
-	return apply_or_cascade(fcinfo, false);
+	return apply_or_cascade(fcinfo, false, false);
 }
 
 /* _lock_contacts(ids): the per-contact serialisation, for SQL callers (add_members). */

@@ -9,6 +9,12 @@ ALTER FUNCTION outreach._cascade_segment(bigint, bigint[]) SET search_path = pg_
 -- stored SQL text is for reading only; what runs is compiled from the definition
 COMMENT ON COLUMN outreach.segment.restricted_sql IS 'What the definition compiled to for $1 bigint[] contact ids when it was set; for reading only: maintenance compiles the definition itself and never runs this text';
 COMMENT ON COLUMN outreach.segment.full_sql IS 'What the definition compiled to for every contact when it was set; for reading only: going live and re-evaluation compile the definition and never run this text';
+-- the tick's maintenance that never waits for a writer (defect 7)
+CREATE FUNCTION outreach._apply_segment(segment_id bigint, contact_ids bigint[], nowait boolean) RETURNS bigint LANGUAGE c
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'outreach_apply_segment_nowait';
+REVOKE ALL ON FUNCTION outreach._apply_segment(bigint, bigint[], boolean) FROM PUBLIC;
+COMMENT ON FUNCTION outreach._apply_segment(bigint, bigint[], boolean) IS
+  'As _apply_segment(segment_id, contact_ids); with nowait (the tick) the contacts a writer is maintaining now are skipped and queued in segment_pending, so the tick never waits for a writer';
 
 -- failed maintenance (defect 8)
 CREATE TABLE outreach.segment_failure (
@@ -44,6 +50,21 @@ COMMENT ON VIEW outreach.segment_overview IS
   'Monitoring: every segment with kind, status, mode, member count, last full evaluation, pending deferred changes, definition, and whether its maintenance failed (maintenance = failed, with the error)';
 
 
+CREATE OR REPLACE FUNCTION outreach._pending_take(segment_id bigint) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  ids bigint[];
+BEGIN
+  -- rows locked in id order (one global order: two takers never deadlock)
+  WITH l AS (SELECT p.id FROM outreach.segment_pending p WHERE p.segment_ids @> ARRAY[segment_id] ORDER BY p.id FOR UPDATE),
+       t AS (UPDATE outreach.segment_pending p SET segment_ids = array_remove(p.segment_ids, segment_id)
+             FROM l WHERE p.id = l.id RETURNING p.contact_ids)
+  SELECT array_agg(DISTINCT c ORDER BY c) INTO ids FROM t, unnest(t.contact_ids) AS c;
+  DELETE FROM outreach.segment_pending p WHERE p.segment_ids = '{}';
+  RETURN ids;
+END $$;
+
 CREATE OR REPLACE FUNCTION outreach._segment_deleted() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -54,7 +75,7 @@ BEGIN
   RETURN OLD;
 END $$;
 
-CREATE OR REPLACE FUNCTION outreach._segment_refresh(segment_id bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION outreach._segment_refresh(segment_id bigint, nowait boolean) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 #variable_conflict use_variable
 DECLARE
@@ -80,12 +101,17 @@ BEGIN
                  'ON m.contact_id = f.contact_id WHERE f.contact_id IS NULL OR m.contact_id IS NULL',
                  outreach.compile(s.definition, false, s.time_zone))
     INTO ids USING s.id;
-  changes := outreach._apply_segment(s.id, ids);
+  changes := outreach._apply_segment(s.id, ids, nowait);
   UPDATE outreach.segment x SET last_evaluated_at = outreach.now(), last_evaluation_duration = clock_timestamp() - started,
     next_evaluation_at = CASE WHEN x.time_dependent THEN outreach.now() + x.evaluate_every END
   WHERE x.id = s.id;
   RETURN changes;
 END $$;
+
+CREATE OR REPLACE FUNCTION outreach._segment_refresh(segment_id bigint) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT outreach._segment_refresh($1, false)
+$$;
 
 CREATE OR REPLACE FUNCTION outreach.go_live(segment text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
@@ -178,36 +204,50 @@ DECLARE
   n_contacts bigint := 0;
   n_full integer := 0;
   n_changes bigint := 0;
+  failed_now bigint[] := '{}';
 BEGIN
   IF at IS NULL THEN
     RAISE EXCEPTION 'outreach.tick() needs a time' USING ERRCODE = 'null_value_not_allowed',
       HINT = 'Call outreach.tick() for now, or outreach.tick(timestamptz ''...'') for an explicit clock.';
   END IF;
+  -- One tick at a time (issue 19, defect 7): two ticks took the same segment_pending rows
+  -- and contacts in different orders and deadlocked.  A second tick waits for the first,
+  -- before it holds any other lock.
+  PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('outreach.tick'));
   PERFORM pg_catalog.set_config('outreach.now',
     to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00', true);
   INSERT INTO outreach.tick_run (at) VALUES (at) RETURNING id INTO run_id;
 
+  -- Journeys first (issue 19, defect 7): they lock contact rows (enqueue_message) and may
+  -- wait for a writer; the membership work below never waits for a writer (nowait), so
+  -- no writer can be waiting for this tick's contacts while the tick waits for it.
+  -- Enrollments this tick's membership changes make are advanced by the next tick.
+  PERFORM outreach._tick_journeys(at);
+
   -- Each segment in its own subtransaction: one segment's error (its data, its definition
   -- against the catalog) is recorded in segment_failure and does not stop the tick.
+  -- The tick never waits for a writer's contacts (nowait): those a writer is maintaining are
+  -- queued in segment_pending again, for any segment, and taken by the next tick.
   -- FOR KEY SHARE: a segment dropped meanwhile is waited for and skipped (no orphan members)
-  FOR s IN SELECT x.id, x.pending_full FROM outreach.segment x
-           WHERE x.status = 'live' AND x.mode = 'deferred' AND x.kind <> 'static'
-             AND (x.pending_full OR EXISTS (SELECT 1 FROM outreach.segment_pending p WHERE p.segment_ids @> ARRAY[x.id]))
+  FOR s IN SELECT x.id, x.pending_full AND x.mode = 'deferred' AS pending_full FROM outreach.segment x
+           WHERE x.status = 'live' AND x.kind <> 'static'
+             AND ((x.pending_full AND x.mode = 'deferred') OR EXISTS (SELECT 1 FROM outreach.segment_pending p WHERE p.segment_ids @> ARRAY[x.id]))
              AND NOT EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = x.id)
            ORDER BY x.id FOR KEY SHARE OF x LOOP
     BEGIN
       IF s.pending_full THEN
         UPDATE outreach.segment x SET pending_full = false WHERE x.id = s.id;
         PERFORM outreach._pending_take(s.id);
-        n_changes := n_changes + outreach._segment_refresh(s.id);
+        n_changes := n_changes + outreach._segment_refresh(s.id, true);
         n_full := n_full + 1;
       ELSE
         ids := outreach._pending_take(s.id);
         n_contacts := n_contacts + coalesce(cardinality(ids), 0);
-        n_changes := n_changes + outreach._apply_segment(s.id, ids);
+        n_changes := n_changes + outreach._apply_segment(s.id, ids, true);
       END IF;
     EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object THEN
       PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
+      failed_now := failed_now || s.id;
     END;
   END LOOP;
 
@@ -217,17 +257,17 @@ BEGIN
            WHERE x.status = 'live' AND x.kind <> 'static'
              AND ((x.time_dependent AND (x.next_evaluation_at IS NULL OR x.next_evaluation_at <= at))
                   OR EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = x.id))
+             AND x.id <> ALL (failed_now)
            ORDER BY x.id FOR KEY SHARE OF x LOOP
     BEGIN
       PERFORM outreach._pending_take(s.id);
-      n_changes := n_changes + outreach._segment_refresh(s.id);
+      n_changes := n_changes + outreach._segment_refresh(s.id, true);
       n_full := n_full + 1;
     EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object THEN
       PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
     END;
   END LOOP;
 
-  PERFORM outreach._tick_journeys(at);
 
   UPDATE outreach.tick_run r SET finished_at = clock_timestamp(), deferred_contacts = n_contacts,
     full_evaluations = n_full, membership_changes = n_changes
