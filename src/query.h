@@ -154,6 +154,7 @@ typedef struct QueryNode
 
 /* query_parse.c: text -> tree; ereports ERRCODE_SYNTAX_ERROR with position on bad input */
 extern QueryNode *segment_query_parse(const char *text);
+extern int	outreach_bidi_control_offset(const char *s, int len);
 
 /* query_parse.c: tree -> canonical text (keywords lower case, minimal parentheses) */
 extern char *segment_query_deparse(const QueryNode *node);

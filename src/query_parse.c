@@ -323,6 +323,29 @@ canonical_number(QParser *p, const char *s, int len, int pos)
 	return buf.data;
 }
 
+/*
+ * Bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)
+ * make a name display differently from what it is ("Trojan Source"): refused in quoted
+ * identifiers and in names.  Returns the byte offset of the first one, or -1.
+ */
+int
+outreach_bidi_control_offset(const char *s, int len)
+{
+	for (int i = 0; i + 1 < len; i++)
+	{
+		const unsigned char *u = (const unsigned char *) s + i;
+
+		/* U+061C: D8 9C; U+200E/F: E2 80 8E/8F; U+202A-E: E2 80 AA-AE; U+2066-9: E2 81 A6-A9 */
+		if (u[0] == 0xD8 && u[1] == 0x9C)
+			return i;
+		if (i + 2 < len && u[0] == 0xE2 &&
+			((u[1] == 0x80 && (u[2] == 0x8E || u[2] == 0x8F || (u[2] >= 0xAA && u[2] <= 0xAE))) ||
+			 (u[1] == 0x81 && u[2] >= 0xA6 && u[2] <= 0xA9)))
+			return i;
+	}
+	return -1;
+}
+
 static void
 tokenize(QParser *p)
 {
@@ -359,6 +382,59 @@ tokenize(QParser *p)
 		{
 			while (b < n && s[b] != '\n')
 				ADVANCE();
+			continue;
+		}
+		if ((c == 'E' || c == 'e') && b + 1 < n && s[b + 1] == '\'')
+		{
+			/*
+			 * E'...' as quote_literal() writes it (a value set name with a backslash):
+			 * \\ and \' are read, '' too; other escapes are refused.
+			 */
+			StringInfoData buf;
+			bool		closed = false;
+
+			initStringInfo(&buf);
+			ADVANCE();
+			ADVANCE();
+			while (b < n)
+			{
+				if (s[b] == '\\')
+				{
+					if (b + 1 < n && (s[b + 1] == '\\' || s[b + 1] == '\''))
+					{
+						appendStringInfoChar(&buf, s[b + 1]);
+						ADVANCE();
+						ADVANCE();
+						continue;
+					}
+					syntax_error_at(p, spos, "In E'...' strings only \\\\ and \\' are read; write other characters as they are.",
+									"unsupported escape in E'...' string");
+				}
+				if (s[b] == '\'')
+				{
+					if (b + 1 < n && s[b + 1] == '\'')
+					{
+						appendStringInfoChar(&buf, '\'');
+						ADVANCE();
+						ADVANCE();
+						continue;
+					}
+					ADVANCE();
+					closed = true;
+					break;
+				}
+				{
+					int			cb = b;
+
+					ADVANCE();
+					appendBinaryStringInfo(&buf, s + cb, b - cb);
+				}
+			}
+			if (!closed)
+				syntax_error_at(p, spos, "Strings are enclosed in single quotes; write '' for a quote inside a string.",
+								"unterminated string");
+			t = add_token(p, &cap, T_STRING, spos, sb, b - sb);
+			t->str = buf.data;
 			continue;
 		}
 		if (is_ident_start(c))
@@ -418,6 +494,9 @@ tokenize(QParser *p)
 			}
 			if (c == '"' && buf.len == 0)
 				syntax_error_at(p, spos, NULL, "zero-length quoted identifier");
+			if (c == '"' && outreach_bidi_control_offset(buf.data, buf.len) >= 0)
+				syntax_error_at(p, spos, "Bidirectional control characters (such as U+202E) make a name read differently from what it is.",
+								"quoted identifier contains a bidirectional control character");
 			t = add_token(p, &cap, c == '"' ? T_QIDENT : T_STRING, spos, sb, b - sb);
 			t->str = buf.data;
 			continue;
@@ -665,6 +744,9 @@ parse_string(QParser *p, const char *what, int *location)
 						"Strings are written in single quotes, for example 'text'." : NULL,
 						"expected %s, found %s", what, describe_token(p, t));
 	*location = t->pos;
+	if (outreach_bidi_control_offset(t->str, strlen(t->str)) >= 0)
+		syntax_error_at(p, t->pos, "Bidirectional control characters (such as U+202E) make a name read differently from what it is.",
+						"%s contains a bidirectional control character", what);
 	next(p);
 	return pstrdup(t->str);
 }

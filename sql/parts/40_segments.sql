@@ -489,6 +489,12 @@ BEGIN
     RAISE EXCEPTION 'a segment needs a name' USING ERRCODE = 'invalid_parameter_value',
       HINT = 'Segments are referred to by name, e.g. outreach.go_live(''diabetics'').';
   END IF;
+  -- bidirectional controls make a name display as another one (issue 19, defect 9)
+  IF name ~ '[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]' THEN
+    RAISE EXCEPTION 'segment name contains a bidirectional control character' USING ERRCODE = 'invalid_parameter_value',
+      DETAIL = 'Characters such as U+202E make a name read differently from what it is.',
+      HINT = 'Remove the control character from the name.';
+  END IF;
   IF EXISTS (SELECT 1 FROM outreach.segment x WHERE x.name = name) THEN
     RAISE EXCEPTION 'segment "%" already exists', name USING ERRCODE = 'duplicate_object',
       HINT = 'Pick another name, or change the existing segment with outreach.alter_segment().';

@@ -34,3 +34,18 @@ SELECT outreach.validate('contact where birthdate within last 100000 years');
 SELECT outreach.validate('contact where birthdate > today - 1001 years');
 -- within the limits
 SELECT outreach.validate('contact where birthdate > today - 1000 years and age at date ''0001-01-01'' < 5');
+
+-- Defect 9: internal functions check their arguments
+SELECT outreach._apply_segment(NULL, '{1}');
+-- a value set name with a backslash, as quote_literal() writes it (templates do), is read
+INSERT INTO outreach.value_set (name, code_system, code) VALUES ('codes\2024', 'snomed', '1');
+SELECT quote_literal('codes\2024') AS written;
+SELECT outreach.validate(('contact where has condition where code in value_set ' || quote_literal('codes\2024'))::outreach.segment_query);
+SELECT ('contact where has condition where code in value_set ' || quote_literal('codes\2024'))::outreach.segment_query AS canonical;
+SELECT 'contact where first_name = E''a\nb'''::outreach.segment_query;
+-- bidirectional control characters are refused in quoted identifiers and names
+SELECT ('contact where "first' || U&'\202E' || 'name" = ''x''')::outreach.segment_query;
+SELECT ('segment ''vip' || U&'\202E' || 'gnp''')::outreach.segment_query;
+SELECT outreach.create_segment('vip' || U&'\202E' || 'gnp', 'contact');
+-- in values they are data
+SELECT ('contact where first_name = ''a' || U&'\202E' || 'b''')::outreach.segment_query IS NOT NULL AS value_ok;

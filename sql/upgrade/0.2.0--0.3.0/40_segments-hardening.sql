@@ -302,4 +302,24 @@ BEGIN
   END IF;
   PERFORM outreach._membership_invalidate();
 END $$;
+
+CREATE OR REPLACE FUNCTION outreach._check_new_name(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+BEGIN
+  IF name IS NULL OR btrim(name) = '' THEN
+    RAISE EXCEPTION 'a segment needs a name' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Segments are referred to by name, e.g. outreach.go_live(''diabetics'').';
+  END IF;
+  -- bidirectional controls make a name display as another one (issue 19, defect 9)
+  IF name ~ '[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]' THEN
+    RAISE EXCEPTION 'segment name contains a bidirectional control character' USING ERRCODE = 'invalid_parameter_value',
+      DETAIL = 'Characters such as U+202E make a name read differently from what it is.',
+      HINT = 'Remove the control character from the name.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM outreach.segment x WHERE x.name = name) THEN
+    RAISE EXCEPTION 'segment "%" already exists', name USING ERRCODE = 'duplicate_object',
+      HINT = 'Pick another name, or change the existing segment with outreach.alter_segment().';
+  END IF;
+END $$;
 REVOKE ALL ON FUNCTION outreach._segment_failed(bigint, text, text) FROM PUBLIC;
