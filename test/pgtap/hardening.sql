@@ -2,7 +2,7 @@
 -- issue 20, each a test of its class.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(38);
+SELECT plan(40);
 
 -- Defect 4: touch_updated_at on a table whose updated_at is not a timestamptz is refused at
 -- trigger time (it crashed the backend for text, stored garbage for date and int4).
@@ -184,6 +184,17 @@ SELECT lives_ok($$ INSERT INTO ehr.dx_old (patient_id, icd) VALUES (pg_temp.cid(
   'a write to a table whose column a live segment used commits');
 SELECT is((SELECT maintenance FROM outreach.segment_overview WHERE name = 'dx_extra'), 'failed',
   'and that segment is marked failed');
+-- the same for a deferred segment that the tick is the first to recompile
+ALTER TABLE ehr.dx_old ADD COLUMN note text;
+SELECT outreach.create_segment('dx_note', 'contact where has dx where note is empty');
+SELECT outreach.set_segment_mode('dx_note', 'deferred');
+SELECT outreach.go_live('dx_note');
+INSERT INTO ehr.dx_old (patient_id, icd) VALUES (pg_temp.cid('y'), 'E12');
+ALTER TABLE ehr.dx_old DROP COLUMN note;
+SELECT lives_ok($$ SELECT outreach.tick() $$, 'the tick goes on when a deferred segment no longer compiles');
+SELECT is((SELECT maintenance FROM outreach.segment_overview WHERE name = 'dx_note'), 'failed',
+  'and marks it failed');
+SELECT outreach.drop_segment('dx_note');
 -- the state 0.2.0 allowed (the table dropped under the registry): every function still works
 ALTER EVENT TRIGGER outreach_entity_table_dropped DISABLE;
 DROP TABLE ehr.dx_old;

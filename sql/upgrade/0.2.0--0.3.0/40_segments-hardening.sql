@@ -245,7 +245,8 @@ BEGIN
         n_contacts := n_contacts + coalesce(cardinality(ids), 0);
         n_changes := n_changes + outreach._apply_segment(s.id, ids, true);
       END IF;
-    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object THEN
+    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object
+                   OR object_not_in_prerequisite_state THEN
       PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
       failed_now := failed_now || s.id;
     END;
@@ -263,7 +264,8 @@ BEGIN
       PERFORM outreach._pending_take(s.id);
       n_changes := n_changes + outreach._segment_refresh(s.id, true);
       n_full := n_full + 1;
-    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object THEN
+    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object
+                   OR object_not_in_prerequisite_state THEN
       PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
     END;
   END LOOP;
