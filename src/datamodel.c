@@ -195,6 +195,22 @@ outreach_touch_updated_at(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("table \"%s\" has no column \"updated_at\"",
 						RelationGetRelationName(trigdata->tg_relation))));
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
+
+		/*
+		 * The datum written is a timestamptz: writing it into a column of any other type
+		 * would store garbage (date, int4) or crash the backend (text reads it as a varlena).
+		 */
+		if (att->atttypid != TIMESTAMPTZOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"updated_at\" of table \"%s\" has type %s, not timestamp with time zone",
+							RelationGetRelationName(trigdata->tg_relation),
+							format_type_be(att->atttypid)),
+					 errdetail("outreach.touch_updated_at() writes the transaction's start time, a timestamptz."),
+					 errhint("Change the column to timestamptz or drop the trigger.")));
+	}
 	cols[0] = attnum;
 	values[0] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	newtuple = heap_modify_tuple_by_cols(trigdata->tg_newtuple, tupdesc, 1, cols, values, nulls);

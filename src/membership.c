@@ -55,6 +55,7 @@
 
 PG_FUNCTION_INFO_V1(outreach_membership_trigger);
 PG_FUNCTION_INFO_V1(outreach_apply_segment);
+PG_FUNCTION_INFO_V1(outreach_apply_segment_nowait);
 PG_FUNCTION_INFO_V1(outreach_cascade_segment);
 PG_FUNCTION_INFO_V1(outreach_lock_contacts);
 PG_FUNCTION_INFO_V1(outreach_membership_invalidate);
@@ -139,6 +140,7 @@ static SPIPlanPtr pending_plan = NULL;
 static bool pending_per_statement = true;	/* segment_pending of 0.2.0 (see record_pending) */
 static SPIPlanPtr stamp_plan = NULL;
 static int	depth = 0;			/* nesting of our entry points: rebuild only at 0 */
+static int64 only_segment = -1; /* >= 0: the trigger maintains only this segment (after a failure) */
 static uint64 inval_count = 0;	/* invalidations seen, to detect one during a rebuild */
 
 static void
@@ -250,6 +252,125 @@ sort_unique(int64 *v, int n)
 	return k;
 }
 
+/*
+ * Errors of a segment's evaluation that must not abort the clinical write that triggered
+ * it: bad data for the segment's arithmetic (22xxx), a table or column gone under the
+ * definition (42xxx except privileges), a limit (54xxx).  Everything else (serialization
+ * failures, deadlocks, cancels, privileges, out of memory) propagates as before.
+ */
+/*
+ * outreach.segment_failure exists (0.3.0): a 0.2.0 schema still running on this library
+ * until ALTER EXTENSION outreach UPDATE has no place to record failures, and keeps the
+ * behaviour of 0.2.0 (the error aborts the write).
+ */
+static bool
+failure_table_exists(void)
+{
+	Oid			nsp = get_namespace_oid("outreach", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("segment_failure", nsp));
+}
+
+static bool
+isolated_error(int sqlerrcode)
+{
+	int			cat = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	if (sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+		return false;
+	return cat == ERRCODE_DATA_EXCEPTION || cat == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION ||
+		cat == ERRCODE_PROGRAM_LIMIT_EXCEEDED || sqlerrcode == ERRCODE_UNDEFINED_OBJECT;
+}
+
+/*
+ * The maintenance of a segment failed: record it (outreach.segment_failure, shown by
+ * segment_overview), warn, and let the write go on.  The segment is left out of
+ * maintenance until outreach.tick() (or alter_segment) re-evaluates it fully.
+ */
+static void
+record_failure(int64 segment_id, ErrorData *edata)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "outreach: SPI_connect failed");
+	args[0] = Int64GetDatum(segment_id);
+	args[1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	args[2] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
+	ret = SPI_execute_with_args("INSERT INTO outreach.segment_failure (segment_id, sqlstate, error) "
+								"SELECT $1, $2, $3 RETURNING (SELECT s.name FROM outreach.segment s WHERE s.id = $1)",
+								3, types, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "outreach: recording a segment failure failed: %s", SPI_result_code_string(ret));
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("maintenance of segment \"%s\" failed: %s",
+					SPI_processed > 0 && SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) ?
+					SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : "?",
+					edata->message ? edata->message : "unknown error"),
+			 errdetail("The write was kept; the segment's members are not maintained until it is re-evaluated."),
+			 errhint("outreach.segment_overview shows the failure; outreach.tick() re-evaluates the segment, or fix its definition with outreach.alter_segment().")));
+	SPI_finish();
+}
+
+/*
+ * Compile one segment's restricted SQL, in a subtransaction: a definition that no longer
+ * compiles (a column dropped, a type changed) marks that segment failed instead of failing
+ * every write.  Returns NULL on such a failure.  Caller is connected to SPI.
+ */
+static char *
+compile_guarded(int64 id, const char *definition, const char *time_zone)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	char	   *volatile result = NULL;
+	ErrorData  *volatile failed = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		CompileOptions opts;
+		char	   *sql;
+
+		memset(&opts, 0, sizeof(opts));
+		opts.restricted = true;
+		opts.maintenance = true;
+		opts.time_zone = time_zone;
+		opts.source_text = definition;
+		sql = segment_query_compile(segment_query_parse(definition), &opts);
+		result = MemoryContextStrdup(cache_cxt, sql);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* the subtransaction goes first, whatever happens next (as PL/pgSQL does) */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (!isolated_error(edata->sqlerrcode) || !failure_table_exists())
+			ReThrowError(edata);
+		failed = edata;
+	}
+	PG_END_TRY();
+	if (failed != NULL)
+	{
+		/* record_failure connects again: we are inside the caller's SPI connection */
+		record_failure(id, failed);
+		return NULL;
+	}
+	return result;
+}
+
 /* Load the live segments and their dependencies.  Caller is connected to SPI. */
 static void
 rebuild_cache(void)
@@ -306,7 +427,18 @@ rebuild_cache(void)
 		pending_per_statement = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 
-	ret = SPI_execute("SELECT s.id, s.mode = 'deferred', s.kind = 'static', s.restricted_sql, "
+	/*
+	 * What runs is compiled here from the definition (a segment_query, checked by the
+	 * compiler against the registry), never read back from stored SQL text: a role that may
+	 * write outreach.segment could otherwise make every writer run SQL of its choosing.
+	 */
+	ret = SPI_execute(failure_table_exists() ?
+					  "SELECT s.id, s.mode = 'deferred', s.kind = 'static' OR s.definition IS NULL, NULL::text, "
+					  "s.definition, s.time_zone "
+					  "FROM outreach.segment s WHERE s.status = 'live' "
+					  "AND NOT EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = s.id) "
+					  "ORDER BY s.id" :
+					  "SELECT s.id, s.mode = 'deferred', s.kind = 'static' OR s.definition IS NULL, NULL::text, "
 					  "s.definition, s.time_zone "
 					  "FROM outreach.segment s WHERE s.status = 'live' ORDER BY s.id", true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -328,12 +460,18 @@ rebuild_cache(void)
 		segs[i].sql = isnull ? NULL : TextDatumGetCString(d);
 		segs[i].definition = SPI_getvalue(tup, td, 5);
 		segs[i].time_zone = SPI_getvalue(tup, td, 6);
-		if (segs[i].sql == NULL)
-			segs[i].is_static = true;
 		segs[i].deps = palloc(sizeof(int) * Max(nsegs, 1));
 		segs[i].dependents = palloc(sizeof(int) * Max(nsegs, 1));
 	}
 	MemoryContextSwitchTo(old);
+	/* compile after reading (the compiler uses SPI too, which replaces SPI_tuptable) */
+	for (int i = 0; i < nsegs; i++)
+	{
+		if (!segs[i].is_static && segs[i].definition != NULL)
+			segs[i].sql = compile_guarded(segs[i].id, segs[i].definition, segs[i].time_zone);
+		if (segs[i].sql == NULL)
+			segs[i].is_static = true;
+	}
 
 	ret = SPI_execute("SELECT d.segment_id, d.depends_on FROM outreach.segment_dependency d "
 					  "JOIN outreach.segment s ON s.id = d.segment_id AND s.status = 'live' "
@@ -809,6 +947,129 @@ stamp_contacts(int64 *ids, int n)
 	ret = SPI_execute_plan(stamp_plan, &arg, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "outreach: locking contacts failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Create the stamp rows that do not exist yet, without waiting: a writer stamping one of
+ * these contacts for the first time holds its new row's key until it commits, and the
+ * insert would wait for it.  Under a short lock_timeout, in a subtransaction; when it
+ * times out nothing is inserted, and the contacts without a stamp row are skipped.
+ */
+static pg_noinline void
+insert_stamps_nowait(SPIPlanPtr insert_plan, Datum arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("lock_timeout", "20", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		int			ret = SPI_execute_plan(insert_plan, &arg, NULL, false, 0);
+
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "outreach: locking contacts failed: %s", SPI_result_code_string(ret));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * The tick's stamping (see outreach._apply_segment(id, ids, nowait)): lock the stamps of
+ * the contacts that no writer holds, skip the others.  The tick thus never waits for a
+ * writer's stamp, so a writer (an opt-out) can wait for a tick but never deadlock with it.
+ * Returns the locked contacts (sorted) in *locked; the skipped ones in *skipped.
+ */
+static void
+stamp_contacts_nowait(int64 *ids, int n, int64 **locked, int *nlocked, int64 **skipped, int *nskipped)
+{
+	Datum		arg;
+	int			ret;
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr lock_plan = NULL;
+	int			k = 0;
+
+	*locked = palloc(sizeof(int64) * Max(n, 1));
+	*skipped = palloc(sizeof(int64) * Max(n, 1));
+	*nlocked = *nskipped = 0;
+	if (n == 0)
+		return;
+	if (insert_plan == NULL || lock_plan == NULL || stamp_plan == NULL)
+	{
+		Oid			types[1] = {INT8ARRAYOID};
+
+		/* kept outside cache_cxt's plan list: these texts never change */
+		insert_plan = SPI_prepare("INSERT INTO outreach.contact_stamp AS s (contact_id, stamped_by) "
+								  "SELECT c, pg_current_xact_id() FROM unnest($1) AS c "
+								  "WHERE NOT EXISTS (SELECT 1 FROM outreach.contact_stamp x WHERE x.contact_id = c) "
+								  "ORDER BY c ON CONFLICT (contact_id) DO NOTHING", 1, types);
+		if (insert_plan == NULL || SPI_keepplan(insert_plan) != 0)
+			elog(ERROR, "outreach: preparing the tick's stamps failed");
+		lock_plan = SPI_prepare("UPDATE outreach.contact_stamp s SET stamped_by = pg_current_xact_id() "
+								"WHERE s.contact_id IN (SELECT x.contact_id FROM outreach.contact_stamp x "
+								"WHERE x.contact_id = ANY ($1) ORDER BY x.contact_id FOR UPDATE SKIP LOCKED) "
+								"RETURNING s.contact_id", 1, types);
+		if (lock_plan == NULL || SPI_keepplan(lock_plan) != 0)
+			elog(ERROR, "outreach: preparing the tick's stamps failed");
+	}
+	arg = int8_array_datum(ids, n);
+	insert_stamps_nowait(insert_plan, arg);
+	ret = SPI_execute_plan(lock_plan, &arg, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "outreach: locking contacts failed: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+
+		(*locked)[(*nlocked)++] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	*nlocked = sort_unique(*locked, *nlocked);
+	/* ids and *locked are sorted: the difference in one pass */
+	for (int i = 0; i < n; i++)
+	{
+		while (k < *nlocked && (*locked)[k] < ids[i])
+			k++;
+		if (k >= *nlocked || (*locked)[k] != ids[i])
+			(*skipped)[(*nskipped)++] = ids[i];
+	}
+}
+
+/* Contacts the tick skipped: back into segment_pending for the next tick. */
+static void
+requeue_pending(int64 segment_id, int64 *ids, int n)
+{
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		args[2];
+	int			ret;
+
+	if (n == 0)
+		return;
+	args[0] = int8_array_datum(&segment_id, 1);
+	args[1] = int8_array_datum(ids, n);
+	ret = SPI_execute_with_args("INSERT INTO outreach.segment_pending (segment_ids, contact_ids) VALUES ($1, $2)",
+								2, types, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "outreach: re-queueing contacts failed: %s", SPI_result_code_string(ret));
 }
 
 /*
@@ -1313,17 +1574,27 @@ membership_trigger_body(TriggerData *td)
 	else
 		event = EV_DELETE;
 
-	relevance_prepare(e);
-	if (!e->fast_tried)
-		relevance_fast_prepare(e, td->tg_relation);
 	relevant = palloc(sizeof(bool) * Max(e->nsegs, 1));
-	if (e->nrel > 0)
+	if (only_segment >= 0)
+	{
+		/* after a failure: this segment alone, every changed row relevant (no predicates) */
+		for (int k = 0; k < e->nsegs; k++)
+			relevant[k] = (segs[e->segs[k]].id == only_segment);
+		test_first = false;
+	}
+	else
+	{
+		relevance_prepare(e);
+		if (!e->fast_tried)
+			relevance_fast_prepare(e, td->tg_relation);
+	}
+	if (only_segment < 0 && e->nrel > 0)
 	{
 		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 			elog(ERROR, "outreach: SPI_register_trigger_data failed");
 		registered = true;
 	}
-	for (int k = 0; k < e->nsegs; k++)
+	for (int k = 0; k < e->nsegs && only_segment < 0; k++)
 		if (pred_used(e, k, event) && !e->rel_local[k])
 			test_first = false;
 	if (test_first)
@@ -1391,7 +1662,8 @@ membership_trigger_body(TriggerData *td)
 				stamp = true;
 		if (stamp)
 			stamp_contacts(ids, n);
-		relevance_eval(e, td, event, relevant);
+		if (only_segment < 0)
+			relevance_eval(e, td, event, relevant);
 	}
 
 	w = work_new();
@@ -1439,6 +1711,138 @@ membership_trigger_body(TriggerData *td)
 	SPI_finish();
 }
 
+/* Run the trigger's maintenance in a subtransaction; false (and *failed) on an isolated error. */
+static pg_noinline bool
+body_guarded(TriggerData *td, ErrorData **failed)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		membership_trigger_body(td);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* the subtransaction goes first, whatever happens next (as PL/pgSQL does) */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (!isolated_error(edata->sqlerrcode) || !failure_table_exists())
+			ReThrowError(edata);
+		cache_valid = false;	/* the error may have come from a half-built cache */
+		*failed = edata;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* The live, dynamic segments reading the entity registered on relid (from the catalog). */
+static pg_noinline List *
+live_segments_of(Oid relid)
+{
+	List	   *out = NIL;
+	Oid			types[1] = {OIDOID};
+	Datum		arg = ObjectIdGetDatum(relid);
+	int			ret;
+	MemoryContext outer = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "outreach: SPI_connect failed");
+	ret = SPI_execute_with_args("SELECT s.id FROM outreach.segment s JOIN outreach.segment_entity se ON se.segment_id = s.id "
+								"JOIN outreach.entity e ON e.name = se.entity "
+								"WHERE e.relation = $1 AND s.status = 'live' AND s.kind <> 'static' "
+								"AND NOT EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = s.id) ORDER BY s.id",
+								1, types, &arg, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "outreach: reading live segments failed: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(outer);
+		int64	   *id = palloc(sizeof(int64));
+
+		*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		out = lappend(out, id);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return out;
+}
+
+/* body_guarded for one segment alone */
+static pg_noinline bool
+body_guarded_only(TriggerData *td, int64 segment_id, ErrorData **failed)
+{
+	volatile bool ok = false;
+
+	only_segment = segment_id;
+	PG_TRY();
+	{
+		ok = body_guarded(td, failed);
+	}
+	PG_FINALLY();
+	{
+		only_segment = -1;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * Some segment's maintenance failed (its data, or its definition against the catalog).
+ * The write goes on: each live segment on this table is maintained alone, and those that
+ * fail again are recorded as failed and left out of maintenance.
+ */
+static void
+maintain_after_failure(TriggerData *td, ErrorData *failed)
+{
+	List	   *ids = NIL;
+	ListCell   *lc;
+	Oid			relid = RelationGetRelid(td->tg_relation);
+	EntityEntry *e = (entity_hash && cache_valid) ? hash_search(entity_hash, &relid, HASH_FIND, NULL) : NULL;
+
+	if (e != NULL)
+	{
+		for (int k = 0; k < e->nsegs; k++)
+			if (!segs[e->segs[k]].is_static)
+			{
+				int64	   *id = palloc(sizeof(int64));
+
+				*id = segs[e->segs[k]].id;
+				ids = lappend(ids, id);
+			}
+	}
+	else
+		ids = live_segments_of(relid);
+	foreach(lc, ids)
+	{
+		ErrorData  *again = NULL;
+
+		if (!body_guarded_only(td, *(int64 *) lfirst(lc), &again))
+			record_failure(*(int64 *) lfirst(lc), again);
+	}
+	if (ids == NIL)
+		ereport(WARNING,
+				(errcode(failed->sqlerrcode),
+				 errmsg("segment maintenance failed: %s", failed->message ? failed->message : "unknown error")));
+	cache_valid = false;
+	if (OidIsValid(segment_relid))
+		CacheInvalidateRelcacheByRelid(segment_relid);
+}
+
 Datum
 outreach_membership_trigger(PG_FUNCTION_ARGS)
 {
@@ -1466,7 +1870,10 @@ outreach_membership_trigger(PG_FUNCTION_ARGS)
 	depth++;
 	PG_TRY();
 	{
-		membership_trigger_body(td);
+		ErrorData  *failed = NULL;
+
+		if (!body_guarded(td, &failed))
+			maintain_after_failure(td, failed);
 	}
 	PG_FINALLY();
 	{
@@ -1482,15 +1889,21 @@ outreach_membership_trigger(PG_FUNCTION_ARGS)
  * definition changes use it), and cascades to the segments built on it.
  */
 static Datum
-apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate)
+apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate, bool nowait)
 {
-	int64		sid = PG_GETARG_INT64(0);
+	int64		sid;
 	int			n;
 	int64	   *ids;
 	int			ix;
 	Work	   *w;
 	int64		total = 0;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("segment id must not be NULL"),
+				 errdetail("outreach._apply_segment() and outreach._cascade_segment() re-evaluate one live segment.")));
+	sid = PG_GETARG_INT64(0);
 	if (PG_ARGISNULL(1))
 		PG_RETURN_INT64(0);
 	ids = datum_int8_array(PG_GETARG_DATUM(1), &n);
@@ -1510,12 +1923,25 @@ apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("segment " INT64_FORMAT " is not live", sid),
 					 errdetail("Only live segments have members that are maintained.")));
+		if (nowait)
+		{
+			int64	   *locked,
+					   *skipped;
+			int			nlocked,
+						nskipped;
+
+			stamp_contacts_nowait(ids, n, &locked, &nlocked, &skipped, &nskipped);
+			requeue_pending(sid, skipped, nskipped);
+			ids = locked;
+			n = nlocked;
+		}
+		else
+			stamp_contacts(ids, n);
 		w = work_new();
 		if (evaluate)
 			work_add(&w->eval[ix], &w->neval[ix], ids, n);
 		else
 			work_add(&w->changed[ix], &w->nchanged[ix], ids, n);
-		stamp_contacts(ids, n);
 		run_work(w, ix, true);
 		total = w->total_changes;
 		SPI_finish();
@@ -1531,14 +1957,24 @@ apply_or_cascade(FunctionCallInfo fcinfo, bool evaluate)
 Datum
 outreach_apply_segment(PG_FUNCTION_ARGS)
 {
-	return apply_or_cascade(fcinfo, true);
+	return apply_or_cascade(fcinfo, true, false);
+}
+
+/*
+ * _apply_segment(segment_id, contact_ids, nowait): as _apply_segment, for the tick: the
+ * contacts a writer is maintaining right now are skipped and queued for the next tick.
+ */
+Datum
+outreach_apply_segment_nowait(PG_FUNCTION_ARGS)
+{
+	return apply_or_cascade(fcinfo, true, !PG_ARGISNULL(2) && PG_GETARG_BOOL(2));
 }
 
 /* _cascade_segment(segment_id, changed_contact_ids): members changed by hand (static). */
 Datum
 outreach_cascade_segment(PG_FUNCTION_ARGS)
 {
-	return apply_or_cascade(fcinfo, false);
+	return apply_or_cascade(fcinfo, false, false);
 }
 
 /* _lock_contacts(ids): the per-contact serialisation, for SQL callers (add_members). */

@@ -89,6 +89,11 @@ typedef struct QOffset
 	QUnit		unit;
 } QOffset;
 
+/* Documented limits of a segment query (docs/segment-language.md, "Limits"). */
+#define QUERY_MAX_LENGTH		262144	/* bytes of query text */
+#define QUERY_MAX_LIST_ITEMS	10000	/* values of one in (...) list */
+#define QUERY_MAX_OFFSETS		100		/* + / - steps after one contact.field */
+
 typedef struct QValue
 {
 	QValueKind	kind;
@@ -149,6 +154,7 @@ typedef struct QueryNode
 
 /* query_parse.c: text -> tree; ereports ERRCODE_SYNTAX_ERROR with position on bad input */
 extern QueryNode *segment_query_parse(const char *text);
+extern int	outreach_bidi_control_offset(const char *s, int len);
 
 /* query_parse.c: tree -> canonical text (keywords lower case, minimal parentheses) */
 extern char *segment_query_deparse(const QueryNode *node);
@@ -178,6 +184,8 @@ typedef struct CompileOptions
 	const char *time_zone;
 	const char *source_text;	/* for error positions; may be NULL */
 	const char *segment_name;	/* the segment being defined: references back to it are refused; may be NULL */
+	bool		maintenance;	/* compiling a live segment for maintenance: a value set emptied since it
+								 * went live matches nothing instead of being an error */
 } CompileOptions;
 
 extern char *segment_query_compile(const QueryNode *node, const CompileOptions *opts);

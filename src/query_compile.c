@@ -42,6 +42,16 @@
 #include "query.h"
 
 PG_FUNCTION_INFO_V1(outreach_compile);
+
+/*
+ * Every operator, function and type in the generated SQL is schema-qualified, so that
+ * nothing resolves through a search_path a writer controls (a public.count(text) or an
+ * operator on (numeric, integer) in public would otherwise win over pg_catalog's); the
+ * functions that run it also pin search_path = pg_catalog, pg_temp.  (EXTRACT, AT TIME
+ * ZONE and the SQL-keyword types such as timestamp, interval, bigint are resolved in
+ * pg_catalog by the grammar itself.)
+ */
+#define OP(o) "OPERATOR(pg_catalog." o ")"
 PG_FUNCTION_INFO_V1(outreach_validate);
 PG_FUNCTION_INFO_V1(outreach_query_dependencies);
 
@@ -404,11 +414,11 @@ field_sql(CompileState *st, Scope *s, FieldInfo *f)
 		/* nobody has an age on a date before their birth: NULL, as for a missing birthdate */
 		char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
 
-		return psprintf("CASE WHEN %s <= %s THEN EXTRACT(YEAR FROM pg_catalog.age((%s)::timestamp, %s::timestamp))::integer END",
+		return psprintf("CASE WHEN %s " OP("<=") " %s THEN EXTRACT(YEAR FROM pg_catalog.age((%s)::timestamp, %s::timestamp))::integer END",
 						bd, f->age_at, f->age_at, bd);
 	}
 	if (f->is_age)
-		return psprintf("EXTRACT(YEAR FROM pg_catalog.age((SELECT (outreach.now() AT TIME ZONE %s)::date)::timestamp, %s.%s::timestamp))::integer",
+		return psprintf("EXTRACT(YEAR FROM pg_catalog.age((SELECT (outreach.now() AT TIME ZONE %s)::pg_catalog.date)::timestamp, %s.%s::timestamp))::integer",
 						quote_literal_cstr(st->tz), s->alias, quote_identifier("birthdate"));
 	return psprintf("%s.%s", s->alias, quote_identifier(f->name));
 }
@@ -553,6 +563,47 @@ check_amount(int64 amount, int location)
 				 errdetail("Relative dates go back or ahead at most %d units.", MAX_RELATIVE_AMOUNT)));
 }
 
+/*
+ * The span of time an offset (or the offsets after a contact field, together) may cover:
+ * 1000 years.  Beyond it, arithmetic on a date or timestamp could leave their range at
+ * run time, and a segment that went live would fail in every writer's statement.
+ */
+#define MAX_SPAN_DAYS 366000.0
+
+static double
+span_days(int64 amount, QUnit unit)
+{
+	double		a = (double) (amount < 0 ? -amount : amount);
+
+	switch (unit)
+	{
+		case QUNIT_MINUTE:
+			return a / 1440.0;
+		case QUNIT_HOUR:
+			return a / 24.0;
+		case QUNIT_DAY:
+			return a;
+		case QUNIT_WEEK:
+			return a * 7;
+		case QUNIT_MONTH:
+			return a * 31;
+		case QUNIT_YEAR:
+			return a * 366;
+	}
+	return a;
+}
+
+static void
+check_span(double days, int location)
+{
+	if (days > MAX_SPAN_DAYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("time span at character %d is longer than 1000 years", POS(location)),
+				 errdetail("Relative dates and the steps after a contact field cover at most 1000 years, so that they stay within the range of dates and timestamps."),
+				 errhint("Use a smaller amount.")));
+}
+
 static char *
 relative_sql(CompileState *st, FieldKind fk, bool base_today, int sign, int64 amount, QUnit unit)
 {
@@ -570,14 +621,14 @@ relative_sql(CompileState *st, FieldKind fk, bool base_today, int sign, int64 am
 	if (fk == FK_TIMESTAMPTZ && !base_today && (sign == 0 || amount == 0))
 		return pstrdup("(SELECT outreach.now())");
 	if (base_today)
-		expr = psprintf("%s::date", local_now);
+		expr = psprintf("%s::pg_catalog.date", local_now);
 	else
 		expr = local_now;
 	if (sign != 0 && amount != 0)
-		expr = psprintf("%s %s %s", expr, sign > 0 ? "+" : "-", interval_sql(amount, unit));
+		expr = psprintf("%s %s %s", expr, sign > 0 ? OP("+") : OP("-"), interval_sql(amount, unit));
 	/* date + interval is a timestamp: back to a date when the offset is whole days */
 	if (base_today && sign != 0 && amount != 0 && whole_days)
-		expr = psprintf("(%s)::date", expr);
+		expr = psprintf("(%s)::pg_catalog.date", expr);
 	if (fk == FK_TIMESTAMPTZ)
 	{
 		if (base_today && (sign == 0 || amount == 0 || whole_days))
@@ -686,6 +737,16 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 			dterr = DTERR_FIELD_OVERFLOW;
 		if (dterr == 0 && want_date && (tm->tm_hour || tm->tm_min || tm->tm_sec || fsec || has_tz))
 			dterr = DTERR_BAD_FORMAT;
+		/*
+		 * Years 1 to 9999 only: arithmetic on a literal (age at, relative steps) then stays
+		 * within the range of dates and timestamps at run time.
+		 */
+		if (dterr == 0 && (tm->tm_year < 1 || tm->tm_year > 9999))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("%s \"%s\" for field \"%s\" is out of range at character %d",
+							want_date ? "date" : "timestamp", text, fieldname, POS(location)),
+					 errdetail("Dates and timestamps in segment queries lie between the years 1 and 9999.")));
 		/* dates are compared with timestamps too: keep both within the timestamp range */
 		if (dterr == 0)
 		{
@@ -707,8 +768,8 @@ temporal_literal_sql(CompileState *st, FieldKind fk, const char *text, bool want
 	{
 		EncodeDateOnly(tm, USE_ISO_DATES, buf);
 		if (fk == FK_TIMESTAMPTZ)
-			return psprintf("(%s::date::timestamp AT TIME ZONE %s)", quote_literal_cstr(buf), quote_literal_cstr(st->tz));
-		return psprintf("%s::date", quote_literal_cstr(buf));
+			return psprintf("(%s::pg_catalog.date::timestamp AT TIME ZONE %s)", quote_literal_cstr(buf), quote_literal_cstr(st->tz));
+		return psprintf("%s::pg_catalog.date", quote_literal_cstr(buf));
 	}
 	EncodeDateTime(tm, fsec, false, 0, NULL, USE_ISO_DATES, buf);
 	if (fk == FK_TIMESTAMPTZ)
@@ -817,16 +878,22 @@ contact_value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 							v->text, kind_name(cf->kind), v->offset_sign > 0 ? "+" : "-", POS(v->location))));
 		check_amount(v->offset_amount, v->location);
 	}
-	/* work in local time of the time zone */
-	if (cf->kind == FK_TIMESTAMPTZ)
-		expr = psprintf("(%s AT TIME ZONE %s)", expr, tz);
+	/*
+	 * Each step in turn; a date stays a date while the steps are whole days.  Built in one
+	 * pass (the opening parentheses are counted first): copying the expression per step
+	 * made memory quadratic in the number of steps.
+	 */
 	{
-		/* each step in turn; a date stays a date while the steps are whole days */
 		bool		is_date = (cf->kind == FK_DATE);
 		ListCell   *lc;
 		QOffset		first = {v->offset_sign, v->offset_amount, v->offset_unit};
 		List	   *steps = v->offset_sign != 0 ? lcons(&first, list_copy(v->more_offsets)) : NIL;
+		StringInfoData tail;
+		int			opens = 0;
+		StringInfoData whole;
+		double		span = 0;
 
+		initStringInfo(&tail);
 		foreach(lc, steps)
 		{
 			const QOffset *o = lfirst(lc);
@@ -835,19 +902,33 @@ contact_value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 			int			sign = o->sign;
 
 			check_amount(amount, v->location);
+			span += span_days(amount, o->unit);
+			check_span(span, v->location);
 			if (amount == 0)
 				continue;
 			if (amount < 0)
 				amount = -amount, sign = -sign;
-			expr = psprintf("(%s %s %s)", expr, sign > 0 ? "+" : "-", interval_sql(amount, o->unit));
+			opens++;
+			appendStringInfo(&tail, " %s %s)", sign > 0 ? "OPERATOR(pg_catalog.+)" : "OPERATOR(pg_catalog.-)",
+							 interval_sql(amount, o->unit));
 			if (is_date && whole_days)
-				expr = psprintf("%s::date", expr);
+				appendStringInfoString(&tail, "::pg_catalog.date");
 			else
 				is_date = false;
 		}
+		initStringInfo(&whole);
+		for (int i = 0; i < opens; i++)
+			appendStringInfoChar(&whole, '(');
+		/* work in local time of the time zone */
+		if (cf->kind == FK_TIMESTAMPTZ)
+			appendStringInfo(&whole, "pg_catalog.timezone(%s, %s)", tz, expr);
+		else
+			appendStringInfoString(&whole, expr);
+		appendStringInfoString(&whole, tail.data);
+		expr = whole.data;
 	}
 	if (f->kind == FK_TIMESTAMPTZ && cf_temporal)
-		expr = psprintf("(%s::timestamp AT TIME ZONE %s)", expr, tz);
+		expr = psprintf("pg_catalog.timezone(%s, %s::pg_catalog.timestamp)", tz, expr);
 	return expr;
 }
 
@@ -886,9 +967,11 @@ value_sql(CompileState *st, const FieldInfo *f, const QValue *v)
 					return temporal_literal_sql(st, f->kind, v->text, false, v->location, f->name);
 				case QV_TODAY:
 					check_amount(v->offset_amount, v->location);
+					check_span(span_days(v->offset_amount, v->offset_unit), v->location);
 					return relative_sql(st, f->kind, true, v->offset_sign, v->offset_amount, v->offset_unit);
 				case QV_NOW:
 					check_amount(v->offset_amount, v->location);
+					check_span(span_days(v->offset_amount, v->offset_unit), v->location);
 					return relative_sql(st, f->kind, false, v->offset_sign, v->offset_amount, v->offset_unit);
 				default:
 					value_mismatch(f, v, "Write dates as date 'YYYY-MM-DD', or relative to today or now.");
@@ -909,19 +992,19 @@ cmp_sql(QCmpOp op)
 	switch (op)
 	{
 		case QCMP_EQ:
-			return "=";
+			return OP("=");
 		case QCMP_NE:
-			return "<>";
+			return OP("<>");
 		case QCMP_LT:
-			return "<";
+			return OP("<");
 		case QCMP_LE:
-			return "<=";
+			return OP("<=");
 		case QCMP_GT:
-			return ">";
+			return OP(">");
 		case QCMP_GE:
-			return ">=";
+			return OP(">=");
 	}
-	return "=";
+	return OP("=");
 }
 
 static bool
@@ -978,6 +1061,7 @@ literal_like_pattern(const char *s)
  * ------------------------------------------------------------------------------------- */
 
 static void compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind);
+static void compile_fails(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind);
 static void compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind);
 
 static void
@@ -1068,7 +1152,7 @@ compile_has(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 	newline(out, ind + 1);
 	appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 	newline(out, ind + 1);
-	appendStringInfo(out, "WHERE %s = %s", inner, outer);
+	appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 	st->relation_depth++;
 	append_filter(st, out, n->filter, r, ind + 1);
 	st->relation_depth--;
@@ -1116,7 +1200,7 @@ compile_has_any(CompileState *st, StringInfo out, List *hs, Scope *s, int ind)
 	newline(out, ind + 1);
 	appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 	newline(out, ind + 1);
-	appendStringInfo(out, "WHERE %s = %s", inner, outer);
+	appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 	st->relation_depth++;
 	if (!unfiltered)
 	{
@@ -1207,10 +1291,30 @@ append_grouped_from(CompileState *st, StringInfo out, EntityInfo *re, Scope *r, 
 		return saved;
 	cj = new_scope(st, s->entity, 'c');
 	newline(out, ind);
-	appendStringInfo(out, "JOIN %s AS %s ON %s.%s = %s", s->entity->qualname, cj->alias, cj->alias,
+	appendStringInfo(out, "JOIN %s AS %s ON %s.%s " OP("=") " %s", s->entity->qualname, cj->alias, cj->alias,
 					 quote_identifier(s->entity->key_column), inner);
 	st->contact_scope = cj;
 	return saved;
+}
+
+/* the aggregate's SQL function, qualified */
+static const char *
+agg_sql(QAggFunc a)
+{
+	switch (a)
+	{
+		case QAGG_COUNT:
+			return "pg_catalog.count";
+		case QAGG_MIN:
+			return "pg_catalog.min";
+		case QAGG_MAX:
+			return "pg_catalog.max";
+		case QAGG_SUM:
+			return "pg_catalog.sum";
+		case QAGG_AVG:
+			return "pg_catalog.avg";
+	}
+	return "pg_catalog.count";
 }
 
 static const char *
@@ -1240,7 +1344,7 @@ agg_name(QAggFunc a)
  * Restricted: a correlated scalar subquery per scope row.
  */
 static void
-compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind, bool neg)
 {
 	EntityInfo *re = require_entity(st, n->relation->entity, n->relation->location);
 	Edge		edge = resolve_edge(st, s->entity, re, n->relation);
@@ -1272,11 +1376,11 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 			char	   *fs = field_sql(st, r, f);
 
 			if (f->kind == FK_DATE)
-				aggexpr = psprintf("count(DISTINCT %s)", fs);
+				aggexpr = psprintf("pg_catalog.count(DISTINCT %s)", fs);
 			else if (f->kind == FK_TIMESTAMP)
-				aggexpr = psprintf("count(DISTINCT %s::date)", fs);
+				aggexpr = psprintf("pg_catalog.count(DISTINCT %s::pg_catalog.date)", fs);
 			else if (f->kind == FK_TIMESTAMPTZ)
-				aggexpr = psprintf("count(DISTINCT (%s AT TIME ZONE %s)::date)", fs, quote_literal_cstr(st->tz));
+				aggexpr = psprintf("pg_catalog.count(DISTINCT (%s AT TIME ZONE %s)::pg_catalog.date)", fs, quote_literal_cstr(st->tz));
 			else
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -1285,7 +1389,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 						 errhint("Write count(distinct %s.%s) to count distinct values.", re->name, f->name)));
 		}
 		else
-			aggexpr = f ? psprintf("count(%s%s)", n->distinct ? "DISTINCT " : "", field_sql(st, r, f)) : pstrdup("count(*)");
+			aggexpr = f ? psprintf("pg_catalog.count(%s%s)", n->distinct ? "DISTINCT " : "", field_sql(st, r, f)) : pstrdup("pg_catalog.count(*)");
 	}
 	else
 	{
@@ -1319,30 +1423,40 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 			/* avg of an integer column is fractional; compare as numbers */
 			valsql = value_sql(st, &numf, n->value);
 		}
-		aggexpr = psprintf("%s(%s)", agg_name(n->agg), field_sql(st, r, f));
+		aggexpr = psprintf("%s(%s)", agg_sql(n->agg), field_sql(st, r, f));
 	}
 
 	form = grouped_form(st, n, s, &edge);
 	st->relation_depth++;
 	if (form == GF_CORRELATED)
 	{
-		appendStringInfoString(out, "(");
+		/* the scalar is NULL for min/max/sum/avg of no values: unknown, neither true nor false */
+		appendStringInfoString(out, neg ? "((" : "(");
 		newline(out, ind + 1);
 		appendStringInfo(out, "SELECT %s", aggexpr);
 		newline(out, ind + 1);
 		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 		newline(out, ind + 1);
-		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 		append_filter(st, out, n->filter, r, ind + 1);
 		st->relation_depth--;
 		newline(out, ind);
-		appendStringInfo(out, ") %s %s", cmp_sql(n->cmp), valsql);
+		appendStringInfo(out, ") %s %s%s", cmp_sql(n->cmp), valsql, neg ? ") IS FALSE" : "");
 		return;
 	}
 
-	if (!zero_true)
+	/*
+	 * Grouped: a contact's groups are its related rows (none: no group).  The comparison is
+	 * false for a count of 0 when !zero_true and for any group whose aggregate fails it; it
+	 * is unknown for min/max/sum/avg without a group or of NULL values only.  So:
+	 *   holds:  count: in (groups where it holds), or zero_true: not exists (groups where it fails)
+	 *           other: in (groups where it holds)
+	 *   fails:  count: not exists (groups where it holds), or zero_true: in (groups where it fails)
+	 *           other: in (groups where it IS FALSE)
+	 */
+	if (neg && n->agg != QAGG_COUNT)
 	{
-		appendStringInfo(out, "%s IN (", outer);
+		appendStringInfo(out, "%s " OP("=") " ANY (", outer);
 		newline(out, ind + 1);
 		appendStringInfo(out, "SELECT %s", inner);
 		newline(out, ind + 1);
@@ -1354,7 +1468,30 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind + 1);
 		appendStringInfo(out, "GROUP BY %s", inner);
 		newline(out, ind + 1);
-		appendStringInfo(out, "HAVING %s %s %s", aggexpr, cmp_sql(n->cmp), valsql);
+		appendStringInfo(out, "HAVING (%s %s %s) IS FALSE", aggexpr, cmp_sql(n->cmp), valsql);
+		newline(out, ind);
+		appendStringInfoChar(out, ')');
+		st->relation_depth--;
+		return;
+	}
+	if (zero_true == neg)
+	{
+		appendStringInfo(out, "%s " OP("=") " ANY (", outer);
+		newline(out, ind + 1);
+		appendStringInfo(out, "SELECT %s", inner);
+		newline(out, ind + 1);
+		saved = append_grouped_from(st, out, re, r, s, inner, form, ind + 1);
+		newline(out, ind + 1);
+		appendStringInfo(out, "WHERE %s IS NOT NULL", inner);
+		append_filter(st, out, n->filter, r, ind + 1);
+		st->contact_scope = saved;
+		newline(out, ind + 1);
+		appendStringInfo(out, "GROUP BY %s", inner);
+		newline(out, ind + 1);
+		if (neg)
+			appendStringInfo(out, "HAVING NOT (%s %s %s)", aggexpr, cmp_sql(n->cmp), valsql);
+		else
+			appendStringInfo(out, "HAVING %s %s %s", aggexpr, cmp_sql(n->cmp), valsql);
 		newline(out, ind);
 		appendStringInfoChar(out, ')');
 	}
@@ -1379,11 +1516,14 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
 		newline(out, ind + 2);
 		appendStringInfo(out, "GROUP BY %s", inner);
 		newline(out, ind + 2);
-		appendStringInfo(out, "HAVING NOT (%s %s %s)", aggexpr, cmp_sql(n->cmp), valsql);
+		if (neg)
+			appendStringInfo(out, "HAVING %s %s %s", aggexpr, cmp_sql(n->cmp), valsql);
+		else
+			appendStringInfo(out, "HAVING NOT (%s %s %s)", aggexpr, cmp_sql(n->cmp), valsql);
 		newline(out, ind + 1);
 		appendStringInfo(out, ") AS %s", galias);
 		newline(out, ind + 1);
-		appendStringInfo(out, "WHERE %s.link = %s", galias, outer);
+		appendStringInfo(out, "WHERE %s.link " OP("=") " %s", galias, outer);
 		newline(out, ind);
 		appendStringInfoChar(out, ')');
 	}
@@ -1395,7 +1535,7 @@ compile_agg(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int 
  * entity's time column (rows without a time come last; ties broken by key, newest first).
  */
 static void
-compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind, bool neg)
 {
 	EntityInfo *re = require_entity(st, n->relation->entity, n->relation->location);
 	Edge		edge;
@@ -1427,7 +1567,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 	{
 		/* "is [not] empty" as on a field: NULL, or '' for text; applied to lN.value below */
 		if (f->kind == FK_TEXT)
-			valsql = pstrdup(n->negated ? "(%1$s IS NOT NULL AND %1$s <> '')" : "(%1$s IS NULL OR %1$s = '')");
+			valsql = pstrdup(n->negated ? "(%1$s IS NOT NULL AND %1$s " OP("<>") " '')" : "(%1$s IS NULL OR %1$s " OP("=") " '')");
 		else
 			valsql = pstrdup(n->negated ? "%1$s IS NOT NULL" : "%1$s IS NULL");
 	}
@@ -1452,7 +1592,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		char		lalias[16];
 
 		snprintf(lalias, sizeof(lalias), "l%d", st->next_alias++);
-		appendStringInfoString(out, "EXISTS (");
+		appendStringInfoString(out, neg ? "NOT EXISTS (" : "EXISTS (");
 		newline(out, ind + 1);
 		appendStringInfoString(out, "SELECT 1");
 		newline(out, ind + 1);
@@ -1462,7 +1602,7 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 2);
 		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 		newline(out, ind + 2);
-		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 		append_filter(st, out, n->filter, r, ind + 2);
 		st->relation_depth--;
 		newline(out, ind + 2);
@@ -1480,13 +1620,14 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 	}
 	if (form == GF_CORRELATED)
 	{
-		appendStringInfoString(out, "(");
+		/* NULL without a row or for a NULL value: unknown, neither true nor false */
+		appendStringInfoString(out, neg ? "((" : "(");
 		newline(out, ind + 1);
 		appendStringInfo(out, "SELECT %s", field_sql(st, r, f));
 		newline(out, ind + 1);
 		appendStringInfo(out, "FROM %s AS %s", re->qualname, r->alias);
 		newline(out, ind + 1);
-		appendStringInfo(out, "WHERE %s = %s", inner, outer);
+		appendStringInfo(out, "WHERE %s " OP("=") " %s", inner, outer);
 		append_filter(st, out, n->filter, r, ind + 1);
 		st->relation_depth--;
 		newline(out, ind + 1);
@@ -1494,16 +1635,27 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 1);
 		appendStringInfoString(out, "LIMIT 1");
 		newline(out, ind);
-		appendStringInfo(out, ") %s %s", cmp_sql(n->cmp), valsql);
+		appendStringInfo(out, ") %s %s%s", cmp_sql(n->cmp), valsql, neg ? ") IS FALSE" : "");
 		return;
 	}
 	{
 		char		lalias[16];
+		/* is empty is two-valued (no newest row: false), so "fails" is "not exists" */
+		bool		anti = neg && n->empty_test;
 
 		snprintf(lalias, sizeof(lalias), "l%d", st->next_alias++);
-		appendStringInfo(out, "%s IN (", outer);
-		newline(out, ind + 1);
-		appendStringInfo(out, "SELECT %s.link", lalias);
+		if (anti)
+		{
+			appendStringInfoString(out, "NOT EXISTS (");
+			newline(out, ind + 1);
+			appendStringInfoString(out, "SELECT 1");
+		}
+		else
+		{
+			appendStringInfo(out, "%s " OP("=") " ANY (", outer);
+			newline(out, ind + 1);
+			appendStringInfo(out, "SELECT %s.link", lalias);
+		}
 		newline(out, ind + 1);
 		appendStringInfoString(out, "FROM (");
 		newline(out, ind + 2);
@@ -1520,13 +1672,16 @@ compile_latest(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, i
 		newline(out, ind + 1);
 		appendStringInfo(out, ") AS %s", lalias);
 		newline(out, ind + 1);
-		if (n->empty_test)
-		{
-			appendStringInfoString(out, "WHERE ");
-			appendStringInfo(out, valsql, psprintf("%s.value", lalias));
-		}
+		if (anti)
+			appendStringInfo(out, "WHERE %s.link " OP("=") " %s AND ", lalias, outer);
 		else
-			appendStringInfo(out, "WHERE %s.value %s %s", lalias, cmp_sql(n->cmp), valsql);
+			appendStringInfoString(out, "WHERE ");
+		if (n->empty_test)
+			appendStringInfo(out, valsql, psprintf("%s.value", lalias));
+		else if (neg)
+			appendStringInfo(out, "(%s.value %s %s) IS FALSE", lalias, cmp_sql(n->cmp), valsql);
+		else
+			appendStringInfo(out, "%s.value %s %s", lalias, cmp_sql(n->cmp), valsql);
 		newline(out, ind);
 		appendStringInfoChar(out, ')');
 	}
@@ -1702,7 +1857,7 @@ age_bound(CompileState *st, const FieldInfo *f, int64 n)
 		return relative_sql(st, FK_DATE, true, -1, n, QUNIT_YEAR);
 	if (n == 0)
 		return pstrdup(f->age_at);
-	return psprintf("(SELECT (%s %s %s)::date)", f->age_at, n > 0 ? "-" : "+", interval_sql(n > 0 ? n : -n, QUNIT_YEAR));
+	return psprintf("(SELECT (%s %s %s)::pg_catalog.date)", f->age_at, n > 0 ? OP("-") : OP("+"), interval_sql(n > 0 ? n : -n, QUNIT_YEAR));
 }
 
 /*
@@ -1714,7 +1869,7 @@ static void
 append_age_range(StringInfo out, const FieldInfo *f, const char *bd, int64 lowest, const char *range)
 {
 	if (f->age_at != NULL && lowest < 0)
-		appendStringInfo(out, "(%s AND %s <= %s)", range, bd, f->age_at);
+		appendStringInfo(out, "(%s AND %s " OP("<=") " %s)", range, bd, f->age_at);
 	else
 		appendStringInfoString(out, range);
 }
@@ -1760,22 +1915,22 @@ compile_age_cmp(CompileState *st, StringInfo out, Scope *s, const QueryNode *n, 
 	switch (n->cmp)
 	{
 		case QCMP_GE:
-			append_age_range(out, f, bd, v, psprintf("%s <= %s", bd, age_bound(st, f, v)));
+			append_age_range(out, f, bd, v, psprintf("%s " OP("<=") " %s", bd, age_bound(st, f, v)));
 			break;
 		case QCMP_GT:
-			append_age_range(out, f, bd, v + 1, psprintf("%s <= %s", bd, age_bound(st, f, v + 1)));
+			append_age_range(out, f, bd, v + 1, psprintf("%s " OP("<=") " %s", bd, age_bound(st, f, v + 1)));
 			break;
 		case QCMP_LT:
-			append_age_range(out, f, bd, -1, psprintf("%s > %s", bd, age_bound(st, f, v)));
+			append_age_range(out, f, bd, -1, psprintf("%s " OP(">") " %s", bd, age_bound(st, f, v)));
 			break;
 		case QCMP_LE:
-			append_age_range(out, f, bd, -1, psprintf("%s > %s", bd, age_bound(st, f, v + 1)));
+			append_age_range(out, f, bd, -1, psprintf("%s " OP(">") " %s", bd, age_bound(st, f, v + 1)));
 			break;
 		case QCMP_EQ:
-			append_age_range(out, f, bd, v, psprintf("(%s <= %s AND %s > %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
+			append_age_range(out, f, bd, v, psprintf("(%s " OP("<=") " %s AND %s " OP(">") " %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
 			break;
 		case QCMP_NE:
-			append_age_range(out, f, bd, -1, psprintf("(%s > %s OR %s <= %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
+			append_age_range(out, f, bd, -1, psprintf("(%s " OP(">") " %s OR %s " OP("<=") " %s)", bd, age_bound(st, f, v), bd, age_bound(st, f, v + 1)));
 			break;
 	}
 	return true;
@@ -1791,15 +1946,82 @@ compile_age_between(CompileState *st, StringInfo out, Scope *s, const QueryNode 
 	if (!whole_years(n->value, &lo) || !whole_years(n->value2, &hi))
 		return false;
 	if (n->negated)
-		append_age_range(out, f, bd, -1, psprintf("(%s > %s OR %s <= %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
+		append_age_range(out, f, bd, -1, psprintf("(%s " OP(">") " %s OR %s " OP("<=") " %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
 	else
-		append_age_range(out, f, bd, lo, psprintf("(%s <= %s AND %s > %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
+		append_age_range(out, f, bd, lo, psprintf("(%s " OP("<=") " %s AND %s " OP(">") " %s)", bd, age_bound(st, f, lo), bd, age_bound(st, f, hi + 1)));
 	return true;
 }
 
 /* ---------------------------------------------------------------------------------------
  * Condition dispatcher
+ *
+ * Three-valued logic is handled here, once.  A condition is true, false or unknown for a
+ * row (unknown: a NULL field, min/max/sum/avg of no values, latest(...) of no rows), and a
+ * row is selected when the whole condition is true, as in SQL.  `not` is not compiled as
+ * SQL's NOT: it is pushed down to the predicates (De Morgan, which holds in three-valued
+ * logic), and compile_fails emits for each predicate SQL that is true exactly when the
+ * predicate is FALSE (unknown stays out).  What remains are AND/OR of predicates that are
+ * each true or not, so a NULL meaning "no" and a false meaning "no" can no longer differ
+ * between the whole-population form (grouped subqueries, semi-joins: never NULL) and the
+ * restricted form (correlated scalars: NULL for no rows); each predicate's "holds" and
+ * "fails" forms are written for both, in compile_agg and compile_latest.
  * ------------------------------------------------------------------------------------- */
+
+/* SQL true exactly when condition n is false for the row in scope (never NULL when it matters) */
+static void
+compile_fails(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	check_stack_depth();
+	switch (n->type)
+	{
+		case QN_AND:
+		case QN_OR:
+			/* not (A and B) = not A or not B; not (A or B) = not A and not B */
+			appendStringInfoChar(out, '(');
+			foreach(lc, n->args)
+			{
+				if (!first)
+				{
+					newline(out, ind + 1);
+					appendStringInfoString(out, n->type == QN_AND ? "OR " : "AND ");
+				}
+				first = false;
+				appendStringInfoChar(out, '(');
+				compile_fails(st, out, lfirst(lc), s, ind + 2);
+				appendStringInfoChar(out, ')');
+			}
+			appendStringInfoChar(out, ')');
+			break;
+		case QN_NOT:
+			/* not not A: A holds */
+			appendStringInfoChar(out, '(');
+			compile_cond(st, out, n->arg, s, ind + 1);
+			appendStringInfoChar(out, ')');
+			break;
+		case QN_AGG:
+			compile_agg(st, out, n, s, ind, true);
+			break;
+		case QN_LATEST:
+			compile_latest(st, out, n, s, ind, true);
+			break;
+		case QN_HAS:
+		case QN_IN_SEGMENT:
+			/* two-valued: an EXISTS is never NULL */
+			appendStringInfoString(out, "NOT (");
+			compile_cond(st, out, n, s, ind + 1);
+			appendStringInfoChar(out, ')');
+			break;
+		default:
+			/* a predicate on the row in scope: the same scalar in every form */
+			appendStringInfoString(out, "(");
+			compile_cond(st, out, n, s, ind + 1);
+			appendStringInfoString(out, ") IS FALSE");
+			break;
+	}
+}
 
 static void
 compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
@@ -1896,9 +2118,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			}
 			break;
 		case QN_NOT:
-			appendStringInfoString(out, "NOT (");
-			compile_cond(st, out, n->arg, s, ind + 1);
-			appendStringInfoChar(out, ')');
+			compile_fails(st, out, n->arg, s, ind);
 			break;
 		case QN_CMP:
 			check_ordering(f, n->cmp, n->value->location);
@@ -1934,20 +2154,20 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 						pat = psprintf("%%%s", pat);
 						break;
 				}
-				appendStringInfo(out, "%s %sILIKE %s", fs, n->negated ? "NOT " : "", quote_literal_cstr(pat));
+				appendStringInfo(out, "%s %s %s", fs, n->negated ? OP("!~~*") : OP("~~*"), quote_literal_cstr(pat));
 			}
 			break;
 		case QN_EMPTY:
 			if (f->kind == FK_TEXT)
-				appendStringInfo(out, n->negated ? "(%s IS NOT NULL AND %s <> '')" : "(%s IS NULL OR %s = '')", fs, fs);
+				appendStringInfo(out, n->negated ? "(%s IS NOT NULL AND %s " OP("<>") " '')" : "(%s IS NULL OR %s " OP("=") " '')", fs, fs);
 			else if (f->is_age && f->age_at)
 			{
 				char	   *bd = psprintf("%s.%s", s->alias, quote_identifier("birthdate"));
 
 				if (n->negated)
-					appendStringInfo(out, "%s <= %s", bd, f->age_at);
+					appendStringInfo(out, "%s " OP("<=") " %s", bd, f->age_at);
 				else
-					appendStringInfo(out, "(%s IS NULL OR %s > %s)", bd, bd, f->age_at);
+					appendStringInfo(out, "(%s IS NULL OR %s " OP(">") " %s)", bd, bd, f->age_at);
 			}
 			else if (f->is_age)
 				appendStringInfo(out, "%s.%s IS %sNULL", s->alias, quote_identifier("birthdate"), n->negated ? "NOT " : "");
@@ -1960,7 +2180,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 
 				if (f->kind == FK_BOOL || f->kind == FK_OTHER)
 					check_ordering(f, QCMP_EQ, n->field_location);
-				appendStringInfo(out, "%s %sIN (", fs, n->negated ? "NOT " : "");
+				/* x [NOT] IN (a, b) is NOT (x = ANY (ARRAY[a, b])), the same three-valued result */
+				appendStringInfo(out, "%s(%s " OP("=") " ANY (ARRAY[", n->negated ? "NOT " : "", fs);
 				foreach(lc, n->values)
 				{
 					QValue	   *v = lfirst(lc);
@@ -1971,7 +2192,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 					first = false;
 					appendStringInfoString(out, value_sql(st, f, v));
 				}
-				appendStringInfoChar(out, ')');
+				appendStringInfoString(out, "]))");
 			}
 			break;
 		case QN_IN_VALUE_SET:
@@ -1988,6 +2209,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
 							 errmsg("field \"%s\" is %s; value sets hold text codes at character %d",
 									f->name, kind_name(f->kind), POS(n->field_location))));
+				if (st->opts->maintenance)
+					goto value_set_sql;
 				outer = spi_connect_checked();
 				args[0] = CStringGetTextDatum(n->name);
 				ret = SPI_execute_with_args("SELECT 1 FROM outreach.value_set WHERE name = $1 LIMIT 1",
@@ -2014,16 +2237,25 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 							 near ? errhint("Did you mean '%s'?", near) :
 							 errhint("Value sets are rows of outreach.value_set; add the codes first.")));
 				}
-				appendStringInfo(out, "%s %sIN (SELECT vs.code FROM outreach.value_set AS vs WHERE vs.name = %s)",
-								 fs, n->negated ? "NOT " : "", quote_literal_cstr(n->name));
+		value_set_sql:
+				appendStringInfo(out, "%s(%s " OP("=") " ANY (SELECT vs.code FROM outreach.value_set AS vs WHERE vs.name " OP("=") " %s))",
+								 n->negated ? "NOT " : "", fs, quote_literal_cstr(n->name));
 			}
 			break;
 		case QN_BETWEEN:
 			check_ordering(f, QCMP_LT, n->value->location);
 			if (f->is_age && compile_age_between(st, out, s, n, f))
 				break;
-			appendStringInfo(out, "%s %sBETWEEN %s AND %s", fs, n->negated ? "NOT " : "",
-							 value_sql(st, f, n->value), value_sql(st, f, n->value2));
+			/* x NOT BETWEEN a AND b is x < a OR x > b */
+			{
+				char	   *lo = value_sql(st, f, n->value);
+				char	   *hi = value_sql(st, f, n->value2);
+
+				if (n->negated)
+					appendStringInfo(out, "(%s " OP("<") " %s OR %s " OP(">") " %s)", fs, lo, fs, hi);
+				else
+					appendStringInfo(out, "(%s " OP(">=") " %s AND %s " OP("<=") " %s)", fs, lo, fs, hi);
+			}
 			break;
 		case QN_WITHIN:
 		case QN_OLDER_THAN:
@@ -2037,16 +2269,17 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 									f->name, kind_name(f->kind),
 									n->type == QN_WITHIN ? "within" : "older than", POS(n->field_location))));
 				check_amount(n->amount, n->location);
+				check_span(span_days(n->amount, n->unit), n->location);
 				/* dates count whole days from today; times count from now */
 				base_today = (f->kind == FK_DATE && n->unit != QUNIT_MINUTE && n->unit != QUNIT_HOUR);
 				if (n->type == QN_OLDER_THAN)
-					appendStringInfo(out, "%s < %s", fs, relative_sql(st, f->kind, base_today, -1, n->amount, n->unit));
+					appendStringInfo(out, "%s " OP("<") " %s", fs, relative_sql(st, f->kind, base_today, -1, n->amount, n->unit));
 				else if (n->direction == QDIR_LAST)
-					appendStringInfo(out, "%s BETWEEN %s AND %s", fs,
+					appendStringInfo(out, "(%1$s " OP(">=") " %2$s AND %1$s " OP("<=") " %3$s)", fs,
 									 relative_sql(st, f->kind, base_today, -1, n->amount, n->unit),
 									 relative_sql(st, f->kind, base_today, 0, 0, n->unit));
 				else
-					appendStringInfo(out, "%s BETWEEN %s AND %s", fs,
+					appendStringInfo(out, "(%1$s " OP(">=") " %2$s AND %1$s " OP("<=") " %3$s)", fs,
 									 relative_sql(st, f->kind, base_today, 0, 0, n->unit),
 									 relative_sql(st, f->kind, base_today, +1, n->amount, n->unit));
 			}
@@ -2055,10 +2288,10 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			compile_has(st, out, n, s, ind);
 			break;
 		case QN_AGG:
-			compile_agg(st, out, n, s, ind);
+			compile_agg(st, out, n, s, ind, false);
 			break;
 		case QN_LATEST:
-			compile_latest(st, out, n, s, ind);
+			compile_latest(st, out, n, s, ind, false);
 			break;
 		case QN_IN_SEGMENT:
 			{
@@ -2071,7 +2304,7 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 									s->entity->name, POS(n->location)),
 							 errhint("Move the test out of the relation's where.")));
 				seg = require_segment(st, n->name, n->name_location);
-				appendStringInfo(out, "EXISTS (SELECT 1 FROM outreach.segment_member AS sm WHERE sm.segment_id = " INT64_FORMAT " AND sm.contact_id = %s.%s)",
+				appendStringInfo(out, "EXISTS (SELECT 1 FROM outreach.segment_member AS sm WHERE sm.segment_id " OP("=") " " INT64_FORMAT " AND sm.contact_id " OP("=") " %s.%s)",
 								 seg->id, s->alias, quote_identifier(s->entity->key_column));
 			}
 			break;
@@ -2167,7 +2400,7 @@ compile_setop_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *
 			compile_setop_cond(st, out, n->right, s, ind + 1);
 			break;
 		case QSET_EXCEPT:
-			appendStringInfoString(out, "AND NOT coalesce(");
+			appendStringInfoString(out, "AND NOT COALESCE(");
 			compile_setop_cond(st, out, n->right, s, ind + 1);
 			appendStringInfoString(out, ", false)");
 			break;
@@ -2207,7 +2440,7 @@ compile_contact_setop(CompileState *st, StringInfo out, const QueryNode *n, int 
 	newline(out, ind);
 	appendStringInfoString(out, "WHERE ");
 	if (st->opts->restricted)
-		appendStringInfo(out, "%s = ANY ($1::bigint[]) AND ", key);
+		appendStringInfo(out, "%s " OP("=") " ANY ($1::bigint[]) AND ", key);
 	compile_setop_cond(st, out, n, s, ind + 1);
 }
 
@@ -2225,7 +2458,7 @@ compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 				if (st->opts->restricted)
 				{
 					newline(out, ind);
-					appendStringInfo(out, "WHERE %s = ANY ($1::bigint[])", key);
+					appendStringInfo(out, "WHERE %s " OP("=") " ANY ($1::bigint[])", key);
 					if (n->filter)
 						append_and_cond(st, out, n->filter, s, ind + 1);
 				}
@@ -2245,9 +2478,9 @@ compile_query(CompileState *st, StringInfo out, const QueryNode *n, int ind)
 				newline(out, ind);
 				appendStringInfoString(out, "FROM outreach.segment_member AS sm");
 				newline(out, ind);
-				appendStringInfo(out, "WHERE sm.segment_id = " INT64_FORMAT, seg->id);
+				appendStringInfo(out, "WHERE sm.segment_id " OP("=") " " INT64_FORMAT, seg->id);
 				if (st->opts->restricted)
-					appendStringInfoString(out, " AND sm.contact_id = ANY ($1::bigint[])");
+					appendStringInfoString(out, " AND sm.contact_id " OP("=") " ANY ($1::bigint[])");
 			}
 			break;
 		case QN_SETOP:

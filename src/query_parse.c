@@ -23,7 +23,13 @@
 
 #include "query.h"
 
-/* deeper nesting than this is refused with a clear message (and the stack is checked too) */
+/*
+ * Limits (docs/segment-language.md, "Limits"): a query longer than QUERY_MAX_LENGTH bytes, a
+ * list longer than QUERY_MAX_LIST_ITEMS values, more than QUERY_MAX_OFFSETS steps after a
+ * contact field, or nesting deeper than QUERY_MAX_DEPTH is refused with a clear message
+ * before anything proportional to it is allocated.  Within them, parsing and compiling
+ * are linear in the query's size.
+ */
 #define QUERY_MAX_DEPTH 500
 /* amounts of time units: within last N days, today - N days */
 #define QUERY_MAX_AMOUNT INT_MAX
@@ -317,6 +323,29 @@ canonical_number(QParser *p, const char *s, int len, int pos)
 	return buf.data;
 }
 
+/*
+ * Bidirectional control characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069)
+ * make a name display differently from what it is ("Trojan Source"): refused in quoted
+ * identifiers and in names.  Returns the byte offset of the first one, or -1.
+ */
+int
+outreach_bidi_control_offset(const char *s, int len)
+{
+	for (int i = 0; i + 1 < len; i++)
+	{
+		const unsigned char *u = (const unsigned char *) s + i;
+
+		/* U+061C: D8 9C; U+200E/F: E2 80 8E/8F; U+202A-E: E2 80 AA-AE; U+2066-9: E2 81 A6-A9 */
+		if (u[0] == 0xD8 && u[1] == 0x9C)
+			return i;
+		if (i + 2 < len && u[0] == 0xE2 &&
+			((u[1] == 0x80 && (u[2] == 0x8E || u[2] == 0x8F || (u[2] >= 0xAA && u[2] <= 0xAE))) ||
+			 (u[1] == 0x81 && u[2] >= 0xA6 && u[2] <= 0xA9)))
+			return i;
+	}
+	return -1;
+}
+
 static void
 tokenize(QParser *p)
 {
@@ -353,6 +382,59 @@ tokenize(QParser *p)
 		{
 			while (b < n && s[b] != '\n')
 				ADVANCE();
+			continue;
+		}
+		if ((c == 'E' || c == 'e') && b + 1 < n && s[b + 1] == '\'')
+		{
+			/*
+			 * E'...' as quote_literal() writes it (a value set name with a backslash):
+			 * \\ and \' are read, '' too; other escapes are refused.
+			 */
+			StringInfoData buf;
+			bool		closed = false;
+
+			initStringInfo(&buf);
+			ADVANCE();
+			ADVANCE();
+			while (b < n)
+			{
+				if (s[b] == '\\')
+				{
+					if (b + 1 < n && (s[b + 1] == '\\' || s[b + 1] == '\''))
+					{
+						appendStringInfoChar(&buf, s[b + 1]);
+						ADVANCE();
+						ADVANCE();
+						continue;
+					}
+					syntax_error_at(p, spos, "In E'...' strings only \\\\ and \\' are read; write other characters as they are.",
+									"unsupported escape in E'...' string");
+				}
+				if (s[b] == '\'')
+				{
+					if (b + 1 < n && s[b + 1] == '\'')
+					{
+						appendStringInfoChar(&buf, '\'');
+						ADVANCE();
+						ADVANCE();
+						continue;
+					}
+					ADVANCE();
+					closed = true;
+					break;
+				}
+				{
+					int			cb = b;
+
+					ADVANCE();
+					appendBinaryStringInfo(&buf, s + cb, b - cb);
+				}
+			}
+			if (!closed)
+				syntax_error_at(p, spos, "Strings are enclosed in single quotes; write '' for a quote inside a string.",
+								"unterminated string");
+			t = add_token(p, &cap, T_STRING, spos, sb, b - sb);
+			t->str = buf.data;
 			continue;
 		}
 		if (is_ident_start(c))
@@ -412,6 +494,9 @@ tokenize(QParser *p)
 			}
 			if (c == '"' && buf.len == 0)
 				syntax_error_at(p, spos, NULL, "zero-length quoted identifier");
+			if (c == '"' && outreach_bidi_control_offset(buf.data, buf.len) >= 0)
+				syntax_error_at(p, spos, "Bidirectional control characters (such as U+202E) make a name read differently from what it is.",
+								"quoted identifier contains a bidirectional control character");
 			t = add_token(p, &cap, c == '"' ? T_QIDENT : T_STRING, spos, sb, b - sb);
 			t->str = buf.data;
 			continue;
@@ -659,6 +744,9 @@ parse_string(QParser *p, const char *what, int *location)
 						"Strings are written in single quotes, for example 'text'." : NULL,
 						"expected %s, found %s", what, describe_token(p, t));
 	*location = t->pos;
+	if (outreach_bidi_control_offset(t->str, strlen(t->str)) >= 0)
+		syntax_error_at(p, t->pos, "Bidirectional control characters (such as U+202E) make a name read differently from what it is.",
+						"%s contains a bidirectional control character", what);
 	next(p);
 	return pstrdup(t->str);
 }
@@ -888,8 +976,15 @@ parse_value(QParser *p, const char *after)
 				while (v->kind == QV_CONTACT_FIELD &&
 					   (peek(p)->type == T_PLUS || peek(p)->type == T_MINUS))
 				{
-					QOffset    *o = palloc0(sizeof(QOffset));
+					QOffset    *o;
 
+					if (list_length(v->more_offsets) + 1 >= QUERY_MAX_OFFSETS)
+						ereport(ERROR,
+								(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+								 errmsg("contact.%s at character %d is moved by more than %d steps",
+										v->text, v->location + 1, QUERY_MAX_OFFSETS),
+								 errhint("Add the amounts up: contact.birthdate + 2 years + 1 day, not one day at a time.")));
+					o = palloc0(sizeof(QOffset));
 					sign = next(p);
 					o->sign = sign->type == T_PLUS ? 1 : -1;
 					o->amount = parse_amount(p, sign->type == T_PLUS ? "+" : "-");
@@ -1026,6 +1121,13 @@ parse_field_op(QParser *p, char *field, int field_location)
 			n->values = lappend(n->values, parse_value(p, "\"(\""));
 			while (peek(p)->type == T_COMMA)
 			{
+				if (list_length(n->values) >= QUERY_MAX_LIST_ITEMS)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("the list of values at character %d has more than %d items",
+									n->location + 1, QUERY_MAX_LIST_ITEMS),
+							 errdetail("A segment query's in (...) list holds at most %d values.", QUERY_MAX_LIST_ITEMS),
+							 errhint("Put the codes in a value set (outreach.value_set) and write in value_set 'name'.")));
 				next(p);
 				n->values = lappend(n->values, parse_value(p, "\",\""));
 			}
@@ -1385,6 +1487,12 @@ segment_query_parse(const char *text)
 	memset(&p, 0, sizeof(p));
 	p.src = text;
 	p.srclen = strlen(text);
+	if (p.srclen > QUERY_MAX_LENGTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("segment query is too long (%d bytes)", p.srclen),
+				 errdetail("A segment query has at most %d bytes.", QUERY_MAX_LENGTH),
+				 errhint("Put long code lists in a value set (outreach.value_set) and write in value_set 'name'.")));
 	tokenize(&p);
 	if (p.toks[0].type == T_EOF)
 		syntax_error_at(&p, 0, "A query is contact [where ...], segment 'name' or a query in parentheses, for example contact where status = 'active'.",

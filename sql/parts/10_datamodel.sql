@@ -230,3 +230,7 @@ BEGIN
                     FOR EACH ROW EXECUTE FUNCTION outreach.touch_updated_at()', t);
   END LOOP;
 END $$;
+
+-- Trigger functions are internal: only the trigger manager calls them (EXECUTE is checked
+-- when a trigger is created, so nobody but the extension attaches them to tables).
+REVOKE ALL ON FUNCTION outreach.touch_updated_at() FROM PUBLIC;

@@ -232,6 +232,8 @@ BEGIN
       DETAIL = 'The target needs a single-column primary key of the same type.';
   END IF;
   INSERT INTO outreach.entity_link (entity, link_column, target_entity) VALUES (src.name, link_column, tgt.name);
+  -- a new link can change what definitions compile to: live segments recompile
+  PERFORM outreach._membership_invalidate();
 END $$;
 
 CREATE FUNCTION outreach.unregister_entity(entity text) RETURNS void
@@ -322,3 +324,37 @@ INSERT INTO outreach.entity_link (entity, link_column, target_entity, is_primary
   ('medication', 'encounter_id', 'encounter', false),
   ('allergy', 'patient_id', 'contact', true),
   ('allergy', 'encounter_id', 'encounter', false);
+
+-- A registered table cannot be dropped while registered (issue 19, defect 3): the registry
+-- holds its OID, so a drop would leave segments, links and the maintenance triggers of
+-- other tables pointing at nothing.  An event trigger refuses the drop (DROP TABLE, DROP
+-- SCHEMA ... CASCADE, DROP OWNED) with a hint; unregister_entity() first.  A rename or a
+-- move to another schema keeps the OID, and what runs is compiled from the registry each
+-- time, so live segments follow the table, never a new table created under the old name.
+CREATE FUNCTION outreach._entity_table_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d record;
+BEGIN
+  -- the extension or its schema going away takes the registry with it
+  IF pg_catalog.to_regclass('outreach.entity') IS NULL OR EXISTS (
+       SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() x
+       WHERE x.object_type = 'schema' AND x.object_name = 'outreach') THEN
+    RETURN;
+  END IF;
+  SELECT e.name, x.object_identity INTO d
+  FROM pg_catalog.pg_event_trigger_dropped_objects() x
+  JOIN outreach.entity e ON e.relation::oid = x.objid
+  WHERE x.classid = 'pg_catalog.pg_class'::regclass AND x.objsubid = 0
+  ORDER BY e.name LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'table % is registered as entity "%"', d.object_identity, d.name
+      USING ERRCODE = 'dependent_objects_still_exist',
+            DETAIL = 'Segments and the links of other entities read it through the entity registry.',
+            HINT = pg_catalog.format('Unregister it first with outreach.unregister_entity(%L), after dropping or changing the segments that use it.', d.name);
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION outreach._entity_table_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER outreach_entity_table_dropped ON sql_drop
+  WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'DROP FOREIGN TABLE', 'DROP VIEW', 'DROP MATERIALIZED VIEW')
+  EXECUTE FUNCTION outreach._entity_table_dropped();

@@ -139,10 +139,10 @@ DECLARE
   extra bigint[];
   q text;
 BEGIN
-  FOR s IN SELECT id, name, definition, full_sql FROM outreach.segment
+  FOR s IN SELECT id, name, definition, time_zone FROM outreach.segment
            WHERE status = 'live' AND kind <> 'static' AND (mode = 'immediate' OR deferred_too) ORDER BY id LOOP
     q := CASE WHEN fresh THEN format('SELECT e FROM outreach.evaluate(%L::outreach.segment_query, ''UTC'') e', s.definition::text)
-              ELSE s.full_sql END;
+              ELSE outreach.compile(s.definition, false, s.time_zone) END;
     EXECUTE format('SELECT array_agg(f.contact_id ORDER BY f.contact_id) FILTER (WHERE m.contact_id IS NULL), '
                    '       array_agg(m.contact_id ORDER BY m.contact_id) FILTER (WHERE f.contact_id IS NULL) '
                    'FROM (SELECT DISTINCT q.contact_id FROM (%s) AS q(contact_id)) f '
