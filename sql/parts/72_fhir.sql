@@ -121,6 +121,8 @@ CREATE FUNCTION outreach._fhir_valid_datetime(v text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE
     WHEN v IS NULL THEN true
+    -- fast path: a day that exists in every month, a valid time and offset
+    WHEN v ~ '^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])(T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-](0\d|1[0-4]):[0-5]\d))?$' THEN true
     WHEN v ~ '^\d{4}$' THEN v::int >= 1
     WHEN v ~ '^\d{4}-\d\d$' THEN split_part(v, '-', 1)::int >= 1 AND split_part(v, '-', 2)::int BETWEEN 1 AND 12
     ELSE v ~ '^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)?)?$'
@@ -274,7 +276,8 @@ END $$;
 CREATE FUNCTION outreach.import_fhir(path text)
 RETURNS TABLE (resource_type text, resources bigint, rows_inserted bigint, rows_updated bigint,
                not_mapped bigint, detail text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- jit off: JIT compilation of these one-off statements costs more than it saves.
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
   p        text;
   st       record;
@@ -391,13 +394,19 @@ BEGIN
   -- The resources.  In a Bundle the same resource can come twice (and Organizations and
   -- Practitioners come in every patient's Bundle): the last one read wins.
   CREATE TEMP TABLE fhir_res AS
-    SELECT i.file, i.pos, i.is_line, i.full_url, i.res,
+    SELECT i.file, i.pos, i.is_line, i.full_url,
+           CASE WHEN i.res ->> 'resourceType' = ANY (mapped) OR jsonb_typeof(i.res) <> 'object' OR NOT i.res ? 'resourceType' THEN i.res
+                ELSE jsonb_build_object('resourceType', i.res -> 'resourceType', 'id', i.res -> 'id', 'identifier',
+                                        CASE WHEN i.res ->> 'resourceType' IN ('Location', 'PractitionerRole') THEN i.res -> 'identifier' END)
+           END AS res,
            i.res ->> 'resourceType' AS rtype,
            coalesce(i.res ->> 'id', substring(i.full_url FROM '^urn:uuid:(.+)$')) AS rid,
            CASE WHEN i.doc_type = 'Bundle' THEN format('Bundle.entry[%s].resource', i.pos)
                 ELSE coalesce(i.res ->> 'resourceType', 'Resource') END AS loc,
            row_number() OVER (ORDER BY i.file, i.pos) AS ord
     FROM fhir_in i WHERE i.res IS NOT NULL;
+  CREATE INDEX ON fhir_res (rtype, rid);
+  ANALYZE fhir_res;
 
   -- 3. Check everything; collect every problem.
   CREATE TEMP TABLE fhir_problem (file text, pos bigint, is_line boolean, loc text, problem text, code text);
@@ -472,6 +481,7 @@ BEGIN
     SELECT DISTINCT ON (file, full_url) file, full_url, rtype, rid FROM fhir_res
     WHERE full_url IS NOT NULL AND rtype IS NOT NULL ORDER BY file, full_url, ord DESC;
   CREATE INDEX ON fhir_url (file, full_url);
+  ANALYZE fhir_url;
   CREATE TEMP TABLE fhir_ident AS
     SELECT DISTINCT ON (r.rtype, i.ident) r.rtype, i.ident, r.rid
     FROM fhir_res r
@@ -480,6 +490,7 @@ BEGIN
     WHERE r.rtype IN ('Practitioner', 'Organization', 'Location', 'Patient', 'PractitionerRole')
     ORDER BY r.rtype, i.ident, r.ord DESC;
   CREATE INDEX ON fhir_ident (rtype, ident);
+  ANALYZE fhir_ident;
   CREATE TEMP TABLE fhir_ref AS
     SELECT x.ord, x.path, x.ref,
            CASE WHEN x.ref ~ '^urn:(uuid|oid):' THEN u.rtype || '/' || u.rid
@@ -543,7 +554,6 @@ BEGIN
   DELETE FROM fhir_res r USING fhir_res r2
   WHERE r2.rtype = r.rtype AND r2.rid = r.rid AND r2.ord > r.ord;
   CREATE UNIQUE INDEX ON fhir_res (ord);
-  CREATE INDEX ON fhir_res (rtype, rid);
   ANALYZE fhir_res;
   ANALYZE fhir_ref;
 
@@ -646,7 +656,7 @@ BEGIN
   -- Patient.managingOrganization: the account the patient belongs to.
   UPDATE outreach.contact c SET account_id = a.id
   FROM fhir_res r JOIN fhir_ref x ON x.ord = r.ord AND x.path = 'managingOrganization'
-  JOIN outreach.account a ON x.target = 'Organization/' || a.external_id
+  JOIN outreach.account a ON x.target LIKE 'Organization/%' AND a.external_id = split_part(x.target, '/', 2)
   WHERE r.rtype = 'Patient' AND c.external_id = r.rid AND c.account_id IS DISTINCT FROM a.id;
 
   -- Encounters (external_id = the resource id).
@@ -687,7 +697,7 @@ BEGIN
     JOIN outreach.contact k ON k.external_id = split_part(x.target, '/', 2)
     LEFT JOIN fhir_tz z ON z.rid = k.external_id
     LEFT JOIN fhir_ref x2 ON x2.ord = r.ord AND x2.path = CASE WHEN r.rtype = 'MedicationStatement' THEN 'context' ELSE 'encounter' END
-    LEFT JOIN outreach.encounter e ON x2.target = 'Encounter/' || e.external_id
+    LEFT JOIN outreach.encounter e ON x2.target LIKE 'Encounter/%' AND e.external_id = split_part(x2.target, '/', 2)
     WHERE r.rtype IN ('Condition', 'Observation', 'Procedure', 'Immunization', 'MedicationRequest', 'MedicationStatement',
                       'AllergyIntolerance');
   INSERT INTO fhir_clin
@@ -749,12 +759,12 @@ BEGIN
     -- Every coding of the CodeableConcepts of these rows (the value's too, for observations).
     INSERT INTO outreach.fhir_coding AS t (entity, row_id, contact_id, element, ordinal, code_system, code, display, is_primary)
     SELECT f.entity, m.row_id, c.patient_id, el.name, cd.n - 1, outreach._fhir_system(cd.v ->> 'system'), cd.v ->> 'code',
-           cd.v ->> 'display',
-           cd.v = outreach._fhir_primary_coding(c.part -> el.name,
-                                                CASE el.name WHEN 'valueCodeableConcept' THEN 'http://snomed.info/sct' ELSE f.preferred END)
+           cd.v ->> 'display', cd.v = el.prim
     FROM fhir_clin c
     JOIN outreach.fhir_source m ON m.source_key = c.source_key
-    CROSS JOIN LATERAL (VALUES (f.element), ('valueCodeableConcept')) el(name)
+    CROSS JOIN LATERAL (SELECT e.name, outreach._fhir_primary_coding(c.part -> e.name, e.pref) AS prim
+                        FROM (VALUES (f.element, f.preferred), ('valueCodeableConcept', 'http://snomed.info/sct')) e(name, pref)
+                        WHERE c.part ? e.name) el
     CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(c.part #> ARRAY[el.name, 'coding']) = 'array'
                                                  THEN c.part #> ARRAY[el.name, 'coding'] ELSE '[]' END) WITH ORDINALITY cd(v, n)
     WHERE c.rtype = ANY (f.rtypes) AND c.skip_reason IS NULL
@@ -843,13 +853,11 @@ BEGIN
   RETURN QUERY
     SELECT '(references)'::text, NULL::bigint, NULL::bigint, NULL::bigint, count(*),
            string_agg(DISTINCT split_part(x.path, '[', 1), ', ') || ': references not resolved'
-    FROM fhir_ref x JOIN fhir_res r ON r.ord = x.ord
-    WHERE x.path NOT IN ('subject', 'patient')
-      AND (x.target IS NULL
-           OR (x.target LIKE 'Encounter/%' AND NOT EXISTS (SELECT 1 FROM outreach.encounter e WHERE 'Encounter/' || e.external_id = x.target))
-           OR (x.target LIKE 'Practitioner/%' AND NOT EXISTS (SELECT 1 FROM outreach.contact c WHERE c.external_id = x.target))
-           OR (x.target LIKE 'Organization/%' AND NOT EXISTS (SELECT 1 FROM outreach.account a WHERE 'Organization/' || a.external_id = x.target))
-           OR split_part(x.target, '/', 1) NOT IN ('Encounter', 'Practitioner', 'Organization', 'Patient'))
+    FROM fhir_ref x
+    LEFT JOIN outreach.encounter e ON x.target LIKE 'Encounter/%' AND e.external_id = split_part(x.target, '/', 2)
+    LEFT JOIN outreach.contact c ON x.target LIKE 'Practitioner/%' AND c.external_id = x.target
+    LEFT JOIN outreach.account a ON x.target LIKE 'Organization/%' AND a.external_id = split_part(x.target, '/', 2)
+    WHERE x.path NOT IN ('subject', 'patient') AND e.id IS NULL AND c.id IS NULL AND a.id IS NULL
     HAVING count(*) > 0;
   RETURN QUERY
     SELECT '(duplicates)'::text, NULL::bigint, NULL::bigint, NULL::bigint, 0::bigint,
