@@ -78,6 +78,18 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   END
 $$;
 
+-- The same for a patient's row: a value without a zone (a 2.x plain date, YYYY-MM-DD) is a
+-- calendar date in the patient's time zone, so it is stored as midnight there (UTC when the
+-- zone is unknown); a value with Z or an offset is that instant.  docs/synthea-import.md, "Dates".
+CREATE FUNCTION outreach._synthea_ts(v text, tz text) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT CASE
+    WHEN v IS NULL OR v = '' THEN NULL
+    WHEN v ~ '[T ]\d\d:\d\d.*(Z|[+-]\d\d(:?\d\d)?)$' THEN v::timestamptz
+    ELSE v::timestamp AT TIME ZONE coalesce(tz, 'UTC')
+  END
+$$;
+
 -- Is v a valid value of kind ('date', 'timestamp', 'number')?  Used by the checked pass, so
 -- the load itself never meets a conversion error it cannot place.  Checked by pattern and
 -- field ranges, without trying the cast: an exception block per row (a subtransaction) made
@@ -453,7 +465,7 @@ BEGIN
            nullif(s.address, '') AS address_line, nullif(s.city, '') AS city, nullif(s.state, '') AS state,
            nullif(s.zip, '') AS postal_code, 'US' AS country,
            outreach._synthea_state_time_zone(s.state) AS time_zone,
-           CASE WHEN coalesce(s.deathdate, '') <> '' THEN s.deathdate::date::timestamp AT TIME ZONE 'UTC' END AS deceased_at,
+           outreach._synthea_ts(nullif(s.deathdate, ''), coalesce(ex.time_zone, outreach._synthea_state_time_zone(s.state))) AS deceased_at,
            -- Synthesised channels (demos only): reserved example.org mailboxes and fictional
            -- 555-01xx numbers, derived from the Synthea id so re-runs give the same values.
            CASE WHEN synthesize_channels THEN
@@ -463,7 +475,7 @@ BEGIN
              format('+1%s55501%s', 201 + abs(hashtext(s.id)) % 780, lpad((abs(hashtext(s.id || '#')) % 100)::text, 2, '0')) END AS phone,
            CASE WHEN synthesize_channels THEN 'email'
                 WHEN coalesce(s.address, '') <> '' THEN 'letter' END AS preferred_channel
-    FROM pg_temp.synthea_patients s
+    FROM pg_temp.synthea_patients s LEFT JOIN outreach.contact ex ON ex.external_id = s.id
   ), up AS (
     INSERT INTO outreach.contact AS c (external_id, first_name, last_name, birthdate, gender, address_line, city, state,
                                        postal_code, country, time_zone, deceased_at, email, phone, preferred_channel, contact_type)
@@ -499,7 +511,7 @@ BEGIN
              CASE WHEN s.encounterclass IN ('ambulatory','wellness','outpatient','inpatient','emergency','urgentcare',
                                             'virtual','home','snf','hospice') THEN s.encounterclass ELSE 'other' END,
              nullif(s.code, ''), 'SNOMED', nullif(s.description, ''),
-             outreach._synthea_ts(s.start), outreach._synthea_ts(s.stop)
+             outreach._synthea_ts(s.start, c.time_zone), outreach._synthea_ts(s.stop, c.time_zone)
       FROM pg_temp.synthea_encounters s JOIN outreach.contact c ON c.external_id = s.patient
       ORDER BY s._line
       ON CONFLICT (external_id) WHERE external_id IS NOT NULL DO UPDATE SET
@@ -524,29 +536,32 @@ BEGIN
           s.start::date AS onset_date, nullif(s.stop, '')::date AS abatement_date$s$,
        ARRAY['code','code_system','description','clinical_status','onset_date','abatement_date']),
       ('observations', 'observation', 's.date',
-       $s$nullif(s.code, '') AS code, 'LOINC' AS code_system, nullif(s.description, '') AS description,
+       $s$nullif(s.code, '') AS code,
+          -- QALY, DALY and QOLS are Synthea's own summary codes, not LOINC
+          CASE WHEN s.code IN ('QALY', 'DALY', 'QOLS', 'QOL') THEN 'Synthea' ELSE 'LOINC' END AS code_system,
+          nullif(s.description, '') AS description,
           CASE WHEN s.type = 'numeric' THEN nullif(s.value, '')::numeric END AS value_numeric,
           CASE WHEN s.type IS DISTINCT FROM 'numeric' THEN nullif(s.value, '') END AS value_text,
-          nullif(s.units, '') AS unit, outreach._synthea_ts(s.date) AS effective_at$s$,
+          nullif(s.units, '') AS unit, outreach._synthea_ts(s.date, c.time_zone) AS effective_at$s$,
        ARRAY['code','code_system','description','value_numeric','value_text','unit','effective_at']),
       ('procedures', 'procedure', 's.start',
        $s$nullif(s.code, '') AS code, 'SNOMED' AS code_system, nullif(s.description, '') AS description,
-          outreach._synthea_ts(s.start) AS performed_at$s$,
+          outreach._synthea_ts(s.start, c.time_zone) AS performed_at$s$,
        ARRAY['code','code_system','description','performed_at']),
       ('immunizations', 'immunization', 's.date',
        $s$nullif(s.code, '') AS code, 'CVX' AS code_system, nullif(s.description, '') AS description,
-          outreach._synthea_ts(s.date) AS administered_at$s$,
+          outreach._synthea_ts(s.date, c.time_zone) AS administered_at$s$,
        ARRAY['code','code_system','description','administered_at']),
       ('medications', 'medication', 's.start',
        $s$nullif(s.code, '') AS code, 'RxNorm' AS code_system, nullif(s.description, '') AS description,
-          outreach._synthea_ts(s.start) AS start_at, outreach._synthea_ts(s.stop) AS stop_at$s$,
+          outreach._synthea_ts(s.start, c.time_zone) AS start_at, outreach._synthea_ts(s.stop, c.time_zone) AS stop_at$s$,
        ARRAY['code','code_system','description','start_at','stop_at']),
       ('allergies', 'allergy', 's.start',
        $s$nullif(s.code, '') AS code,
           CASE WHEN coalesce(s.system, '') IN ('', 'SNOMED-CT', 'SNOMED CT', 'SNOMED') THEN 'SNOMED'
                WHEN lower(s.system) = 'rxnorm' THEN 'RxNorm' ELSE s.system END AS code_system,
           nullif(s.description, '') AS description,
-          outreach._synthea_ts(s.start) AS start_at, outreach._synthea_ts(s.stop) AS stop_at$s$,
+          outreach._synthea_ts(s.start, c.time_zone) AS start_at, outreach._synthea_ts(s.stop, c.time_zone) AS stop_at$s$,
        ARRAY['code','code_system','description','start_at','stop_at'])
     ) v(file, tbl, time_col, cols_sql, cols)
   LOOP

@@ -75,10 +75,10 @@ BEGIN
       RAISE EXCEPTION 'parameter "%" of template "%" must name a value set, not %', pname, template, v
         USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM outreach.value_set vs WHERE vs.name = t) THEN
+    IF NOT EXISTS (SELECT 1 FROM outreach.value_set_expansion vs WHERE vs.name = t) THEN
       RAISE EXCEPTION 'value set "%" does not exist', t USING ERRCODE = 'undefined_object',
         DETAIL = format('Parameter "%s" of template "%s" names the code list to use.', pname, template),
-        HINT = coalesce('Did you mean "' || (SELECT vs.name FROM outreach.value_set vs
+        HINT = coalesce('Did you mean "' || (SELECT vs.name FROM outreach.value_set_expansion vs
                           ORDER BY outreach._edit_distance(vs.name, t, 100) LIMIT 1) || '"? ', '')
                || 'outreach.value_set_summary lists the value sets.';
     END IF;

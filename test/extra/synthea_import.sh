@@ -63,6 +63,9 @@ verify() {
 	local out
 	out=$(q <<-EOF
 	SET timezone = 'UTC';
+	-- a plain date is a calendar date in the patient's zone: midnight there; a timestamp is itself
+	CREATE FUNCTION pg_temp.ts(v text, tz text) RETURNS timestamptz LANGUAGE sql AS
+	  \$f\$ SELECT CASE WHEN v ~ 'T' THEN v::timestamptz ELSE v::timestamp AT TIME ZONE tz END \$f\$;
 	$sql
 	SELECT 'organizations', (SELECT count(*) FROM csv_organizations),
 	       (SELECT count(*) FROM outreach.account WHERE kind = 'medical_center'),
@@ -76,7 +79,7 @@ verify() {
 	          WHERE c.external_id = p.id AND c.first_name = p.first AND c.last_name = p.last
 	            AND c.birthdate = p.birthdate::date
 	            AND c.gender = CASE p.gender WHEN 'F' THEN 'female' WHEN 'M' THEN 'male' END
-	            AND c.deceased_at IS NOT DISTINCT FROM nullif(p.deathdate, '')::date::timestamptz
+	            AND c.deceased_at IS NOT DISTINCT FROM pg_temp.ts(nullif(p.deathdate, ''), c.time_zone)
 	            AND c.address_line IS NOT DISTINCT FROM p.address AND c.city IS NOT DISTINCT FROM p.city
 	            AND c.postal_code IS NOT DISTINCT FROM p.zip
 	            AND c.email IS NULL AND c.phone IS NULL AND c.status = 'active'));
@@ -97,7 +100,8 @@ verify() {
 	       (SELECT count(*) FROM csv_observations x WHERE EXISTS (SELECT 1 FROM outreach.observation t
 	          JOIN outreach.contact c ON c.id = t.patient_id LEFT JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id IS NOT DISTINCT FROM nullif(x.encounter, '')
-	            AND t.code = x.code AND t.code_system = 'LOINC' AND t.effective_at = x.date::timestamptz
+	            AND t.code = x.code AND t.code_system = CASE WHEN x.code IN ('QALY', 'DALY', 'QOLS') THEN 'Synthea' ELSE 'LOINC' END
+	            AND t.effective_at = pg_temp.ts(x.date, c.time_zone)
 	            AND t.unit IS NOT DISTINCT FROM nullif(x.units, '')
 	            AND CASE WHEN x.type = 'numeric' THEN t.value_numeric = x.value::numeric AND t.value_text IS NULL
 	                     ELSE t.value_text = x.value AND t.value_numeric IS NULL END));
@@ -106,24 +110,24 @@ verify() {
 	          JOIN outreach.contact c ON c.id = t.patient_id JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id = x.encounter AND t.code = x.code
 	            AND t.code_system = 'SNOMED'
-	            AND t.performed_at = coalesce(to_jsonb(x) ->> 'start', to_jsonb(x) ->> 'date')::timestamptz));
+	            AND t.performed_at = pg_temp.ts(coalesce(to_jsonb(x) ->> 'start', to_jsonb(x) ->> 'date'), c.time_zone)));
 	SELECT 'immunizations', (SELECT count(*) FROM csv_immunizations), (SELECT count(*) FROM outreach.immunization),
 	       (SELECT count(*) FROM csv_immunizations x WHERE EXISTS (SELECT 1 FROM outreach.immunization t
 	          JOIN outreach.contact c ON c.id = t.patient_id JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id = x.encounter AND t.code = x.code
-	            AND t.code_system = 'CVX' AND t.administered_at = x.date::timestamptz));
+	            AND t.code_system = 'CVX' AND t.administered_at = pg_temp.ts(x.date, c.time_zone)));
 	SELECT 'medications', (SELECT count(*) FROM csv_medications), (SELECT count(*) FROM outreach.medication),
 	       (SELECT count(*) FROM csv_medications x WHERE EXISTS (SELECT 1 FROM outreach.medication t
 	          JOIN outreach.contact c ON c.id = t.patient_id JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id = x.encounter AND t.code = x.code
-	            AND t.code_system = 'RxNorm' AND t.start_at = x.start::timestamptz
-	            AND t.stop_at IS NOT DISTINCT FROM nullif(x.stop, '')::timestamptz));
+	            AND t.code_system = 'RxNorm' AND t.start_at = pg_temp.ts(x.start, c.time_zone)
+	            AND t.stop_at IS NOT DISTINCT FROM pg_temp.ts(nullif(x.stop, ''), c.time_zone)));
 	SELECT 'allergies', (SELECT count(*) FROM csv_allergies), (SELECT count(*) FROM outreach.allergy),
 	       (SELECT count(*) FROM csv_allergies x WHERE EXISTS (SELECT 1 FROM outreach.allergy t
 	          JOIN outreach.contact c ON c.id = t.patient_id JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id = x.encounter AND t.code = x.code
 	            AND t.code_system = CASE coalesce(to_jsonb(x) ->> 'system', 'SNOMED-CT') WHEN 'SNOMED-CT' THEN 'SNOMED' ELSE 'RxNorm' END
-	            AND t.start_at = x.start::timestamptz));
+	            AND t.start_at = pg_temp.ts(x.start, c.time_zone)));
 	EOF
 	) || { notok "$label: independent comparison query failed"; return; }
 	local entity n_csv n_table n_found
@@ -172,9 +176,12 @@ for folder in "$DATA/andrew-nguyen-59" "$DATA/ablack3-cdmfactory-107" "$TMP/andr
 	verify "$folder" "$label (after re-import)"
 done
 
-# Time zone and layout mapping on the 2.x copy (still loaded): plain dates are UTC midnight.
-check "2.x: procedure dates read as UTC midnight" "0" \
-	"$(q -c "SELECT count(*) FROM outreach.procedure WHERE performed_at <> date_trunc('day', performed_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'")"
+# Time zone and layout mapping on the 2.x copy (still loaded): a plain date is midnight in the
+# patient's zone (California here), the same calendar day in a segment of that zone.
+check "2.x: procedure dates read as midnight in the patient's zone" "0|t" \
+	"$(q -c "SELECT count(*) FILTER (WHERE t.performed_at <> date_trunc('day', t.performed_at AT TIME ZONE c.time_zone) AT TIME ZONE c.time_zone),
+	                count(*) > 0
+	         FROM outreach.procedure t JOIN outreach.contact c ON c.id = t.patient_id")"
 check "patients of California get America/Los_Angeles" "59" \
 	"$(q -c "SELECT count(*) FROM outreach.contact WHERE time_zone = 'America/Los_Angeles'")"
 
