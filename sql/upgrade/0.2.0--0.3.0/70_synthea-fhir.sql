@@ -1,0 +1,282 @@
+-- 0.2.0 -> 0.3.0, fhir: Synthea import changes (70_synthea.sql).
+-- A plain date (Synthea 2.x) is a calendar date in the patient's time zone, stored as
+-- midnight there (was: midnight UTC); QALY, DALY and QOLS are Synthea's own codes, not LOINC.
+-- Re-running import_synthea on an export imported by 0.2.0 updates those rows in place.
+CREATE OR REPLACE FUNCTION outreach._synthea_ts(v text, tz text) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT CASE
+    WHEN v IS NULL OR v = '' THEN NULL
+    WHEN v ~ '[T ]\d\d:\d\d.*(Z|[+-]\d\d(:?\d\d)?)$' THEN v::timestamptz
+    ELSE v::timestamp AT TIME ZONE coalesce(tz, 'UTC')
+  END
+$$;
+
+CREATE OR REPLACE FUNCTION outreach.import_synthea(folder text, synthesize_channels boolean DEFAULT false)
+RETURNS TABLE (entity text, rows_in_csv bigint, inserted bigint, updated bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  files   text[] := ARRAY['organizations','payers','patients','encounters','conditions','observations',
+                          'procedures','immunizations','medications','allergies'];
+  f       text;
+  dir     text;
+  st      record;
+  present text[] := '{}';
+  n       bigint;
+  ins     bigint;
+  upd     bigint;
+  r       record;
+  -- The natural key of a clinical row: patient, encounter, code, time and the ordinal among equal keys.
+  key_of  constant text := $k$md5(concat_ws('|', s.patient, s.encounter, s.code, %1$s,
+                              row_number() OVER (PARTITION BY s.patient, s.encounter, s.code, %1$s ORDER BY s._line)))$k$;
+BEGIN
+  IF folder IS NULL OR btrim(folder) = '' THEN
+    RAISE EXCEPTION 'a folder is required' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Pass the absolute path, on the database server, of the csv folder of a Synthea export.';
+  END IF;
+  dir := rtrim(folder, '/');
+  IF left(folder, 1) <> '/' THEN
+    RAISE EXCEPTION 'folder "%" is not an absolute path', folder USING ERRCODE = 'invalid_parameter_value',
+      DETAIL = 'The database server reads the files itself, so a relative path would be read from its data directory.',
+      HINT = 'Pass the absolute path of the folder on the database server, e.g. ''/data/synthea/output/csv''.';
+  END IF;
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+     AND NOT pg_has_role(current_user, 'pg_read_server_files', 'MEMBER') THEN
+    RAISE EXCEPTION 'permission denied to import Synthea files' USING ERRCODE = 'insufficient_privilege',
+      DETAIL = 'The import reads files on the database server with COPY.',
+      HINT = 'Run it as a superuser or as a member of pg_read_server_files.';
+  END IF;
+  st := pg_stat_file(dir, true);
+  IF st IS NULL THEN
+    RAISE EXCEPTION 'folder "%" does not exist on the database server', folder USING ERRCODE = 'undefined_file',
+      HINT = 'The path is read by the server, not the client; give the path as the server sees it.';
+  ELSIF NOT st.isdir THEN
+    RAISE EXCEPTION '"%" is not a folder', folder USING ERRCODE = 'wrong_object_type',
+      HINT = 'Pass the csv folder of a Synthea export, not one of its files.';
+  END IF;
+
+  -- One import at a time: two concurrent imports of the same export would both see its
+  -- clinical rows as new.  The second waits, then finds them imported.
+  PERFORM pg_advisory_xact_lock(hashtext('outreach.import_synthea'));
+
+  -- 1. Stage every file (headers and field counts checked).
+  FOREACH f IN ARRAY files LOOP
+    IF outreach._synthea_stage(dir, f, f = 'patients') IS NOT NULL THEN
+      present := present || f;
+    ELSE
+      PERFORM outreach._synthea_drop('synthea_' || f);
+    END IF;
+  END LOOP;
+
+  -- 2. Check every value the load converts or resolves.
+  PERFORM outreach._synthea_check('patients', 'id', 'required');
+  PERFORM outreach._synthea_check('patients', 'id', 'unique');
+  PERFORM outreach._synthea_check('patients', 'birthdate', 'required');
+  PERFORM outreach._synthea_check('patients', 'birthdate', 'date');
+  PERFORM outreach._synthea_check('patients', 'deathdate', 'date');
+  PERFORM outreach._synthea_check('patients', 'gender', $c$coalesce(s.gender, '') IN ('M', 'F', '')$c$, 'M, F or nothing');
+  IF 'organizations' = ANY (present) THEN
+    PERFORM outreach._synthea_check('organizations', 'id', 'required');
+    PERFORM outreach._synthea_check('organizations', 'id', 'unique');
+    PERFORM outreach._synthea_check('organizations', 'name', 'required');
+  END IF;
+  IF 'payers' = ANY (present) THEN
+    PERFORM outreach._synthea_check('payers', 'id', 'required');
+    PERFORM outreach._synthea_check('payers', 'id', 'unique');
+    PERFORM outreach._synthea_check('payers', 'name', 'required');
+  END IF;
+  IF 'encounters' = ANY (present) THEN
+    PERFORM outreach._synthea_check('encounters', 'id', 'required');
+    PERFORM outreach._synthea_check('encounters', 'id', 'unique');
+    PERFORM outreach._synthea_check('encounters', 'patient', 'patient');
+    PERFORM outreach._synthea_check('encounters', 'start', 'required');
+    PERFORM outreach._synthea_check('encounters', 'start', 'timestamp');
+    PERFORM outreach._synthea_check('encounters', 'stop', 'timestamp');
+    PERFORM outreach._synthea_check('encounters', 'stop',
+      $c$coalesce(s.stop, '') = '' OR outreach._synthea_ts(s.stop) >= outreach._synthea_ts(s.start)$c$,
+      'a time not before START');
+  END IF;
+  FOREACH f IN ARRAY ARRAY['conditions','observations','procedures','immunizations','medications','allergies'] LOOP
+    CONTINUE WHEN NOT f = ANY (present);
+    PERFORM outreach._synthea_check(f, 'patient', 'patient');
+    PERFORM outreach._synthea_check(f, 'encounter', 'encounter');
+    PERFORM outreach._synthea_check(f, 'code', 'required');
+  END LOOP;
+  IF 'conditions' = ANY (present) THEN
+    PERFORM outreach._synthea_check('conditions', 'start', 'required');
+    PERFORM outreach._synthea_check('conditions', 'start', 'date');
+    PERFORM outreach._synthea_check('conditions', 'stop', 'date');
+  END IF;
+  IF 'observations' = ANY (present) THEN
+    PERFORM outreach._synthea_check('observations', 'date', 'required');
+    PERFORM outreach._synthea_check('observations', 'date', 'timestamp');
+    PERFORM outreach._synthea_check('observations', 'value',
+      $c$s.type IS DISTINCT FROM 'numeric' OR coalesce(s.value, '') = '' OR outreach._synthea_valid('number', s.value)$c$,
+      'a number when TYPE is numeric');
+  END IF;
+  IF 'procedures' = ANY (present) THEN
+    PERFORM outreach._synthea_check('procedures', 'start', 'required');
+    PERFORM outreach._synthea_check('procedures', 'start', 'timestamp');
+    PERFORM outreach._synthea_check('procedures', 'stop', 'timestamp');
+  END IF;
+  IF 'immunizations' = ANY (present) THEN
+    PERFORM outreach._synthea_check('immunizations', 'date', 'required');
+    PERFORM outreach._synthea_check('immunizations', 'date', 'timestamp');
+  END IF;
+  IF 'medications' = ANY (present) THEN
+    PERFORM outreach._synthea_check('medications', 'start', 'required');
+    PERFORM outreach._synthea_check('medications', 'start', 'timestamp');
+    PERFORM outreach._synthea_check('medications', 'stop', 'timestamp');
+  END IF;
+  IF 'allergies' = ANY (present) THEN
+    PERFORM outreach._synthea_check('allergies', 'start', 'required');
+    PERFORM outreach._synthea_check('allergies', 'start', 'timestamp');
+    PERFORM outreach._synthea_check('allergies', 'stop', 'timestamp');
+  END IF;
+
+  -- 3. Load, parents first.
+  IF 'organizations' = ANY (present) OR 'payers' = ANY (present) THEN
+    FOREACH f IN ARRAY ARRAY['organizations', 'payers'] LOOP
+      CONTINUE WHEN NOT f = ANY (present);
+      EXECUTE format($q$
+        WITH up AS (
+          INSERT INTO outreach.account AS a (external_id, name, kind)
+          SELECT s.id, s.name, %L FROM pg_temp.%I s ORDER BY s._line
+          ON CONFLICT (external_id) DO UPDATE SET name = excluded.name, kind = excluded.kind
+          WHERE (a.name, a.kind) IS DISTINCT FROM (excluded.name, excluded.kind)
+          RETURNING (xmax = 0) AS is_new)
+        SELECT (SELECT count(*) FROM pg_temp.%I), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) FROM up$q$,
+        CASE f WHEN 'organizations' THEN 'medical_center' ELSE 'insurer' END, 'synthea_' || f, 'synthea_' || f)
+      INTO n, ins, upd;
+      entity := f; rows_in_csv := n; inserted := ins; updated := upd;
+      RETURN NEXT;
+    END LOOP;
+  END IF;
+
+  WITH src AS (
+    SELECT s._line, s.id AS external_id, nullif(s.first, '') AS first_name, nullif(s.last, '') AS last_name,
+           s.birthdate::date AS birthdate,
+           CASE s.gender WHEN 'M' THEN 'male' WHEN 'F' THEN 'female' ELSE 'unknown' END AS gender,
+           nullif(s.address, '') AS address_line, nullif(s.city, '') AS city, nullif(s.state, '') AS state,
+           nullif(s.zip, '') AS postal_code, 'US' AS country,
+           outreach._synthea_state_time_zone(s.state) AS time_zone,
+           outreach._synthea_ts(nullif(s.deathdate, ''), coalesce(ex.time_zone, outreach._synthea_state_time_zone(s.state))) AS deceased_at,
+           -- Synthesised channels (demos only): reserved example.org mailboxes and fictional
+           -- 555-01xx numbers, derived from the Synthea id so re-runs give the same values.
+           CASE WHEN synthesize_channels THEN
+             lower(regexp_replace(coalesce(s.first, '') || '.' || coalesce(s.last, ''), '[^A-Za-z.]', '', 'g'))
+             || '.' || left(s.id, 8) || '@example.org' END AS email,
+           CASE WHEN synthesize_channels THEN
+             format('+1%s55501%s', 201 + abs(hashtext(s.id)) % 780, lpad((abs(hashtext(s.id || '#')) % 100)::text, 2, '0')) END AS phone,
+           CASE WHEN synthesize_channels THEN 'email'
+                WHEN coalesce(s.address, '') <> '' THEN 'letter' END AS preferred_channel
+    FROM pg_temp.synthea_patients s LEFT JOIN outreach.contact ex ON ex.external_id = s.id
+  ), up AS (
+    INSERT INTO outreach.contact AS c (external_id, first_name, last_name, birthdate, gender, address_line, city, state,
+                                       postal_code, country, time_zone, deceased_at, email, phone, preferred_channel, contact_type)
+    SELECT external_id, first_name, last_name, birthdate, gender, address_line, city, state,
+           postal_code, country, time_zone, deceased_at, email, phone, preferred_channel, 'patient'
+    FROM src ORDER BY _line
+    ON CONFLICT (external_id) DO UPDATE SET
+      first_name = excluded.first_name, last_name = excluded.last_name, birthdate = excluded.birthdate,
+      gender = excluded.gender, address_line = excluded.address_line, city = excluded.city, state = excluded.state,
+      postal_code = excluded.postal_code, country = excluded.country,
+      time_zone = coalesce(c.time_zone, excluded.time_zone), deceased_at = excluded.deceased_at,
+      email = coalesce(c.email, excluded.email), phone = coalesce(c.phone, excluded.phone),
+      preferred_channel = coalesce(c.preferred_channel, excluded.preferred_channel)
+    WHERE (c.first_name, c.last_name, c.birthdate, c.gender, c.address_line, c.city, c.state, c.postal_code, c.country,
+           c.deceased_at) IS DISTINCT FROM
+          (excluded.first_name, excluded.last_name, excluded.birthdate, excluded.gender, excluded.address_line,
+           excluded.city, excluded.state, excluded.postal_code, excluded.country, excluded.deceased_at)
+       OR (c.time_zone IS NULL AND excluded.time_zone IS NOT NULL)
+       OR (c.email IS NULL AND excluded.email IS NOT NULL)
+       OR (c.phone IS NULL AND excluded.phone IS NOT NULL)
+       OR (c.preferred_channel IS NULL AND excluded.preferred_channel IS NOT NULL)
+    RETURNING (xmax = 0) AS is_new
+  )
+  SELECT (SELECT count(*) FROM pg_temp.synthea_patients), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new)
+  FROM up INTO n, ins, upd;
+  entity := 'patients'; rows_in_csv := n; inserted := ins; updated := upd;
+  RETURN NEXT;
+
+  IF 'encounters' = ANY (present) THEN
+    WITH up AS (
+      INSERT INTO outreach.encounter AS e (external_id, patient_id, class, code, code_system, description, start_at, end_at)
+      SELECT s.id, c.id,
+             CASE WHEN s.encounterclass IN ('ambulatory','wellness','outpatient','inpatient','emergency','urgentcare',
+                                            'virtual','home','snf','hospice') THEN s.encounterclass ELSE 'other' END,
+             nullif(s.code, ''), 'SNOMED', nullif(s.description, ''),
+             outreach._synthea_ts(s.start, c.time_zone), outreach._synthea_ts(s.stop, c.time_zone)
+      FROM pg_temp.synthea_encounters s JOIN outreach.contact c ON c.external_id = s.patient
+      ORDER BY s._line
+      ON CONFLICT (external_id) WHERE external_id IS NOT NULL DO UPDATE SET
+        patient_id = excluded.patient_id, class = excluded.class, code = excluded.code, code_system = excluded.code_system,
+        description = excluded.description, start_at = excluded.start_at, end_at = excluded.end_at
+      WHERE (e.patient_id, e.class, e.code, e.code_system, e.description, e.start_at, e.end_at) IS DISTINCT FROM
+            (excluded.patient_id, excluded.class, excluded.code, excluded.code_system, excluded.description,
+             excluded.start_at, excluded.end_at)
+      RETURNING (xmax = 0) AS is_new
+    )
+    SELECT (SELECT count(*) FROM pg_temp.synthea_encounters), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new)
+    FROM up INTO n, ins, upd;
+    entity := 'encounters'; rows_in_csv := n; inserted := ins; updated := upd;
+    RETURN NEXT;
+  END IF;
+
+  FOR r IN
+    SELECT * FROM (VALUES
+      ('conditions', 'condition', 's.start',
+       $s$nullif(s.code, '') AS code, 'SNOMED' AS code_system, nullif(s.description, '') AS description,
+          CASE WHEN coalesce(s.stop, '') = '' THEN 'active' ELSE 'resolved' END AS clinical_status,
+          s.start::date AS onset_date, nullif(s.stop, '')::date AS abatement_date$s$,
+       ARRAY['code','code_system','description','clinical_status','onset_date','abatement_date']),
+      ('observations', 'observation', 's.date',
+       $s$nullif(s.code, '') AS code,
+          -- QALY, DALY and QOLS are Synthea's own summary codes, not LOINC
+          CASE WHEN s.code IN ('QALY', 'DALY', 'QOLS', 'QOL') THEN 'Synthea' ELSE 'LOINC' END AS code_system,
+          nullif(s.description, '') AS description,
+          CASE WHEN s.type = 'numeric' THEN nullif(s.value, '')::numeric END AS value_numeric,
+          CASE WHEN s.type IS DISTINCT FROM 'numeric' THEN nullif(s.value, '') END AS value_text,
+          nullif(s.units, '') AS unit, outreach._synthea_ts(s.date, c.time_zone) AS effective_at$s$,
+       ARRAY['code','code_system','description','value_numeric','value_text','unit','effective_at']),
+      ('procedures', 'procedure', 's.start',
+       $s$nullif(s.code, '') AS code, 'SNOMED' AS code_system, nullif(s.description, '') AS description,
+          outreach._synthea_ts(s.start, c.time_zone) AS performed_at$s$,
+       ARRAY['code','code_system','description','performed_at']),
+      ('immunizations', 'immunization', 's.date',
+       $s$nullif(s.code, '') AS code, 'CVX' AS code_system, nullif(s.description, '') AS description,
+          outreach._synthea_ts(s.date, c.time_zone) AS administered_at$s$,
+       ARRAY['code','code_system','description','administered_at']),
+      ('medications', 'medication', 's.start',
+       $s$nullif(s.code, '') AS code, 'RxNorm' AS code_system, nullif(s.description, '') AS description,
+          outreach._synthea_ts(s.start, c.time_zone) AS start_at, outreach._synthea_ts(s.stop, c.time_zone) AS stop_at$s$,
+       ARRAY['code','code_system','description','start_at','stop_at']),
+      ('allergies', 'allergy', 's.start',
+       $s$nullif(s.code, '') AS code,
+          CASE WHEN coalesce(s.system, '') IN ('', 'SNOMED-CT', 'SNOMED CT', 'SNOMED') THEN 'SNOMED'
+               WHEN lower(s.system) = 'rxnorm' THEN 'RxNorm' ELSE s.system END AS code_system,
+          nullif(s.description, '') AS description,
+          outreach._synthea_ts(s.start, c.time_zone) AS start_at, outreach._synthea_ts(s.stop, c.time_zone) AS stop_at$s$,
+       ARRAY['code','code_system','description','start_at','stop_at'])
+    ) v(file, tbl, time_col, cols_sql, cols)
+  LOOP
+    CONTINUE WHEN NOT r.file = ANY (present);
+    SELECT u.inserted, u.updated INTO ins, upd
+    FROM outreach._synthea_upsert(r.tbl, format(
+      'SELECT s._line, %s AS source_key, c.id AS patient_id, e.id AS encounter_id, %s
+       FROM pg_temp.%I s JOIN outreach.contact c ON c.external_id = s.patient
+       LEFT JOIN outreach.encounter e ON e.external_id = nullif(s.encounter, '''')',
+      format(key_of, r.time_col), r.cols_sql, 'synthea_' || r.file),
+      ARRAY['patient_id', 'encounter_id'] || r.cols) u;
+    EXECUTE format('SELECT count(*) FROM pg_temp.%I', 'synthea_' || r.file) INTO n;
+    entity := r.file; rows_in_csv := n; inserted := ins; updated := upd;
+    RETURN NEXT;
+  END LOOP;
+
+  FOREACH f IN ARRAY files LOOP
+    PERFORM outreach._synthea_drop('synthea_' || f);
+  END LOOP;
+END $$;
+
+-- Rows 0.2.0 imported with the wrong code system.
+UPDATE outreach.observation SET code_system = 'Synthea'
+WHERE code IN ('QALY', 'DALY', 'QOLS', 'QOL') AND code_system = 'LOINC';
