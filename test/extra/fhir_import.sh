@@ -101,6 +101,22 @@ check "bundles: the care team links patients to the practitioners of their encou
 	                                              AND EXISTS (SELECT 1 FROM outreach.encounter e WHERE e.patient_id = contact.id))
 	         FROM outreach.care_team_member WHERE role = 'encounter_participant'")"
 
+# Measure mode against the outreach segments on the same data (2018, the last complete year):
+# the measure's gap, less the deceased and inactive, is exactly the template's segment.
+for t in breast_cancer_screening_gap colorectal_cancer_screening_gap cervical_cancer_screening_gap \
+	diabetes_hba1c_poor_control childhood_immunization_gap influenza_vaccination_gap; do
+	period="[2018-01-01,2019-01-01)"; params='{"measurement_year": 2018}'
+	[ "$t" = influenza_vaccination_gap ] && { period="[2018-08-01,2019-04-01)"; params='{"season": 2018}'; }
+	check "measure $t: the gap of the measure (alive, active) is the template's segment" "t" \
+		"$(q -c "SELECT ARRAY(SELECT m.contact_id FROM outreach.measure_members('$t', '$period', '{}', 'America/New_York') m
+		                      JOIN outreach.contact c ON c.id = m.contact_id
+		                      WHERE m.gap AND c.deceased_at IS NULL AND c.status = 'active' ORDER BY 1)
+		         = ARRAY(SELECT x FROM outreach.evaluate(outreach.template_query('$t', '$params'), 'America/New_York') x ORDER BY 1)")"
+done
+check "measure reports find people on this data (denominators of the year are not all empty)" "t" \
+	"$(q -c "SELECT sum(denominator) > 0 FROM (SELECT (outreach.measure_report(t, '[2018-01-01,2019-01-01)', '{}', 'America/New_York')).denominator
+	         FROM unnest(ARRAY['colorectal_cancer_screening_gap', 'cervical_cancer_screening_gap', 'uncontrolled_blood_pressure']) t) x")"
+
 # ---- NDJSON (on top of the bundles: other patients) -------------------------------------------
 q -c "DROP TABLE IF EXISTS public.fhir_run; CREATE TABLE public.fhir_run AS SELECT * FROM outreach.import_fhir('$TMP/ndjson')" >/dev/null \
 	&& ok "ndjson: import_fhir loads the Bulk Data folder" || notok "ndjson: import_fhir failed"

@@ -1,5 +1,6 @@
--- 0.2.0 -> 0.3.0, fhir: template changes (80_templates.sql): value-set parameters are
--- looked up in outreach.value_set_expansion (sets made of inclusions count).
+-- 0.2.0 -> 0.3.0, fhir: template changes (80_templates.sql).  Value-set parameters are
+-- looked up in outreach.value_set_expansion (sets made of inclusions count); placeholders are
+-- filled by _template_fill, which the measure reports (82_measures.sql) use too.
 CREATE OR REPLACE FUNCTION outreach._template_param_value(template text, p jsonb, given jsonb) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -61,3 +62,92 @@ BEGIN
   RAISE EXCEPTION 'parameter "%" of template "%" has unknown type "%"', pname, template, ptype
     USING ERRCODE = 'invalid_parameter_value', HINT = 'Parameter types are year, integer, number and value_set.';
 END $$;
+
+CREATE OR REPLACE FUNCTION outreach._template_fill(template text, params jsonb, text_in text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t       outreach.segment_template;
+  vals    jsonb := '{}';
+  types   jsonb := '{}';
+  p       jsonb;
+  k       text;
+  body    text;
+  m       text[];
+  expr    text;
+  term    text[];
+  total   bigint;
+  sign    int;
+  out     text := '';
+  pos     int;
+BEGIN
+  SELECT * INTO t FROM outreach.segment_template st WHERE st.name = template;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'segment template "%" does not exist', template USING ERRCODE = 'undefined_object',
+      HINT = coalesce('Did you mean "' || (SELECT st.name FROM outreach.segment_template st
+                        ORDER BY outreach._edit_distance(st.name, coalesce(template, ''), 100), st.name LIMIT 1) || '"? ', '')
+             || 'SELECT name, title FROM outreach.segment_template lists them.';
+  END IF;
+  params := coalesce(params, '{}');
+  IF jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'template parameters must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
+      HINT = 'Write them as ''{"measurement_year": 2024, "age_min": 50}''.';
+  END IF;
+  FOR k IN SELECT jsonb_object_keys(params) LOOP
+    IF NOT EXISTS (SELECT 1 FROM jsonb_array_elements(t.parameters) e WHERE e ->> 'name' = k) THEN
+      RAISE EXCEPTION 'template "%" has no parameter "%"', template, k USING ERRCODE = 'invalid_parameter_value',
+        DETAIL = format('Its parameters are: %s.',
+                        coalesce((SELECT string_agg(e ->> 'name', ', ') FROM jsonb_array_elements(t.parameters) e), 'none'));
+    END IF;
+  END LOOP;
+  FOR p IN SELECT e FROM jsonb_array_elements(t.parameters) e LOOP
+    vals := vals || jsonb_build_object(p ->> 'name', outreach._template_param_value(template, p, params -> (p ->> 'name')));
+    types := types || jsonb_build_object(p ->> 'name', p ->> 'type');
+  END LOOP;
+
+  -- Fill the placeholders in, left to right.
+  body := coalesce(text_in, t.body);
+  LOOP
+    pos := strpos(body, '{{');
+    EXIT WHEN pos = 0;
+    out := out || left(body, pos - 1);
+    body := substr(body, pos + 2);
+    pos := strpos(body, '}}');
+    IF pos = 0 THEN
+      RAISE EXCEPTION 'template "%" has an unclosed placeholder', template USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    expr := btrim(left(body, pos - 1));
+    body := substr(body, pos + 2);
+    IF expr ~ '^[a-z_][a-z0-9_]*$' AND vals ? expr THEN
+      out := out || (vals ->> expr);
+      CONTINUE;
+    END IF;
+    -- A sum of integer parameters and integer literals.
+    IF expr !~ '^[a-z0-9_]+(\s*[-+]\s*[a-z0-9_]+)*$' THEN
+      RAISE EXCEPTION 'template "%" has a bad placeholder "{{%}}"', template, expr USING ERRCODE = 'invalid_parameter_value',
+        HINT = 'A placeholder is a parameter name or a sum such as {{measurement_year - 2}}.';
+    END IF;
+    total := 0; sign := 1;
+    FOR term IN SELECT regexp_matches(expr, '([-+]?)\s*([a-z0-9_]+)', 'g') LOOP
+      sign := CASE WHEN term[1] = '-' THEN -1 ELSE 1 END;
+      IF term[2] ~ '^\d+$' THEN
+        total := total + sign * term[2]::bigint;
+      ELSIF vals ? term[2] AND types ->> term[2] IN ('year', 'integer') THEN
+        total := total + sign * (vals ->> term[2])::bigint;
+      ELSE
+        RAISE EXCEPTION 'template "%" uses unknown or non-integer parameter "%" in "{{%}}"', template, term[2], expr
+          USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+    END LOOP;
+    out := out || total::text;
+  END LOOP;
+  out := out || body;
+  RETURN out;
+END $$;
+
+CREATE OR REPLACE FUNCTION outreach.template_query(template text, params jsonb DEFAULT '{}') RETURNS outreach.segment_query
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT outreach._template_fill(template, params, NULL)::outreach.segment_query
+$$;
+
+REVOKE ALL ON FUNCTION outreach._template_fill(text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION outreach._template_fill(text, jsonb, text) TO outreach_admin, outreach_marketer, outreach_analyst;
