@@ -125,6 +125,47 @@ BEGIN
   END IF;
 END $$;
 
+-- The column's name as the file's header spells it (Id, START, ...), for messages: staging
+-- columns are lower case, and 2.x procedures.csv's DATE is staged as start.  Recorded by
+-- _synthea_stage in pg_temp.synthea_columns, with the file's path.
+CREATE FUNCTION outreach._synthea_column(file text, col text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n text;
+BEGIN
+  IF to_regclass('pg_temp.synthea_columns') IS NOT NULL THEN
+    EXECUTE 'SELECT header_name FROM pg_temp.synthea_columns WHERE file = $1 AND col = $2' INTO n USING file, col;
+  END IF;
+  RETURN coalesce(n, upper(col));
+END $$;
+
+-- The line of the file on which CSV record rec starts (the header is record 1).  Equal to rec
+-- unless a quoted field before it spans lines; then the file is read again to count them
+-- (only on the error path).
+CREATE FUNCTION outreach._synthea_physical_line(file text, rec bigint) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  path text;
+  doc  text;
+  n    bigint;
+BEGIN
+  IF to_regclass('pg_temp.synthea_columns') IS NULL THEN
+    RETURN rec;
+  END IF;
+  EXECUTE 'SELECT path FROM pg_temp.synthea_columns WHERE file = $1 LIMIT 1' INTO path USING file;
+  IF path IS NULL THEN
+    RETURN rec;
+  END IF;
+  doc := pg_read_file(path);
+  IF strpos(doc, '"') = 0 THEN
+    RETURN rec;
+  END IF;
+  SELECT 1 + coalesce(sum(length(x.m[1]) - length(replace(x.m[1], E'\n', '')) + 1), 0) INTO n
+  FROM regexp_matches(doc, E'((?:"[^"]*"|[^"\n])*)\n', 'g') WITH ORDINALITY x(m, k)
+  WHERE x.k < rec;
+  RETURN n;
+END $$;
+
 -- Read one file of the export into pg_temp.synthea_<file>: header checked against the known
 -- layouts, rows copied as text with their CSV line number in _line.  Returns the layout, or
 -- NULL when the file is absent (and not required).
@@ -182,6 +223,14 @@ BEGIN
   END IF;
 
   cols := string_to_array(lower(head), ',');
+  IF to_regclass('pg_temp.synthea_columns') IS NULL THEN
+    CREATE TEMP TABLE synthea_columns (file text, col text, header_name text, path text);
+  END IF;
+  DELETE FROM pg_temp.synthea_columns c WHERE c.file = _synthea_stage.file;
+  INSERT INTO pg_temp.synthea_columns
+  SELECT _synthea_stage.file, lower(h.name), h.name, path FROM unnest(string_to_array(head, ',')) h(name)
+  UNION ALL
+  SELECT _synthea_stage.file, 'start', 'DATE', path WHERE _synthea_stage.file = 'procedures' AND matched = '2.x';
   EXECUTE format('CREATE TEMP TABLE %I (_line bigint GENERATED ALWAYS AS IDENTITY (START 2) PRIMARY KEY, %s)',
                  stg, (SELECT string_agg(format('%I text', c), ', ') FROM unnest(cols) c));
   BEGIN
@@ -190,7 +239,12 @@ BEGIN
   EXCEPTION WHEN data_exception OR insufficient_privilege OR undefined_file OR io_error THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, ctx = PG_EXCEPTION_CONTEXT, code = RETURNED_SQLSTATE;
     -- COPY's context reads "COPY synthea_x, line N[, column c]: ..."; keep the line and column.
-    detail := substring(ctx FROM 'line \d+(?:, column \w+)?');
+    detail := substring(ctx FROM 'line \d+');
+    IF ctx ~ 'line \d+, column \w+' THEN
+      detail := detail || ' column ' || outreach._synthea_column(file, substring(ctx FROM 'line \d+, column (\w+)'));
+    END IF;
+    -- name the column as the header spells it
+    msg := regexp_replace(msg, 'column "(\w+)"', 'column ' || outreach._synthea_column(file, substring(msg FROM 'column "(\w+)"')));
     RAISE EXCEPTION 'bad row in "%.csv"%: %', file, coalesce(' at ' || detail, ''), msg USING ERRCODE = code,
       HINT = 'Every row of a Synthea CSV file has as many fields as its header; the file may be truncated or edited.';
   END;
@@ -261,8 +315,10 @@ BEGIN
       EXECUTE format('SELECT _line, v FROM (SELECT s._line, %1$s AS v, row_number() OVER (PARTITION BY %1$s ORDER BY s._line) AS n
                       FROM %2$s s) d WHERE n > 1 ORDER BY _line LIMIT 1', c, stg) INTO bad;
       IF bad._line IS NOT NULL THEN
-        RAISE EXCEPTION 'bad value in "%.csv" line % column %: "%" appears twice', file, bad._line, upper(col), bad.v
-          USING ERRCODE = 'unique_violation', DETAIL = format('Each %s has its own Id in column %s.', rtrim(file, 's'), upper(col));
+        RAISE EXCEPTION 'bad value in "%.csv" line % column %: "%" appears twice', file,
+          outreach._synthea_physical_line(file, bad._line), outreach._synthea_column(file, col), bad.v
+          USING ERRCODE = 'unique_violation',
+          DETAIL = format('Each %s has its own Id in column %s.', rtrim(file, 's'), outreach._synthea_column(file, col));
       END IF;
       RETURN;
     ELSE
@@ -271,10 +327,11 @@ BEGIN
   EXECUTE format('SELECT s._line, %s::text AS v FROM %s s WHERE NOT coalesce(%s, false) ORDER BY s._line LIMIT 1', c, stg, cond)
     INTO bad;
   IF bad._line IS NOT NULL THEN
-    RAISE EXCEPTION 'bad value in "%.csv" line % column %: %', file, bad._line, upper(col),
+    RAISE EXCEPTION 'bad value in "%.csv" line % column %: %', file, outreach._synthea_physical_line(file, bad._line),
+      outreach._synthea_column(file, col),
       CASE WHEN bad.v IS NULL OR bad.v = '' THEN 'empty' ELSE format('"%s"', bad.v) END
       USING ERRCODE = CASE WHEN rule IN ('patient', 'encounter') THEN 'foreign_key_violation' ELSE 'invalid_text_representation' END,
-      DETAIL = format('Column %s must hold %s.', upper(col), what),
+      DETAIL = format('Column %s must hold %s.', outreach._synthea_column(file, col), what),
       HINT = 'Nothing was imported; fix the file (or re-export it) and run the import again.';
   END IF;
 END $$;

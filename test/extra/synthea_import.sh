@@ -277,7 +277,7 @@ expect_error "text in a numeric observation" "$d" 22P02 "\"observations.csv\" li
 d=$(broken badgender); edit "$d/patients.csv" 'NR == 6 { $15 = "X" } { print }'
 expect_error "unknown gender" "$d" 22P02 '"patients.csv" line 6 column GENDER: "X"'
 d=$(broken dup); edit "$d/patients.csv" '{ print } NR == 3 { print }'
-expect_error "duplicate patient id" "$d" 23505 '"patients.csv" line 4 column ID'
+expect_error "duplicate patient id" "$d" 23505 '"patients.csv" line 4 column Id:'
 d=$(broken orphan); edit "$d/conditions.csv" 'NR == 3 { $3 = "no-such-patient" } { print }'
 expect_error "condition of an unknown patient" "$d" 23503 '"conditions.csv" line 3 column PATIENT: "no-such-patient"'
 d=$(broken orphanenc); edit "$d/immunizations.csv" 'NR == 2 { $3 = "no-such-encounter" } { print }'
@@ -289,6 +289,17 @@ expect_error "encounter ending before it starts" "$d" 22P02 '"encounters.csv" li
 if [ "$(id -un)" != postgres ]; then
 	d=$(broken unreadable); chmod 600 "$d/conditions.csv"
 	expect_error "file the server cannot read" "$d" 42501 'cannot read'
+fi
+# Messages name the column as the file's header spells it, and the line the bad row is on.
+d=$(broken missingcol); edit "$d/conditions.csv" 'NR == 4 { NF = 5 } { print }'
+expect_error "a row without its last field names the header's column" "$d" 22P04 'missing data for column DESCRIPTION'
+d=$(broken multiline); awk -F, -v OFS=, 'NR == 3 { $6 = "\"two\nlines\"" } NR == 5 { $1 = "2020-02-30" } { print }' "$src/conditions.csv" >"$d/conditions.csv"; chmod a+r "$d/conditions.csv"
+expect_error "a bad row after a field spanning two lines: its own line" "$d" 22P02 '"conditions.csv" line 6 column START: "2020-02-30"'
+d=$(broken proc2x); mkdir -p "$d"; make_2x "$src" "$TMP/proc2x-src" 2>/dev/null
+cp "$TMP/proc2x-src"/{patients,encounters,procedures}.csv "$d/" 2>/dev/null
+if [ -s "$d/procedures.csv" ] && [ "$(wc -l <"$d/procedures.csv")" -gt 2 ]; then
+	edit "$d/procedures.csv" 'NR == 3 { $1 = "2020-13-01" } { print }'
+	expect_error "2.x procedures.csv: the date column is named DATE, as in its header" "$d" 22P02 '"procedures.csv" line 3 column DATE: "2020-13-01"'
 fi
 # An error late in the load order (the last file) still leaves nothing loaded.
 d=$(broken late); cp "$src/medications.csv" "$d/"; edit "$d/medications.csv" 'NR == 20 { $1 = "2020-13-01T00:00:00Z" } { print }'

@@ -1,7 +1,9 @@
 -- 0.2.0 -> 0.3.0, fhir: Synthea import changes (70_synthea.sql).
 -- A plain date (Synthea 2.x) is a calendar date in the patient's time zone, stored as
--- midnight there (was: midnight UTC); QALY, DALY and QOLS are Synthea's own codes, not LOINC.
--- Re-running import_synthea on an export imported by 0.2.0 updates those rows in place.
+-- midnight there (was: midnight UTC); QALY, DALY and QOLS are Synthea's own codes, not LOINC;
+-- error messages name the column as the file's header spells it and the line the bad row
+-- starts on.  Re-running import_synthea on an export imported by 0.2.0 updates the affected
+-- rows in place (the provenance key holds the text of the date, not its conversion).
 CREATE OR REPLACE FUNCTION outreach._synthea_ts(v text, tz text) RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT CASE
@@ -10,6 +12,201 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     ELSE v::timestamp AT TIME ZONE coalesce(tz, 'UTC')
   END
 $$;
+
+CREATE OR REPLACE FUNCTION outreach._synthea_column(file text, col text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n text;
+BEGIN
+  IF to_regclass('pg_temp.synthea_columns') IS NOT NULL THEN
+    EXECUTE 'SELECT header_name FROM pg_temp.synthea_columns WHERE file = $1 AND col = $2' INTO n USING file, col;
+  END IF;
+  RETURN coalesce(n, upper(col));
+END $$;
+
+CREATE OR REPLACE FUNCTION outreach._synthea_physical_line(file text, rec bigint) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  path text;
+  doc  text;
+  n    bigint;
+BEGIN
+  IF to_regclass('pg_temp.synthea_columns') IS NULL THEN
+    RETURN rec;
+  END IF;
+  EXECUTE 'SELECT path FROM pg_temp.synthea_columns WHERE file = $1 LIMIT 1' INTO path USING file;
+  IF path IS NULL THEN
+    RETURN rec;
+  END IF;
+  doc := pg_read_file(path);
+  IF strpos(doc, '"') = 0 THEN
+    RETURN rec;
+  END IF;
+  SELECT 1 + coalesce(sum(length(x.m[1]) - length(replace(x.m[1], E'\n', '')) + 1), 0) INTO n
+  FROM regexp_matches(doc, E'((?:"[^"]*"|[^"\n])*)\n', 'g') WITH ORDINALITY x(m, k)
+  WHERE x.k < rec;
+  RETURN n;
+END $$;
+
+CREATE OR REPLACE FUNCTION outreach._synthea_stage(folder text, file text, required boolean) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  path     text := folder || '/' || file || '.csv';
+  stg      text := 'synthea_' || file;
+  st       record;
+  head     text;
+  found    text;
+  matched  text;
+  expected text;
+  cols     text[];
+  msg      text;
+  detail   text;
+  ctx      text;
+  code     text;
+BEGIN
+  PERFORM outreach._synthea_drop(stg);
+  st := pg_stat_file(path, true);
+  IF st IS NULL THEN
+    IF required THEN
+      RAISE EXCEPTION 'file "%.csv" is missing from the Synthea folder "%"', file, folder
+        USING ERRCODE = 'undefined_file',
+        DETAIL = format('A Synthea CSV export always has %s.csv; the other files are optional.', file),
+        HINT = 'Point to the csv folder of the export (Synthea writes it to output/csv).';
+    END IF;
+    RETURN NULL;
+  END IF;
+  IF st.isdir THEN
+    RAISE EXCEPTION '"%" is a folder, not a CSV file', path USING ERRCODE = 'wrong_object_type';
+  END IF;
+
+  BEGIN
+    head := pg_read_file(path, 0, 16384);
+  EXCEPTION WHEN insufficient_privilege OR undefined_file OR io_error THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    RAISE EXCEPTION 'the database server cannot read "%"', path USING ERRCODE = 'insufficient_privilege',
+      DETAIL = msg || '.',
+      HINT = 'The server reads the files itself, as the operating system user it runs as (usually postgres): make the folder and its files readable by that user, e.g. chmod -R a+rX on the folder.';
+  END;
+  head := split_part(head, E'\n', 1);
+  head := regexp_replace(head, E'^\uFEFF', '');
+  head := rtrim(head, E'\r');
+
+  SELECT l.layout INTO matched FROM outreach._synthea_layouts() l WHERE l.file = _synthea_stage.file AND l.header = head;
+  IF matched IS NULL THEN
+    SELECT string_agg(format('%s (%s)', l.header, l.layout), '; ') INTO expected
+    FROM outreach._synthea_layouts() l WHERE l.file = _synthea_stage.file;
+    found := CASE WHEN head = '' THEN 'an empty first line' ELSE head END;
+    RAISE EXCEPTION 'file "%.csv" has an unexpected header', file USING ERRCODE = 'bad_copy_file_format',
+      DETAIL = format('Found: %s. Expected one of: %s.', found, expected),
+      HINT = 'The importer reads Synthea 2.x and 3.x CSV exports; check that this is an unmodified Synthea file.';
+  END IF;
+
+  cols := string_to_array(lower(head), ',');
+  IF to_regclass('pg_temp.synthea_columns') IS NULL THEN
+    CREATE TEMP TABLE synthea_columns (file text, col text, header_name text, path text);
+  END IF;
+  DELETE FROM pg_temp.synthea_columns c WHERE c.file = _synthea_stage.file;
+  INSERT INTO pg_temp.synthea_columns
+  SELECT _synthea_stage.file, lower(h.name), h.name, path FROM unnest(string_to_array(head, ',')) h(name)
+  UNION ALL
+  SELECT _synthea_stage.file, 'start', 'DATE', path WHERE _synthea_stage.file = 'procedures' AND matched = '2.x';
+  EXECUTE format('CREATE TEMP TABLE %I (_line bigint GENERATED ALWAYS AS IDENTITY (START 2) PRIMARY KEY, %s)',
+                 stg, (SELECT string_agg(format('%I text', c), ', ') FROM unnest(cols) c));
+  BEGIN
+    EXECUTE format('COPY pg_temp.%I (%s) FROM %L WITH (FORMAT csv, HEADER true, ENCODING ''UTF8'')',
+                   stg, (SELECT string_agg(format('%I', c), ', ') FROM unnest(cols) c), path);
+  EXCEPTION WHEN data_exception OR insufficient_privilege OR undefined_file OR io_error THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, ctx = PG_EXCEPTION_CONTEXT, code = RETURNED_SQLSTATE;
+    -- COPY's context reads "COPY synthea_x, line N[, column c]: ..."; keep the line and column.
+    detail := substring(ctx FROM 'line \d+');
+    IF ctx ~ 'line \d+, column \w+' THEN
+      detail := detail || ' column ' || outreach._synthea_column(file, substring(ctx FROM 'line \d+, column (\w+)'));
+    END IF;
+    -- name the column as the header spells it
+    msg := regexp_replace(msg, 'column "(\w+)"', 'column ' || outreach._synthea_column(file, substring(msg FROM 'column "(\w+)"')));
+    RAISE EXCEPTION 'bad row in "%.csv"%: %', file, coalesce(' at ' || detail, ''), msg USING ERRCODE = code,
+      HINT = 'Every row of a Synthea CSV file has as many fields as its header; the file may be truncated or edited.';
+  END;
+
+  -- Columns only one layout has, so the load reads both layouts alike.
+  IF file = 'procedures' AND matched = '2.x' THEN
+    EXECUTE 'ALTER TABLE pg_temp.synthea_procedures RENAME COLUMN date TO start';
+    EXECUTE 'ALTER TABLE pg_temp.synthea_procedures ADD COLUMN stop text';
+  ELSIF file = 'observations' AND matched = '2.x' THEN
+    EXECUTE 'ALTER TABLE pg_temp.synthea_observations ADD COLUMN category text';
+  ELSIF file = 'encounters' AND matched = '2.x' THEN
+    EXECUTE 'ALTER TABLE pg_temp.synthea_encounters ADD COLUMN organization text';
+  ELSIF file = 'allergies' AND matched = '2.x' THEN
+    EXECUTE 'ALTER TABLE pg_temp.synthea_allergies ADD COLUMN system text';
+  END IF;
+  -- Other files' rows are checked against patients and encounters by Id: index them.
+  IF file IN ('patients', 'encounters') THEN
+    EXECUTE format('CREATE INDEX ON pg_temp.%I (id)', stg);
+  END IF;
+  EXECUTE format('ANALYZE pg_temp.%I', stg);
+  RETURN matched;
+END $$;
+
+CREATE OR REPLACE FUNCTION outreach._synthea_check(file text, col text, rule text, rule_text text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  stg  text := format('pg_temp.%I', 'synthea_' || file);
+  c    text := format('s.%I', col);
+  cond text;
+  what text;
+  bad  record;
+BEGIN
+  CASE rule
+    WHEN 'required' THEN cond := format('coalesce(%s, '''') <> ''''', c); what := 'a value (it must not be empty)';
+    WHEN 'date' THEN cond := format('coalesce(%1$s, '''') = '''' OR outreach._synthea_valid(''date'', %1$s)', c);
+      what := 'a date written YYYY-MM-DD';
+    WHEN 'timestamp' THEN
+      -- Fast path for Synthea's own format with a day that exists in every month; the
+      -- function (field ranges, month lengths) only sees the rest.
+      cond := format('coalesce(%1$s, '''') = ''''
+                      OR %1$s ~ ''^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])(T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ)?$''
+                      OR outreach._synthea_valid(''timestamp'', %1$s)', c);
+      what := 'a timestamp written YYYY-MM-DDThh:mm:ssZ (or a date YYYY-MM-DD)';
+    WHEN 'number' THEN cond := format('coalesce(%1$s, '''') = '''' OR outreach._synthea_valid(''number'', %1$s)', c);
+      what := 'a number';
+    WHEN 'patient' THEN
+      cond := format('EXISTS (SELECT 1 FROM pg_temp.synthea_patients p WHERE p.id = %1$s)
+                      OR EXISTS (SELECT 1 FROM outreach.contact k WHERE k.external_id = %1$s)', c);
+      what := 'the Id of a patient in patients.csv';
+    WHEN 'encounter' THEN
+      IF to_regclass('pg_temp.synthea_encounters') IS NOT NULL THEN
+        cond := format('coalesce(%1$s, '''') = ''''
+                        OR EXISTS (SELECT 1 FROM pg_temp.synthea_encounters e WHERE e.id = %1$s)
+                        OR EXISTS (SELECT 1 FROM outreach.encounter k WHERE k.external_id = %1$s)', c);
+        what := 'the Id of an encounter in encounters.csv';
+      ELSE
+        RETURN;  -- without encounters.csv, rows link to already imported encounters or to none
+      END IF;
+    WHEN 'unique' THEN
+      EXECUTE format('SELECT _line, v FROM (SELECT s._line, %1$s AS v, row_number() OVER (PARTITION BY %1$s ORDER BY s._line) AS n
+                      FROM %2$s s) d WHERE n > 1 ORDER BY _line LIMIT 1', c, stg) INTO bad;
+      IF bad._line IS NOT NULL THEN
+        RAISE EXCEPTION 'bad value in "%.csv" line % column %: "%" appears twice', file,
+          outreach._synthea_physical_line(file, bad._line), outreach._synthea_column(file, col), bad.v
+          USING ERRCODE = 'unique_violation',
+          DETAIL = format('Each %s has its own Id in column %s.', rtrim(file, 's'), outreach._synthea_column(file, col));
+      END IF;
+      RETURN;
+    ELSE
+      cond := rule; what := rule_text;
+  END CASE;
+  EXECUTE format('SELECT s._line, %s::text AS v FROM %s s WHERE NOT coalesce(%s, false) ORDER BY s._line LIMIT 1', c, stg, cond)
+    INTO bad;
+  IF bad._line IS NOT NULL THEN
+    RAISE EXCEPTION 'bad value in "%.csv" line % column %: %', file, outreach._synthea_physical_line(file, bad._line),
+      outreach._synthea_column(file, col),
+      CASE WHEN bad.v IS NULL OR bad.v = '' THEN 'empty' ELSE format('"%s"', bad.v) END
+      USING ERRCODE = CASE WHEN rule IN ('patient', 'encounter') THEN 'foreign_key_violation' ELSE 'invalid_text_representation' END,
+      DETAIL = format('Column %s must hold %s.', outreach._synthea_column(file, col), what),
+      HINT = 'Nothing was imported; fix the file (or re-export it) and run the import again.';
+  END IF;
+END $$;
 
 CREATE OR REPLACE FUNCTION outreach.import_synthea(folder text, synthesize_channels boolean DEFAULT false)
 RETURNS TABLE (entity text, rows_in_csv bigint, inserted bigint, updated bigint)
