@@ -39,7 +39,7 @@ sql/outreach--$(UPGRADE_FROM)--$(EXTVERSION).sql: $(UPGRADE_PARTS) $(SQL_PARTS) 
 	@printf '%s\n' '\echo Use "ALTER EXTENSION outreach UPDATE" to load this file. \quit' >> $@
 	cat $(UPGRADE_PARTS) >> $@
 
-.PHONY: test demo demo-stop bench
+.PHONY: test demo demo-stop bench bench-fhir
 # Everything from a fresh Debian machine: packages, build, private install, throwaway cluster, all suites.
 test:
 	bash test/run.sh
@@ -49,3 +49,5 @@ demo-stop:
 	bash scripts/demo.sh stop
 bench:
 	bash bench/run.sh
+bench-fhir:
+	bash bench/fhir.sh

@@ -934,6 +934,17 @@ BEGIN
   END LOOP;
 END $$;
 GRANT EXECUTE ON FUNCTION outreach.import_fhir(text) TO outreach_admin;
+-- import_fhir runs as its caller, so the helpers it calls must be callable by admins too.
+DO $$
+DECLARE fn text;
+BEGIN
+  FOREACH fn IN ARRAY ARRAY['outreach._fhir_system(text)', 'outreach._fhir_valid_datetime(text)', 'outreach._fhir_ts(text, text)',
+                            'outreach._fhir_date(text)', 'outreach._fhir_e164(text, text)', 'outreach._fhir_state_time_zone(text)',
+                            'outreach._fhir_primary_coding(jsonb, text)', 'outreach._fhir_drop(text[])',
+                            'outreach._fhir_upsert(text, text, text[])', 'outreach._fhir_parse_error(text, text, text)'] LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO outreach_admin', fn);
+  END LOOP;
+END $$;
 GRANT SELECT ON outreach.code_system TO outreach_admin, outreach_marketer, outreach_analyst;
 GRANT INSERT, UPDATE, DELETE ON outreach.code_system TO outreach_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON outreach.fhir_source, outreach.fhir_coding, outreach.care_team_member TO outreach_admin;

@@ -477,3 +477,19 @@ END $$;
 -- Rows 0.2.0 imported with the wrong code system.
 UPDATE outreach.observation SET code_system = 'Synthea'
 WHERE code IN ('QALY', 'DALY', 'QOLS', 'QOL') AND code_system = 'LOINC';
+
+-- 0.3: import functions are for admins only.  import_synthea (and import_fhir, which shares
+-- some helpers) run as their caller, so admins may call the helpers too; nobody else.
+DO $$
+DECLARE fn text;
+BEGIN
+  FOREACH fn IN ARRAY ARRAY['outreach.import_synthea(text, boolean)', 'outreach._synthea_layouts()',
+                            'outreach._synthea_state_time_zone(text)', 'outreach._synthea_ts(text)', 'outreach._synthea_ts(text, text)',
+                            'outreach._synthea_valid(text, text)', 'outreach._synthea_drop(text)', 'outreach._synthea_column(text, text)',
+                            'outreach._synthea_physical_line(text, bigint)', 'outreach._synthea_stage(text, text, boolean)',
+                            'outreach._synthea_check(text, text, text, text)', 'outreach._synthea_upsert(text, text, text[])'] LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO outreach_admin', fn);
+  END LOOP;
+END $$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON outreach.synthea_source_row TO outreach_admin;
