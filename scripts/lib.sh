@@ -9,7 +9,7 @@ set -euo pipefail
 
 OUTREACH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=${PG_MAJOR:-15}
-OUTREACH_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc"
+OUTREACH_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc python3 tzdata"
 
 log() { printf '%s\n' "==> $*" >&2; }
 die() { printf '%s\n' "error: $*" >&2; exit 1; }

@@ -371,7 +371,11 @@ BEGIN
     -- .json: one row for the document itself (pos NULL; res = the document when it is a single
     -- resource), one per Bundle entry (pos = its index).  .ndjson: one per line (pos = line).
     INSERT INTO fhir_in
-    SELECT ff.name, x.pos, false, x.full_url, x.res, coalesce(d.doc ->> 'resourceType', '(none)'), d.doc ->> 'type'
+    -- (resources of types that are not mapped keep only their type, id and identifiers)
+    SELECT ff.name, x.pos, false, x.full_url, CASE WHEN x.res IS NULL OR jsonb_typeof(x.res) <> 'object' OR NOT x.res ? 'resourceType' OR x.res ->> 'resourceType' = ANY (mapped) THEN x.res
+                ELSE jsonb_build_object('resourceType', x.res -> 'resourceType', 'id', x.res -> 'id', 'identifier',
+                                        CASE WHEN x.res ->> 'resourceType' IN ('Location', 'PractitionerRole') THEN x.res -> 'identifier' END) END,
+           coalesce(d.doc ->> 'resourceType', '(none)'), d.doc ->> 'type'
     FROM fhir_file ff
     CROSS JOIN LATERAL (SELECT pg_read_file(ff.full_path)::jsonb AS doc) d
     CROSS JOIN LATERAL (SELECT e.ord - 1 AS pos, e.v ->> 'fullUrl' AS full_url, e.v -> 'resource' AS res
@@ -381,10 +385,14 @@ BEGIN
                         SELECT NULL, NULL, CASE WHEN d.doc ->> 'resourceType' IS DISTINCT FROM 'Bundle' THEN d.doc END) x
     WHERE ff.kind = 'json'
     UNION ALL
-    SELECT ff.name, l.n, true, NULL, l.line::jsonb, NULL, NULL
+    SELECT ff.name, l.n, true, NULL, CASE WHEN l.res IS NULL OR jsonb_typeof(l.res) <> 'object' OR NOT l.res ? 'resourceType' OR l.res ->> 'resourceType' = ANY (mapped) THEN l.res
+                ELSE jsonb_build_object('resourceType', l.res -> 'resourceType', 'id', l.res -> 'id', 'identifier',
+                                        CASE WHEN l.res ->> 'resourceType' IN ('Location', 'PractitionerRole') THEN l.res -> 'identifier' END) END, NULL, NULL
     FROM fhir_file ff
-    CROSS JOIN LATERAL regexp_split_to_table(pg_read_file(ff.full_path), E'\r?\n') WITH ORDINALITY l(line, n)
-    WHERE ff.kind = 'ndjson' AND btrim(l.line) <> '';
+    CROSS JOIN LATERAL (SELECT t.n, t.line::jsonb AS res
+                        FROM regexp_split_to_table(pg_read_file(ff.full_path), E'\r?\n') WITH ORDINALITY t(line, n)
+                        WHERE btrim(t.line) <> '') l
+    WHERE ff.kind = 'ndjson';
   EXCEPTION WHEN invalid_text_representation OR insufficient_privilege OR undefined_file OR io_error
                  OR character_not_in_repertoire OR untranslatable_character THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, ctx = PG_EXCEPTION_CONTEXT;
@@ -394,11 +402,7 @@ BEGIN
   -- The resources.  In a Bundle the same resource can come twice (and Organizations and
   -- Practitioners come in every patient's Bundle): the last one read wins.
   CREATE TEMP TABLE fhir_res AS
-    SELECT i.file, i.pos, i.is_line, i.full_url,
-           CASE WHEN i.res ->> 'resourceType' = ANY (mapped) OR jsonb_typeof(i.res) <> 'object' OR NOT i.res ? 'resourceType' THEN i.res
-                ELSE jsonb_build_object('resourceType', i.res -> 'resourceType', 'id', i.res -> 'id', 'identifier',
-                                        CASE WHEN i.res ->> 'resourceType' IN ('Location', 'PractitionerRole') THEN i.res -> 'identifier' END)
-           END AS res,
+    SELECT i.file, i.pos, i.is_line, i.full_url, i.res,
            i.res ->> 'resourceType' AS rtype,
            coalesce(i.res ->> 'id', substring(i.full_url FROM '^urn:uuid:(.+)$')) AS rid,
            CASE WHEN i.doc_type = 'Bundle' THEN format('Bundle.entry[%s].resource', i.pos)
@@ -435,19 +439,21 @@ BEGIN
   -- dates and dateTimes the load converts
   SELECT r.file, r.pos, r.is_line, r.loc || '.' || d.path, format('"%s" is not a FHIR date or dateTime', d.v), '22007'
   FROM fhir_res r
-  CROSS JOIN LATERAL (VALUES ('birthDate', r.res ->> 'birthDate'), ('deceasedDateTime', r.res ->> 'deceasedDateTime'),
-                             ('period.start', r.res #>> '{period,start}'), ('period.end', r.res #>> '{period,end}'),
-                             ('onsetDateTime', r.res ->> 'onsetDateTime'), ('onsetPeriod.start', r.res #>> '{onsetPeriod,start}'),
-                             ('abatementDateTime', r.res ->> 'abatementDateTime'),
-                             ('abatementPeriod.start', r.res #>> '{abatementPeriod,start}'),
-                             ('recordedDate', r.res ->> 'recordedDate'),
-                             ('effectiveDateTime', r.res ->> 'effectiveDateTime'), ('effectiveInstant', r.res ->> 'effectiveInstant'),
-                             ('effectivePeriod.start', r.res #>> '{effectivePeriod,start}'),
-                             ('effectivePeriod.end', r.res #>> '{effectivePeriod,end}'),
-                             ('performedDateTime', r.res ->> 'performedDateTime'),
-                             ('performedPeriod.start', r.res #>> '{performedPeriod,start}'),
-                             ('occurrenceDateTime', r.res ->> 'occurrenceDateTime'), ('authoredOn', r.res ->> 'authoredOn')) d(path, v)
-  WHERE r.rtype = ANY (mapped) AND d.v IS NOT NULL AND NOT outreach._fhir_valid_datetime(d.v)
+  JOIN (VALUES ('Patient', 'birthDate'), ('Patient', 'deceasedDateTime'),
+               ('Encounter', 'period.start'), ('Encounter', 'period.end'),
+               ('Condition', 'onsetDateTime'), ('Condition', 'onsetPeriod.start'), ('Condition', 'abatementDateTime'),
+               ('Condition', 'abatementPeriod.start'), ('Condition', 'recordedDate'),
+               ('Observation', 'effectiveDateTime'), ('Observation', 'effectiveInstant'),
+               ('Observation', 'effectivePeriod.start'),
+               ('Procedure', 'performedDateTime'), ('Procedure', 'performedPeriod.start'),
+               ('Immunization', 'occurrenceDateTime'), ('MedicationRequest', 'authoredOn'),
+               ('MedicationStatement', 'effectiveDateTime'), ('MedicationStatement', 'effectivePeriod.start'),
+               ('MedicationStatement', 'effectivePeriod.end'),
+               ('AllergyIntolerance', 'onsetDateTime'), ('AllergyIntolerance', 'onsetPeriod.start'),
+               ('AllergyIntolerance', 'recordedDate'), ('AllergyIntolerance', 'lastOccurrence')) dp(rtype, path)
+    ON dp.rtype = r.rtype
+  CROSS JOIN LATERAL (SELECT dp.path, r.res #>> string_to_array(dp.path, '.') AS v) d
+  WHERE d.v IS NOT NULL AND NOT outreach._fhir_valid_datetime(d.v)
   UNION ALL
   SELECT r.file, r.pos, r.is_line, r.loc || '.gender', format('"%s" is not a FHIR gender (male, female, other, unknown)', r.res ->> 'gender'), '22P02'
   FROM fhir_res r WHERE r.rtype IN ('Patient', 'Practitioner') AND r.res ? 'gender'
