@@ -132,6 +132,36 @@ check "ndjson: conditional references (Practitioner?identifier=...) resolve to t
 	           AND EXISTS (SELECT 1 FROM outreach.fhir_source s WHERE s.row_id = p.id AND s.source_file LIKE '%.ndjson')")"
 q -c "DROP TABLE IF EXISTS public.fhir_run" >/dev/null
 
+# ---- The same patients as Synthea CSV and as FHIR give the same segments ----------------------
+# (The shared data has no export in both formats: fhir_same_as_csv.py writes one small
+# population both ways, as Synthea writes each: CSV timestamps in UTC, FHIR with offsets,
+# blood pressure as two CSV rows and one FHIR panel with components.)
+python3 "$ROOT/test/extra/fhir_same_as_csv.py" "$TMP/same/csv" "$TMP/same/fhir" && chmod -R a+rX "$TMP/same"
+members_all() { # one line per template: name|external ids of its members, in New York
+	q -c "SET outreach.now = '2024-06-20 12:00:00+00';
+	      SELECT t.name || '|' || coalesce((SELECT string_agg(c.external_id, ',' ORDER BY c.external_id)
+	        FROM outreach.evaluate(outreach.template_query(t.name, t.params::jsonb), 'America/New_York') x
+	        JOIN outreach.contact c ON c.id = x), '')
+	      FROM (VALUES ('breast_cancer_screening_gap', '{\"measurement_year\": 2024}'),
+	                   ('colorectal_cancer_screening_gap', '{\"measurement_year\": 2024}'),
+	                   ('cervical_cancer_screening_gap', '{\"measurement_year\": 2024}'),
+	                   ('diabetes_hba1c_poor_control', '{\"measurement_year\": 2024}'),
+	                   ('uncontrolled_blood_pressure', '{\"measurement_year\": 2024}'),
+	                   ('childhood_immunization_gap', '{\"measurement_year\": 2024}'),
+	                   ('influenza_vaccination_gap', '{\"season\": 2024}'),
+	                   ('new_diagnosis', '{\"value_set\": \"diabetes\", \"days\": 30}'),
+	                   ('no_recent_visit', '{\"years\": 2}')) t(name, params) ORDER BY t.name"
+}
+fresh; q -c "SELECT count(*) FROM outreach.import_synthea('$TMP/same/csv')" >/dev/null
+from_csv=$(members_all)
+fresh; q -c "SELECT count(*) FROM outreach.import_fhir('$TMP/same/fhir')" >/dev/null
+from_fhir=$(members_all)
+while IFS='|' read -r t m; do
+	check "same patients as CSV and as FHIR: $t has the same members" "$m" "$(echo "$from_fhir" | sed -n "s/^$t|//p")"
+done <<<"$from_csv"
+check "same patients: the comparison is not empty (most templates find someone)" "t" \
+	"$([ "$(echo "$from_csv" | grep -c '|.')" -ge 6 ] && echo t || echo f)"
+
 # ---- Errors: each names file, entry or line and location; nothing is loaded ------------------
 # bad_case NAME SQLSTATE MESSAGE-REGEX: import $TMP/err/NAME into an empty database
 bad_case() {
