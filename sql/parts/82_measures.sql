@@ -273,5 +273,6 @@ REVOKE ALL ON FUNCTION outreach.measure_report(text, daterange, jsonb, text) FRO
 REVOKE ALL ON FUNCTION outreach.measure_members(text, daterange, jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION outreach.measure_report(text, daterange, jsonb, text) TO outreach_admin, outreach_analyst;
 GRANT EXECUTE ON FUNCTION outreach.measure_members(text, daterange, jsonb, text) TO outreach_admin;
+-- Read-only for every role: measure_report runs a definition's numerator_sql with the
+-- extension owner's rights, so only the owner (a superuser) may change definitions.
 GRANT SELECT ON outreach.measure_definition TO outreach_admin, outreach_analyst, outreach_marketer;
-GRANT INSERT, UPDATE, DELETE ON outreach.measure_definition TO outreach_admin;

@@ -1,7 +1,7 @@
 -- measures: measure mode of the care-gap templates (outreach.measure_report, measure_members).
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(17);
+SELECT plan(18);
 
 -- Hypertensive adults with a visit in 2024, blood pressure recorded in New York.
 CREATE FUNCTION pg_temp.bp_patient(name text, died timestamptz DEFAULT NULL) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -99,5 +99,8 @@ SELECT ok(NOT has_function_privilege('outreach_analyst', 'outreach.measure_membe
           'member lists are for admins only');
 SELECT ok(NOT has_function_privilege('outreach_marketer', 'outreach.measure_report(text, daterange, jsonb, text)', 'EXECUTE'),
           'marketers do not run measure reports');
+SELECT ok(NOT has_table_privilege('outreach_admin', 'outreach.measure_definition', 'UPDATE')
+          AND NOT has_table_privilege('outreach_admin', 'outreach.measure_definition', 'INSERT'),
+          'measure definitions (run with the owner''s rights) cannot be changed by admins');
 SELECT * FROM finish();
 ROLLBACK;
