@@ -503,6 +503,7 @@ BEGIN
                 WHEN x.ref ~ '^[A-Z][A-Za-z]+\?identifier=' THEN
                   (SELECT i.rtype || '/' || i.rid FROM fhir_ident i
                    WHERE i.rtype = split_part(x.ref, '?', 1) AND i.ident = replace(substr(x.ref, strpos(x.ref, '=') + 1), '%7C', '|'))
+                WHEN x.ref ~ '^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$' THEN x.ref   -- the common case, without the slower search below
                 ELSE substring(x.ref FROM '(?:^|/)([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]*)?$') END AS target
     FROM (SELECT r.ord, r.file, v.path, r.res #>> (v.jpath || '{reference}'::text[]) AS ref
           FROM fhir_res r
