@@ -337,8 +337,9 @@ BEGIN
       HINT = 'The path is read by the server, not the client; give the path as the server sees it.';
   END IF;
 
-  -- One import at a time (also shared with the Synthea import: both write the same rows).
-  PERFORM pg_advisory_xact_lock(hashtext('outreach.import_fhir'));
+  -- One import at a time, FHIR or Synthea CSV (the same lock as import_synthea): both write
+  -- contacts and encounters by external id, so two at once could both find a patient new.
+  PERFORM pg_advisory_xact_lock(hashtext('outreach.import_synthea'));
   PERFORM outreach._fhir_drop('fhir_file', 'fhir_in', 'fhir_res', 'fhir_problem', 'fhir_ref', 'fhir_url',
                               'fhir_ident', 'fhir_tz', 'fhir_skip', 'fhir_dup', 'fhir_person', 'fhir_clin', 'fhir_rows');
 

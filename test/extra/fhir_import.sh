@@ -132,6 +132,18 @@ check "ndjson: conditional references (Practitioner?identifier=...) resolve to t
 	           AND EXISTS (SELECT 1 FROM outreach.fhir_source s WHERE s.row_id = p.id AND s.source_file LIKE '%.ndjson')")"
 q -c "DROP TABLE IF EXISTS public.fhir_run" >/dev/null
 
+# ---- Two imports at once (FHIR and FHIR, FHIR and CSV) are serialised: no duplicates ----------
+fresh
+q -c "SELECT count(*) FROM outreach.import_fhir('$TMP/bundles')" >"$TMP/conc1" 2>&1 &
+c1=$!
+q -c "SELECT count(*) FROM outreach.import_fhir('$TMP/bundles')" >"$TMP/conc2" 2>&1 &
+c2=$!
+wait $c1; r1=$?; wait $c2; r2=$?
+check "two FHIR imports at once both succeed" "0 0" "$r1 $r2"
+check "two FHIR imports at once leave no duplicates" "t" \
+	"$(q -c "SELECT (SELECT count(*) FROM outreach.contact) = (SELECT count(DISTINCT external_id) FROM outreach.contact)
+	           AND (SELECT count(*) FROM outreach.observation) = (SELECT count(*) FROM outreach.fhir_source WHERE entity = 'observation')")"
+
 # ---- The same patients as Synthea CSV and as FHIR give the same segments ----------------------
 # (The shared data has no export in both formats: fhir_same_as_csv.py writes one small
 # population both ways, as Synthea writes each: CSV timestamps in UTC, FHIR with offsets,
