@@ -276,8 +276,9 @@ END $$;
 CREATE FUNCTION outreach.import_fhir(path text)
 RETURNS TABLE (resource_type text, resources bigint, rows_inserted bigint, rows_updated bigint,
                not_mapped bigint, detail text)
--- jit off: JIT compilation of these one-off statements costs more than it saves.
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+-- jit off: JIT compilation of these one-off statements costs more than it saves; work_mem:
+-- the staged resources are sorted and hashed whole (tens of MB for a large export).
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET work_mem = '64MB' AS $$
 DECLARE
   p        text;
   st       record;
