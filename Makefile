@@ -67,7 +67,7 @@ install-gateway: $(GATEWAY)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(GATEWAY) '$(DESTDIR)$(bindir)/outreach-gateway'
 
-.PHONY: test demo demo-stop bench
+.PHONY: test demo demo-stop bench bench-fhir
 # Everything from a fresh Debian machine: packages, build, private install, throwaway cluster, all suites.
 test:
 	bash test/run.sh
@@ -77,3 +77,5 @@ demo-stop:
 	bash scripts/demo.sh stop
 bench:
 	bash bench/run.sh
+bench-fhir:
+	bash bench/fhir.sh

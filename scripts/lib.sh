@@ -9,7 +9,7 @@ set -euo pipefail
 
 OUTREACH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=${PG_MAJOR:-15}
-OUTREACH_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc python3-icalendar"
+OUTREACH_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl make gcc python3-icalendar python3 tzdata"
 # outreach-gateway (build, and its end-to-end test: a local SMTP server, DKIM check, curl, openssl)
 OUTREACH_PACKAGES="$OUTREACH_PACKAGES pkg-config libpq-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev python3-aiosmtpd python3-dkim curl openssl"
 

@@ -2213,14 +2213,14 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 					goto value_set_sql;
 				outer = spi_connect_checked();
 				args[0] = CStringGetTextDatum(n->name);
-				ret = SPI_execute_with_args("SELECT 1 FROM outreach.value_set WHERE name = $1 LIMIT 1",
+				ret = SPI_execute_with_args("SELECT 1 FROM outreach.value_set_expansion WHERE name = $1 LIMIT 1",
 											1, argtypes, args, NULL, true, 1);
 				if (ret != SPI_OK_SELECT)
 					elog(ERROR, "reading outreach.value_set failed: %s", SPI_result_code_string(ret));
 				exists = (SPI_processed > 0);
 				if (!exists)
 				{
-					ret = SPI_execute("SELECT DISTINCT name FROM outreach.value_set ORDER BY name", true, 0);
+					ret = SPI_execute("SELECT DISTINCT name FROM outreach.value_set_expansion ORDER BY name", true, 0);
 					if (ret != SPI_OK_SELECT)
 						elog(ERROR, "reading outreach.value_set failed: %s", SPI_result_code_string(ret));
 					for (uint64 i = 0; i < SPI_processed; i++)
@@ -2238,8 +2238,20 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 							 errhint("Value sets are rows of outreach.value_set; add the codes first.")));
 				}
 		value_set_sql:
-				appendStringInfo(out, "%s(%s " OP("=") " ANY (SELECT vs.code FROM outreach.value_set AS vs WHERE vs.name " OP("=") " %s))",
-								 n->negated ? "NOT " : "", fs, quote_literal_cstr(n->name));
+				/*
+				 * match (code system, code) when the row has a code system column,
+				 * <field>_system; the code alone otherwise
+				 */
+				{
+					char	   *sys = psprintf("%s_system", f->name);
+
+					if (get_attnum(s->entity->relid, sys) > 0)
+						appendStringInfo(out, "%s((%s.%s, %s) " OP("=") " ANY (SELECT vs.code_system, vs.code FROM outreach.value_set_expansion AS vs WHERE vs.name " OP("=") " %s))",
+										 n->negated ? "NOT " : "", s->alias, quote_identifier(sys), fs, quote_literal_cstr(n->name));
+					else
+						appendStringInfo(out, "%s(%s " OP("=") " ANY (SELECT vs.code FROM outreach.value_set_expansion AS vs WHERE vs.name " OP("=") " %s))",
+										 n->negated ? "NOT " : "", fs, quote_literal_cstr(n->name));
+				}
 			}
 			break;
 		case QN_BETWEEN:

@@ -78,6 +78,18 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   END
 $$;
 
+-- The same for a patient's row: a value without a zone (a 2.x plain date, YYYY-MM-DD) is a
+-- calendar date in the patient's time zone, so it is stored as midnight there (UTC when the
+-- zone is unknown); a value with Z or an offset is that instant.  docs/synthea-import.md, "Dates".
+CREATE FUNCTION outreach._synthea_ts(v text, tz text) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT CASE
+    WHEN v IS NULL OR v = '' THEN NULL
+    WHEN v ~ '[T ]\d\d:\d\d.*(Z|[+-]\d\d(:?\d\d)?)$' THEN v::timestamptz
+    ELSE v::timestamp AT TIME ZONE coalesce(tz, 'UTC')
+  END
+$$;
+
 -- Is v a valid value of kind ('date', 'timestamp', 'number')?  Used by the checked pass, so
 -- the load itself never meets a conversion error it cannot place.  Checked by pattern and
 -- field ranges, without trying the cast: an exception block per row (a subtransaction) made
@@ -111,6 +123,47 @@ BEGIN
   IF to_regclass(format('pg_temp.%I', name)) IS NOT NULL THEN
     EXECUTE format('DROP TABLE pg_temp.%I', name);
   END IF;
+END $$;
+
+-- The column's name as the file's header spells it (Id, START, ...), for messages: staging
+-- columns are lower case, and 2.x procedures.csv's DATE is staged as start.  Recorded by
+-- _synthea_stage in pg_temp.synthea_columns, with the file's path.
+CREATE FUNCTION outreach._synthea_column(file text, col text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n text;
+BEGIN
+  IF to_regclass('pg_temp.synthea_columns') IS NOT NULL THEN
+    EXECUTE 'SELECT header_name FROM pg_temp.synthea_columns WHERE file = $1 AND col = $2' INTO n USING file, col;
+  END IF;
+  RETURN coalesce(n, upper(col));
+END $$;
+
+-- The line of the file on which CSV record rec starts (the header is record 1).  Equal to rec
+-- unless a quoted field before it spans lines; then the file is read again to count them
+-- (only on the error path).
+CREATE FUNCTION outreach._synthea_physical_line(file text, rec bigint) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  path text;
+  doc  text;
+  n    bigint;
+BEGIN
+  IF to_regclass('pg_temp.synthea_columns') IS NULL THEN
+    RETURN rec;
+  END IF;
+  EXECUTE 'SELECT path FROM pg_temp.synthea_columns WHERE file = $1 LIMIT 1' INTO path USING file;
+  IF path IS NULL THEN
+    RETURN rec;
+  END IF;
+  doc := pg_read_file(path);
+  IF strpos(doc, '"') = 0 THEN
+    RETURN rec;
+  END IF;
+  SELECT 1 + coalesce(sum(length(x.m[1]) - length(replace(x.m[1], E'\n', '')) + 1), 0) INTO n
+  FROM regexp_matches(doc, E'((?:"[^"]*"|[^"\n])*)\n', 'g') WITH ORDINALITY x(m, k)
+  WHERE x.k < rec;
+  RETURN n;
 END $$;
 
 -- Read one file of the export into pg_temp.synthea_<file>: header checked against the known
@@ -170,6 +223,14 @@ BEGIN
   END IF;
 
   cols := string_to_array(lower(head), ',');
+  IF to_regclass('pg_temp.synthea_columns') IS NULL THEN
+    CREATE TEMP TABLE synthea_columns (file text, col text, header_name text, path text);
+  END IF;
+  DELETE FROM pg_temp.synthea_columns c WHERE c.file = _synthea_stage.file;
+  INSERT INTO pg_temp.synthea_columns
+  SELECT _synthea_stage.file, lower(h.name), h.name, path FROM unnest(string_to_array(head, ',')) h(name)
+  UNION ALL
+  SELECT _synthea_stage.file, 'start', 'DATE', path WHERE _synthea_stage.file = 'procedures' AND matched = '2.x';
   EXECUTE format('CREATE TEMP TABLE %I (_line bigint GENERATED ALWAYS AS IDENTITY (START 2) PRIMARY KEY, %s)',
                  stg, (SELECT string_agg(format('%I text', c), ', ') FROM unnest(cols) c));
   BEGIN
@@ -178,7 +239,12 @@ BEGIN
   EXCEPTION WHEN data_exception OR insufficient_privilege OR undefined_file OR io_error THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, ctx = PG_EXCEPTION_CONTEXT, code = RETURNED_SQLSTATE;
     -- COPY's context reads "COPY synthea_x, line N[, column c]: ..."; keep the line and column.
-    detail := substring(ctx FROM 'line \d+(?:, column \w+)?');
+    detail := substring(ctx FROM 'line \d+');
+    IF ctx ~ 'line \d+, column \w+' THEN
+      detail := detail || ' column ' || outreach._synthea_column(file, substring(ctx FROM 'line \d+, column (\w+)'));
+    END IF;
+    -- name the column as the header spells it
+    msg := regexp_replace(msg, 'column "(\w+)"', 'column ' || outreach._synthea_column(file, substring(msg FROM 'column "(\w+)"')));
     RAISE EXCEPTION 'bad row in "%.csv"%: %', file, coalesce(' at ' || detail, ''), msg USING ERRCODE = code,
       HINT = 'Every row of a Synthea CSV file has as many fields as its header; the file may be truncated or edited.';
   END;
@@ -249,8 +315,10 @@ BEGIN
       EXECUTE format('SELECT _line, v FROM (SELECT s._line, %1$s AS v, row_number() OVER (PARTITION BY %1$s ORDER BY s._line) AS n
                       FROM %2$s s) d WHERE n > 1 ORDER BY _line LIMIT 1', c, stg) INTO bad;
       IF bad._line IS NOT NULL THEN
-        RAISE EXCEPTION 'bad value in "%.csv" line % column %: "%" appears twice', file, bad._line, upper(col), bad.v
-          USING ERRCODE = 'unique_violation', DETAIL = format('Each %s has its own Id in column %s.', rtrim(file, 's'), upper(col));
+        RAISE EXCEPTION 'bad value in "%.csv" line % column %: "%" appears twice', file,
+          outreach._synthea_physical_line(file, bad._line), outreach._synthea_column(file, col), bad.v
+          USING ERRCODE = 'unique_violation',
+          DETAIL = format('Each %s has its own Id in column %s.', rtrim(file, 's'), outreach._synthea_column(file, col));
       END IF;
       RETURN;
     ELSE
@@ -259,10 +327,11 @@ BEGIN
   EXECUTE format('SELECT s._line, %s::text AS v FROM %s s WHERE NOT coalesce(%s, false) ORDER BY s._line LIMIT 1', c, stg, cond)
     INTO bad;
   IF bad._line IS NOT NULL THEN
-    RAISE EXCEPTION 'bad value in "%.csv" line % column %: %', file, bad._line, upper(col),
+    RAISE EXCEPTION 'bad value in "%.csv" line % column %: %', file, outreach._synthea_physical_line(file, bad._line),
+      outreach._synthea_column(file, col),
       CASE WHEN bad.v IS NULL OR bad.v = '' THEN 'empty' ELSE format('"%s"', bad.v) END
       USING ERRCODE = CASE WHEN rule IN ('patient', 'encounter') THEN 'foreign_key_violation' ELSE 'invalid_text_representation' END,
-      DETAIL = format('Column %s must hold %s.', upper(col), what),
+      DETAIL = format('Column %s must hold %s.', outreach._synthea_column(file, col), what),
       HINT = 'Nothing was imported; fix the file (or re-export it) and run the import again.';
   END IF;
 END $$;
@@ -453,7 +522,7 @@ BEGIN
            nullif(s.address, '') AS address_line, nullif(s.city, '') AS city, nullif(s.state, '') AS state,
            nullif(s.zip, '') AS postal_code, 'US' AS country,
            outreach._synthea_state_time_zone(s.state) AS time_zone,
-           CASE WHEN coalesce(s.deathdate, '') <> '' THEN s.deathdate::date::timestamp AT TIME ZONE 'UTC' END AS deceased_at,
+           outreach._synthea_ts(nullif(s.deathdate, ''), coalesce(ex.time_zone, outreach._synthea_state_time_zone(s.state))) AS deceased_at,
            -- Synthesised channels (demos only): reserved example.org mailboxes and fictional
            -- 555-01xx numbers, derived from the Synthea id so re-runs give the same values.
            CASE WHEN synthesize_channels THEN
@@ -463,7 +532,7 @@ BEGIN
              format('+1%s55501%s', 201 + abs(hashtext(s.id)) % 780, lpad((abs(hashtext(s.id || '#')) % 100)::text, 2, '0')) END AS phone,
            CASE WHEN synthesize_channels THEN 'email'
                 WHEN coalesce(s.address, '') <> '' THEN 'letter' END AS preferred_channel
-    FROM pg_temp.synthea_patients s
+    FROM pg_temp.synthea_patients s LEFT JOIN outreach.contact ex ON ex.external_id = s.id
   ), up AS (
     INSERT INTO outreach.contact AS c (external_id, first_name, last_name, birthdate, gender, address_line, city, state,
                                        postal_code, country, time_zone, deceased_at, email, phone, preferred_channel, contact_type)
@@ -499,7 +568,7 @@ BEGIN
              CASE WHEN s.encounterclass IN ('ambulatory','wellness','outpatient','inpatient','emergency','urgentcare',
                                             'virtual','home','snf','hospice') THEN s.encounterclass ELSE 'other' END,
              nullif(s.code, ''), 'SNOMED', nullif(s.description, ''),
-             outreach._synthea_ts(s.start), outreach._synthea_ts(s.stop)
+             outreach._synthea_ts(s.start, c.time_zone), outreach._synthea_ts(s.stop, c.time_zone)
       FROM pg_temp.synthea_encounters s JOIN outreach.contact c ON c.external_id = s.patient
       ORDER BY s._line
       ON CONFLICT (external_id) WHERE external_id IS NOT NULL DO UPDATE SET
@@ -524,29 +593,32 @@ BEGIN
           s.start::date AS onset_date, nullif(s.stop, '')::date AS abatement_date$s$,
        ARRAY['code','code_system','description','clinical_status','onset_date','abatement_date']),
       ('observations', 'observation', 's.date',
-       $s$nullif(s.code, '') AS code, 'LOINC' AS code_system, nullif(s.description, '') AS description,
+       $s$nullif(s.code, '') AS code,
+          -- QALY, DALY and QOLS are Synthea's own summary codes, not LOINC
+          CASE WHEN s.code IN ('QALY', 'DALY', 'QOLS', 'QOL') THEN 'Synthea' ELSE 'LOINC' END AS code_system,
+          nullif(s.description, '') AS description,
           CASE WHEN s.type = 'numeric' THEN nullif(s.value, '')::numeric END AS value_numeric,
           CASE WHEN s.type IS DISTINCT FROM 'numeric' THEN nullif(s.value, '') END AS value_text,
-          nullif(s.units, '') AS unit, outreach._synthea_ts(s.date) AS effective_at$s$,
+          nullif(s.units, '') AS unit, outreach._synthea_ts(s.date, c.time_zone) AS effective_at$s$,
        ARRAY['code','code_system','description','value_numeric','value_text','unit','effective_at']),
       ('procedures', 'procedure', 's.start',
        $s$nullif(s.code, '') AS code, 'SNOMED' AS code_system, nullif(s.description, '') AS description,
-          outreach._synthea_ts(s.start) AS performed_at$s$,
+          outreach._synthea_ts(s.start, c.time_zone) AS performed_at$s$,
        ARRAY['code','code_system','description','performed_at']),
       ('immunizations', 'immunization', 's.date',
        $s$nullif(s.code, '') AS code, 'CVX' AS code_system, nullif(s.description, '') AS description,
-          outreach._synthea_ts(s.date) AS administered_at$s$,
+          outreach._synthea_ts(s.date, c.time_zone) AS administered_at$s$,
        ARRAY['code','code_system','description','administered_at']),
       ('medications', 'medication', 's.start',
        $s$nullif(s.code, '') AS code, 'RxNorm' AS code_system, nullif(s.description, '') AS description,
-          outreach._synthea_ts(s.start) AS start_at, outreach._synthea_ts(s.stop) AS stop_at$s$,
+          outreach._synthea_ts(s.start, c.time_zone) AS start_at, outreach._synthea_ts(s.stop, c.time_zone) AS stop_at$s$,
        ARRAY['code','code_system','description','start_at','stop_at']),
       ('allergies', 'allergy', 's.start',
        $s$nullif(s.code, '') AS code,
           CASE WHEN coalesce(s.system, '') IN ('', 'SNOMED-CT', 'SNOMED CT', 'SNOMED') THEN 'SNOMED'
                WHEN lower(s.system) = 'rxnorm' THEN 'RxNorm' ELSE s.system END AS code_system,
           nullif(s.description, '') AS description,
-          outreach._synthea_ts(s.start) AS start_at, outreach._synthea_ts(s.stop) AS stop_at$s$,
+          outreach._synthea_ts(s.start, c.time_zone) AS start_at, outreach._synthea_ts(s.stop, c.time_zone) AS stop_at$s$,
        ARRAY['code','code_system','description','start_at','stop_at'])
     ) v(file, tbl, time_col, cols_sql, cols)
   LOOP
@@ -569,3 +641,19 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION outreach.import_synthea(text, boolean) IS
   'Imports a Synthea CSV export folder (2.x or 3.x layout) into the built-in tables, atomically and re-runnably; see docs/synthea-import.md';
+
+-- 0.3: import functions are for admins only.  import_synthea (and import_fhir, which shares
+-- some helpers) run as their caller, so admins may call the helpers too; nobody else.
+DO $$
+DECLARE fn text;
+BEGIN
+  FOREACH fn IN ARRAY ARRAY['outreach.import_synthea(text, boolean)', 'outreach._synthea_layouts()',
+                            'outreach._synthea_state_time_zone(text)', 'outreach._synthea_ts(text)', 'outreach._synthea_ts(text, text)',
+                            'outreach._synthea_valid(text, text)', 'outreach._synthea_drop(text)', 'outreach._synthea_column(text, text)',
+                            'outreach._synthea_physical_line(text, bigint)', 'outreach._synthea_stage(text, text, boolean)',
+                            'outreach._synthea_check(text, text, text, text)', 'outreach._synthea_upsert(text, text, text[])'] LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO outreach_admin', fn);
+  END LOOP;
+END $$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON outreach.synthea_source_row TO outreach_admin;

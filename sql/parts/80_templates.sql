@@ -75,10 +75,10 @@ BEGIN
       RAISE EXCEPTION 'parameter "%" of template "%" must name a value set, not %', pname, template, v
         USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM outreach.value_set vs WHERE vs.name = t) THEN
+    IF NOT EXISTS (SELECT 1 FROM outreach.value_set_expansion vs WHERE vs.name = t) THEN
       RAISE EXCEPTION 'value set "%" does not exist', t USING ERRCODE = 'undefined_object',
         DETAIL = format('Parameter "%s" of template "%s" names the code list to use.', pname, template),
-        HINT = coalesce('Did you mean "' || (SELECT vs.name FROM outreach.value_set vs
+        HINT = coalesce('Did you mean "' || (SELECT vs.name FROM outreach.value_set_expansion vs
                           ORDER BY outreach._edit_distance(vs.name, t, 100) LIMIT 1) || '"? ', '')
                || 'outreach.value_set_summary lists the value sets.';
     END IF;
@@ -111,7 +111,9 @@ END $$;
 COMMENT ON FUNCTION outreach._edit_distance(text, text, integer) IS
   'Edit distance of two strings, capped at max_d + 1 (for "did you mean" hints)';
 
-CREATE FUNCTION outreach.template_query(template text, params jsonb DEFAULT '{}') RETURNS outreach.segment_query
+-- A text with a template's placeholders filled in from params (checked, defaults applied):
+-- the template's body, or another text written with the same parameters (measure pieces).
+CREATE FUNCTION outreach._template_fill(template text, params jsonb, text_in text) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   t       outreach.segment_template;
@@ -153,7 +155,7 @@ BEGIN
   END LOOP;
 
   -- Fill the placeholders in, left to right.
-  body := t.body;
+  body := coalesce(text_in, t.body);
   LOOP
     pos := strpos(body, '{{');
     EXIT WHEN pos = 0;
@@ -189,8 +191,13 @@ BEGIN
     out := out || total::text;
   END LOOP;
   out := out || body;
-  RETURN out::outreach.segment_query;
+  RETURN out;
 END $$;
+
+CREATE FUNCTION outreach.template_query(template text, params jsonb DEFAULT '{}') RETURNS outreach.segment_query
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT outreach._template_fill(template, params, NULL)::outreach.segment_query
+$$;
 COMMENT ON FUNCTION outreach.template_query(text, jsonb) IS
   'The segment query of a template with its parameters filled in (params: a JSON object; missing ones take their defaults)';
 
@@ -393,3 +400,7 @@ INSERT INTO outreach.segment_template (name, title, measure, description, parame
  '[{"name": "years", "type": "integer", "default": 2, "min": 1, "max": 100, "description": "How many years without an encounter."}]',
  $q$contact where status = 'active' and deceased_at is empty and contact_type = 'patient'
   and has no encounter where start_at within last {{years}} years$q$);
+
+-- 0.3: template_query fills placeholders through _template_fill (measure pieces use it too).
+REVOKE ALL ON FUNCTION outreach._template_fill(text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION outreach._template_fill(text, jsonb, text) TO outreach_admin, outreach_marketer, outreach_analyst;

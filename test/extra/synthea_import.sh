@@ -65,6 +65,9 @@ verify() {
 	local out
 	out=$(q <<-EOF
 	SET timezone = 'UTC';
+	-- a plain date is a calendar date in the patient's zone: midnight there; a timestamp is itself
+	CREATE FUNCTION pg_temp.ts(v text, tz text) RETURNS timestamptz LANGUAGE sql AS
+	  \$f\$ SELECT CASE WHEN v ~ 'T' THEN v::timestamptz ELSE v::timestamp AT TIME ZONE tz END \$f\$;
 	$sql
 	SELECT 'organizations', (SELECT count(*) FROM csv_organizations),
 	       (SELECT count(*) FROM outreach.account WHERE kind = 'medical_center'),
@@ -78,7 +81,7 @@ verify() {
 	          WHERE c.external_id = p.id AND c.first_name = p.first AND c.last_name = p.last
 	            AND c.birthdate = p.birthdate::date
 	            AND c.gender = CASE p.gender WHEN 'F' THEN 'female' WHEN 'M' THEN 'male' END
-	            AND c.deceased_at IS NOT DISTINCT FROM nullif(p.deathdate, '')::date::timestamptz
+	            AND c.deceased_at IS NOT DISTINCT FROM pg_temp.ts(nullif(p.deathdate, ''), c.time_zone)
 	            AND c.address_line IS NOT DISTINCT FROM p.address AND c.city IS NOT DISTINCT FROM p.city
 	            AND c.postal_code IS NOT DISTINCT FROM p.zip
 	            AND c.email IS NULL AND c.phone IS NULL AND c.status = 'active'));
@@ -99,7 +102,8 @@ verify() {
 	       (SELECT count(*) FROM csv_observations x WHERE EXISTS (SELECT 1 FROM outreach.observation t
 	          JOIN outreach.contact c ON c.id = t.patient_id LEFT JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id IS NOT DISTINCT FROM nullif(x.encounter, '')
-	            AND t.code = x.code AND t.code_system = 'LOINC' AND t.effective_at = x.date::timestamptz
+	            AND t.code = x.code AND t.code_system = CASE WHEN x.code IN ('QALY', 'DALY', 'QOLS') THEN 'Synthea' ELSE 'LOINC' END
+	            AND t.effective_at = pg_temp.ts(x.date, c.time_zone)
 	            AND t.unit IS NOT DISTINCT FROM nullif(x.units, '')
 	            AND CASE WHEN x.type = 'numeric' THEN t.value_numeric = x.value::numeric AND t.value_text IS NULL
 	                     ELSE t.value_text = x.value AND t.value_numeric IS NULL END));
@@ -108,24 +112,24 @@ verify() {
 	          JOIN outreach.contact c ON c.id = t.patient_id JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id = x.encounter AND t.code = x.code
 	            AND t.code_system = 'SNOMED'
-	            AND t.performed_at = coalesce(to_jsonb(x) ->> 'start', to_jsonb(x) ->> 'date')::timestamptz));
+	            AND t.performed_at = pg_temp.ts(coalesce(to_jsonb(x) ->> 'start', to_jsonb(x) ->> 'date'), c.time_zone)));
 	SELECT 'immunizations', (SELECT count(*) FROM csv_immunizations), (SELECT count(*) FROM outreach.immunization),
 	       (SELECT count(*) FROM csv_immunizations x WHERE EXISTS (SELECT 1 FROM outreach.immunization t
 	          JOIN outreach.contact c ON c.id = t.patient_id JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id = x.encounter AND t.code = x.code
-	            AND t.code_system = 'CVX' AND t.administered_at = x.date::timestamptz));
+	            AND t.code_system = 'CVX' AND t.administered_at = pg_temp.ts(x.date, c.time_zone)));
 	SELECT 'medications', (SELECT count(*) FROM csv_medications), (SELECT count(*) FROM outreach.medication),
 	       (SELECT count(*) FROM csv_medications x WHERE EXISTS (SELECT 1 FROM outreach.medication t
 	          JOIN outreach.contact c ON c.id = t.patient_id JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id = x.encounter AND t.code = x.code
-	            AND t.code_system = 'RxNorm' AND t.start_at = x.start::timestamptz
-	            AND t.stop_at IS NOT DISTINCT FROM nullif(x.stop, '')::timestamptz));
+	            AND t.code_system = 'RxNorm' AND t.start_at = pg_temp.ts(x.start, c.time_zone)
+	            AND t.stop_at IS NOT DISTINCT FROM pg_temp.ts(nullif(x.stop, ''), c.time_zone)));
 	SELECT 'allergies', (SELECT count(*) FROM csv_allergies), (SELECT count(*) FROM outreach.allergy),
 	       (SELECT count(*) FROM csv_allergies x WHERE EXISTS (SELECT 1 FROM outreach.allergy t
 	          JOIN outreach.contact c ON c.id = t.patient_id JOIN outreach.encounter e ON e.id = t.encounter_id
 	          WHERE c.external_id = x.patient AND e.external_id = x.encounter AND t.code = x.code
 	            AND t.code_system = CASE coalesce(to_jsonb(x) ->> 'system', 'SNOMED-CT') WHEN 'SNOMED-CT' THEN 'SNOMED' ELSE 'RxNorm' END
-	            AND t.start_at = x.start::timestamptz));
+	            AND t.start_at = pg_temp.ts(x.start, c.time_zone)));
 	EOF
 	) || { notok "$label: independent comparison query failed"; return; }
 	local entity n_csv n_table n_found
@@ -174,9 +178,12 @@ for folder in "$DATA/andrew-nguyen-59" "$DATA/ablack3-cdmfactory-107" "$TMP/andr
 	verify "$folder" "$label (after re-import)"
 done
 
-# Time zone and layout mapping on the 2.x copy (still loaded): plain dates are UTC midnight.
-check "2.x: procedure dates read as UTC midnight" "0" \
-	"$(q -c "SELECT count(*) FROM outreach.procedure WHERE performed_at <> date_trunc('day', performed_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'")"
+# Time zone and layout mapping on the 2.x copy (still loaded): a plain date is midnight in the
+# patient's zone (California here), the same calendar day in a segment of that zone.
+check "2.x: procedure dates read as midnight in the patient's zone" "0|t" \
+	"$(q -c "SELECT count(*) FILTER (WHERE t.performed_at <> date_trunc('day', t.performed_at AT TIME ZONE c.time_zone) AT TIME ZONE c.time_zone),
+	                count(*) > 0
+	         FROM outreach.procedure t JOIN outreach.contact c ON c.id = t.patient_id")"
 check "patients of California get America/Los_Angeles" "59" \
 	"$(q -c "SELECT count(*) FROM outreach.contact WHERE time_zone = 'America/Los_Angeles'")"
 
@@ -272,7 +279,7 @@ expect_error "text in a numeric observation" "$d" 22P02 "\"observations.csv\" li
 d=$(broken badgender); edit "$d/patients.csv" 'NR == 6 { $15 = "X" } { print }'
 expect_error "unknown gender" "$d" 22P02 '"patients.csv" line 6 column GENDER: "X"'
 d=$(broken dup); edit "$d/patients.csv" '{ print } NR == 3 { print }'
-expect_error "duplicate patient id" "$d" 23505 '"patients.csv" line 4 column ID'
+expect_error "duplicate patient id" "$d" 23505 '"patients.csv" line 4 column Id:'
 d=$(broken orphan); edit "$d/conditions.csv" 'NR == 3 { $3 = "no-such-patient" } { print }'
 expect_error "condition of an unknown patient" "$d" 23503 '"conditions.csv" line 3 column PATIENT: "no-such-patient"'
 d=$(broken orphanenc); edit "$d/immunizations.csv" 'NR == 2 { $3 = "no-such-encounter" } { print }'
@@ -284,6 +291,17 @@ expect_error "encounter ending before it starts" "$d" 22P02 '"encounters.csv" li
 if [ "$(id -un)" != postgres ]; then
 	d=$(broken unreadable); chmod 600 "$d/conditions.csv"
 	expect_error "file the server cannot read" "$d" 42501 'cannot read'
+fi
+# Messages name the column as the file's header spells it, and the line the bad row is on.
+d=$(broken missingcol); edit "$d/conditions.csv" 'NR == 4 { NF = 5 } { print }'
+expect_error "a row without its last field names the header's column" "$d" 22P04 'missing data for column DESCRIPTION'
+d=$(broken multiline); awk -F, -v OFS=, 'NR == 3 { $6 = "\"two\nlines\"" } NR == 5 { $1 = "2020-02-30" } { print }' "$src/conditions.csv" >"$d/conditions.csv"; chmod a+r "$d/conditions.csv"
+expect_error "a bad row after a field spanning two lines: its own line" "$d" 22P02 '"conditions.csv" line 6 column START: "2020-02-30"'
+d=$(broken proc2x); mkdir -p "$d"; make_2x "$src" "$TMP/proc2x-src" 2>/dev/null
+cp "$TMP/proc2x-src"/{patients,encounters,procedures}.csv "$d/" 2>/dev/null
+if [ -s "$d/procedures.csv" ] && [ "$(wc -l <"$d/procedures.csv")" -gt 2 ]; then
+	edit "$d/procedures.csv" 'NR == 3 { $1 = "2020-13-01" } { print }'
+	expect_error "2.x procedures.csv: the date column is named DATE, as in its header" "$d" 22P02 '"procedures.csv" line 3 column DATE: "2020-13-01"'
 fi
 # An error late in the load order (the last file) still leaves nothing loaded.
 d=$(broken late); cp "$src/medications.csv" "$d/"; edit "$d/medications.csv" 'NR == 20 { $1 = "2020-13-01T00:00:00Z" } { print }'

@@ -1,0 +1,1 @@
+../../parts/72_fhir.sql

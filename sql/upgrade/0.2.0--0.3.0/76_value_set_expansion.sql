@@ -1,0 +1,1 @@
+../../parts/76_value_set_expansion.sql

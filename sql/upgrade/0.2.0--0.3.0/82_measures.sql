@@ -1,0 +1,1 @@
+../../parts/82_measures.sql
