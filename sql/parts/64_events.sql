@@ -960,4 +960,4 @@ GRANT SELECT ON outreach.event, outreach.event_session, outreach.event_seats, ou
   outreach.event_registration_session, outreach.template_event TO outreach_marketer;
 GRANT ALL ON outreach.event, outreach.event_session, outreach.event_seats, outreach.event_registration,
   outreach.event_registration_session, outreach.template_event, outreach.message_attachment TO outreach_admin;
-GRANT SELECT ON outreach.event_overview TO outreach_admin, outreach_marketer, outreach_analyst;
+GRANT SELECT ON outreach.event_overview TO outreach_admin, outreach_marketer;  -- analysts: report_event_overview (98_access.sql)

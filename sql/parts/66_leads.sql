@@ -1233,5 +1233,7 @@ GRANT SELECT, INSERT ON outreach.lead_status_change, outreach.lead_score_change,
 GRANT UPDATE (contact_id) ON outreach.lead_status_change, outreach.lead_score_change TO outreach_admin, outreach_marketer;
 GRANT SELECT, INSERT, UPDATE, DELETE ON outreach.lead_score_rule, outreach.lead_settings TO outreach_admin, outreach_marketer;
 GRANT SELECT ON outreach.lead_score_hit TO outreach_admin, outreach_marketer;
-GRANT SELECT ON outreach.lead_funnel, outreach.lead_conversion_weekly, outreach.social_overview
-  TO outreach_admin, outreach_marketer, outreach_analyst;
+GRANT SELECT ON outreach.lead_funnel, outreach.lead_conversion_weekly TO outreach_admin, outreach_marketer;
+-- Analysts read leads through report_lead_funnel / report_lead_conversions (98_access.sql:
+-- the reader's organizations, small counts suppressed); social posts are public data.
+GRANT SELECT ON outreach.social_overview TO outreach_admin, outreach_marketer, outreach_analyst;

@@ -820,6 +820,76 @@ COMMENT ON VIEW outreach.report_message_status IS
 GRANT SELECT ON outreach.report_segment_sizes, outreach.report_journey_funnel, outreach.report_message_status
   TO outreach_analyst, outreach_marketer;
 
+-- The 0.3 areas' reports for analysts, by the same rules.  Their own views (event_overview,
+-- lead_funnel, lead_conversion_weekly) run with the reader's rights, so they serve the
+-- marketer, who may read registrations and leads; these serve the analyst, who may not.
+CREATE VIEW outreach.report_event_overview AS
+WITH sc AS (SELECT outreach._scope() AS scope),
+reg AS (
+  SELECT r.id, r.event_id, r.status FROM outreach.event_registration r, sc
+  WHERE sc.scope IS NULL OR r.contact_id IN (SELECT outreach._scope_contacts(sc.scope))
+),
+per AS (
+  SELECT r.event_id, NULL::bigint AS session_id, r.status FROM reg r
+  UNION ALL
+  SELECT r.event_id, rs.session_id, r.status FROM reg r JOIN outreach.event_registration_session rs ON rs.registration_id = r.id
+),
+counts AS (
+  SELECT p.event_id, p.session_id,
+         pg_catalog.count(*) FILTER (WHERE p.status IN ('registered', 'attended', 'no_show')) AS registered,
+         pg_catalog.count(*) FILTER (WHERE p.status = 'waitlisted') AS waitlisted,
+         pg_catalog.count(*) FILTER (WHERE p.status = 'cancelled') AS cancelled,
+         pg_catalog.count(*) FILTER (WHERE p.status = 'attended') AS attended,
+         pg_catalog.count(*) FILTER (WHERE p.status = 'no_show') AS no_show
+  FROM per p GROUP BY p.event_id, p.session_id
+),
+scopes AS (
+  SELECT e.id AS event_id, NULL::bigint AS session_id, NULL::text AS session, e.starts_at, e.capacity FROM outreach.event e
+  UNION ALL
+  SELECT s.event_id, s.id, s.name, s.starts_at, coalesce(s.capacity, e.capacity)
+  FROM outreach.event_session s JOIN outreach.event e ON e.id = s.event_id
+)
+SELECT e.name AS event, e.kind, e.status AS event_status, sc.session, sc.starts_at, sc.capacity,
+       outreach._cell(coalesce(c.registered, 0)) AS registered, outreach._cell(coalesce(c.waitlisted, 0)) AS waitlisted,
+       outreach._cell(coalesce(c.cancelled, 0)) AS cancelled, outreach._cell(coalesce(c.attended, 0)) AS attended,
+       outreach._cell(coalesce(c.no_show, 0)) AS no_show,
+       CASE WHEN outreach._cell(c.attended + c.no_show) IS NOT NULL
+            THEN pg_catalog.round(c.no_show::numeric / nullif(c.attended + c.no_show, 0), 3) END AS no_show_rate,
+       CASE WHEN outreach._cell(c.registered) IS NOT NULL
+            THEN pg_catalog.round(c.registered::numeric / nullif(sc.capacity, 0), 3) END AS fill_rate
+FROM scopes sc JOIN outreach.event e ON e.id = sc.event_id
+LEFT JOIN counts c ON c.event_id = sc.event_id AND c.session_id IS NOT DISTINCT FROM sc.session_id;
+COMMENT ON VIEW outreach.report_event_overview IS
+  'Reporting: event_overview for analysts: registrations of the reader''s organizations per event and session; counts below access_settings.min_cell_size (and rates built on them) are NULL';
+
+CREATE VIEW outreach.report_lead_funnel AS
+WITH sc AS (SELECT outreach._scope() AS scope)
+SELECT l.source, l.status, outreach._cell(pg_catalog.count(*)) AS leads,
+       CASE WHEN outreach._cell(pg_catalog.count(*)) IS NOT NULL THEN pg_catalog.round(pg_catalog.avg(l.score), 2) END AS avg_score,
+       outreach._cell(pg_catalog.count(*) FILTER (WHERE l.qualified_at IS NOT NULL)) AS ever_qualified
+FROM outreach.lead l, sc
+WHERE sc.scope IS NULL OR l.contact_id IN (SELECT outreach._scope_contacts(sc.scope))
+GROUP BY l.source, l.status;
+COMMENT ON VIEW outreach.report_lead_funnel IS
+  'Reporting: lead_funnel for analysts: leads of the reader''s organizations per source and status; small counts NULL';
+
+CREATE VIEW outreach.report_lead_conversions AS
+WITH sc AS (SELECT outreach._scope() AS scope)
+SELECT pg_catalog.date_trunc('week', v.converted_at) AS week, outreach._cell(pg_catalog.count(*)) AS conversions,
+       outreach._cell(pg_catalog.count(*) FILTER (WHERE v.matched_on IS NOT NULL)) AS matched_existing,
+       CASE WHEN outreach._cell(pg_catalog.count(*)) IS NOT NULL
+            THEN pg_catalog.round(pg_catalog.avg(v.score_at_conversion), 2) END AS avg_score_at_conversion
+FROM outreach.lead_conversion v JOIN outreach.lead l ON l.id = v.lead_id, sc
+WHERE sc.scope IS NULL OR l.contact_id IN (SELECT outreach._scope_contacts(sc.scope))
+GROUP BY 1;
+COMMENT ON VIEW outreach.report_lead_conversions IS
+  'Reporting: lead_conversion_weekly for analysts: conversions per week in the reader''s organizations; small counts NULL';
+
+GRANT SELECT ON outreach.report_event_overview, outreach.report_lead_funnel, outreach.report_lead_conversions
+  TO outreach_analyst, outreach_marketer;
+-- Social posts and replies are public, not patient data: the analyst reads them and their overview.
+GRANT SELECT ON outreach.social_post, outreach.social_engagement TO outreach_analyst;
+
 -- ---------------------------------------------------------------------------------------
 -- Privileges (the matrix of docs/security.md, generated from the catalog)
 -- ---------------------------------------------------------------------------------------
@@ -851,7 +921,7 @@ BEGIN
   FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
            WHERE p.pronamespace = 'outreach'::regnamespace AND p.prorettype <> 'trigger'::regtype
   LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO outreach_admin', f);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO outreach_admin', f);
   END LOOP;
 END
 $admin$;
@@ -868,7 +938,7 @@ BEGIN
                   OR p.proname IN ('now', 'allowed_value', 'valid_phone', 'valid_time_zone', 'field_allowed_values',
                                    '_scope', '_scope_compute', '_cell', '_audit_read'))
   LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO outreach_marketer, outreach_analyst, outreach_sender', f);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO outreach_marketer, outreach_analyst, outreach_sender', f);
   END LOOP;
 END
 $common$;
@@ -914,7 +984,7 @@ BEGIN
              'create_journey', 'add_step', 'set_entry_step', 'validate_journey', 'launch_journey', 'stop_journey',
              'drop_journey', 'retry_enrollment', 'next_local_window')
   LOOP
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO outreach_marketer', f);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO outreach_marketer', f);
   END LOOP;
 END
 $marketer$;

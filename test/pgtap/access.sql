@@ -180,11 +180,15 @@ SELECT ok(has_function_privilege('t_mk_a', 'outreach.create_segment(text,outreac
           AND has_function_privilege('t_mk_a', 'outreach.create_template(text,text,text,text,text,text,text)', 'EXECUTE')
           AND has_function_privilege('t_mk_a', 'outreach.subscribe(text,bigint,text)', 'EXECUTE'),
           'the marketer may manage segments, journeys, templates and lists');
-SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'outreach'::regnamespace AND p.proname ~ '^_'
-            AND p.proname NOT IN ('_scope', '_scope_compute', '_cell', '_audit_read')
+-- An internal function a non-admin role may execute either is one the policies evaluate, or
+-- runs with its caller's rights (helpers of SECURITY INVOKER API functions, e.g. the leads
+-- part's): executing it grants nothing the caller did not have.
+SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+           WHERE p.pronamespace = 'outreach'::regnamespace AND p.proname ~ '^_'
+            AND p.proname NOT IN ('_scope', '_scope_compute', '_cell', '_audit_read') AND p.prosecdef
             AND (has_function_privilege('t_mk_a', p.oid, 'EXECUTE') OR has_function_privilege('t_analyst', p.oid, 'EXECUTE')
-                 OR has_function_privilege('t_sender', p.oid, 'EXECUTE')))::int, 0,
-          'internal functions are the owner''s, but the few the policies evaluate');
+                 OR has_function_privilege('t_sender', p.oid, 'EXECUTE'))), NULL,
+          'internal functions are the owner''s, but the few the policies evaluate and caller-rights helpers');
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'outreach'::regnamespace AND p.prosecdef
             AND NOT coalesce(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false))::int, 0,
           'every SECURITY DEFINER function pins search_path to pg_catalog, pg_temp');

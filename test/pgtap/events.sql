@@ -323,7 +323,7 @@ SELECT ok(has_function_privilege('outreach_marketer', 'outreach.register(text, b
 SELECT ok(has_function_privilege('outreach_admin', 'outreach.cancel_registration(text)', 'EXECUTE'), 'admins cancel');
 SELECT ok(NOT has_function_privilege('outreach_analyst', 'outreach.check_in(text)', 'EXECUTE'), 'analysts do not check in');
 SELECT ok(NOT has_function_privilege('outreach_marketer', 'outreach._promote_waitlist(bigint)', 'EXECUTE'), 'helpers are not granted');
-SELECT ok(has_table_privilege('outreach_analyst', 'outreach.event_overview', 'SELECT'), 'analysts read event_overview');
+SELECT ok(has_table_privilege('outreach_analyst', 'outreach.report_event_overview', 'SELECT'), 'analysts read report_event_overview');
 SELECT ok(NOT has_table_privilege('outreach_analyst', 'outreach.event_registration', 'SELECT'), 'analysts do not read registrations');
 SELECT ok(has_table_privilege('outreach_sender', 'outreach.message_attachment', 'SELECT'), 'senders read attachments');
 SELECT is((SELECT count(*) FROM pg_extension e, unnest(e.extconfig) c WHERE e.extname = 'outreach'

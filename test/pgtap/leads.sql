@@ -4,7 +4,7 @@
 -- subscriptions, messages, interactions, enrollments), segmenting leads, every error path.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(89);
+SELECT plan(90);
 
 SET LOCAL outreach.now = '2026-03-02 09:00:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -180,7 +180,8 @@ SELECT is((SELECT count(*) FROM outreach.contact WHERE lower(email) IN ('dan@exa
 -- Permissions.
 SET LOCAL ROLE outreach_analyst;
 SELECT throws_ok('SELECT outreach.capture_lead(''z@example.org'')', '42501', NULL, 'an analyst cannot capture leads');
-SELECT lives_ok('SELECT * FROM outreach.lead_funnel', 'an analyst reads the lead funnel');
+SELECT lives_ok('SELECT * FROM outreach.report_lead_funnel', 'an analyst reads the lead funnel (report_lead_funnel)');
+SELECT throws_ok('SELECT * FROM outreach.lead_funnel', '42501', NULL, 'an analyst does not read the marketer''s lead_funnel');
 RESET ROLE;
 SET LOCAL ROLE outreach_marketer;
 SELECT throws_ok(format('SELECT * FROM outreach.import_leads(%L)', :'dir' || 'good.csv'), '42501', NULL,
@@ -241,7 +242,7 @@ SELECT results_eq('SELECT week, conversions, matched_existing FROM outreach.lead
 SELECT results_eq($$SELECT leads FROM outreach.lead_funnel WHERE source = 'event' AND status = 'converted'$$,
                   $$VALUES (1::bigint)$$, 'lead_funnel counts per source and status');
 SET LOCAL ROLE outreach_analyst;
-SELECT lives_ok('SELECT * FROM outreach.lead_conversion_weekly', 'an analyst reads the conversion report');
+SELECT lives_ok('SELECT * FROM outreach.report_lead_conversions', 'an analyst reads the conversion report (report_lead_conversions)');
 SELECT throws_ok('SELECT * FROM outreach.lead', '42501', NULL, 'an analyst does not read leads themselves');
 RESET ROLE;
 
