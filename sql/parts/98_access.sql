@@ -962,7 +962,7 @@ GRANT SELECT ON outreach.contact_organization, outreach.account,
   outreach.messaging_settings,
   outreach.journey, outreach.journey_step, outreach.journey_scope, outreach.enrollment, outreach.enrollment_step,
   outreach.journey_funnel, outreach.journey_step_funnel, outreach.journey_message_stats,
-  outreach._journey_message_engagement
+  outreach.message_outcome
   TO outreach_marketer;
 
 DO $marketer$
