@@ -103,34 +103,48 @@ CREATE TRIGGER subscription_confirmation_mail AFTER INSERT OR UPDATE OF confirma
 -- The gateway's send loop ---------------------------------------------------------------
 
 -- Claims a batch (outreach.claim_messages: SKIP LOCKED, leases) and returns what the gateway
--- needs to send each message.
+-- needs to send each message, attachments included (outreach.message_attachment, e.g. an
+-- event's invite.ics), all in this one statement: no per-message round trip.  attachments is
+-- NULL or one item per attachment (in id order) joined by U+001E; an item is
+-- filename U+001F content_type U+001F content, the content base64 in 76-character lines
+-- (ready for a Content-Transfer-Encoding: base64 part), control characters in the filename
+-- and content type replaced by spaces, so the separators cannot occur inside an item.
 CREATE FUNCTION outreach.gateway_claim(worker text, batch_size integer DEFAULT 100,
                                        lease interval DEFAULT '5 minutes', max_attempts integer DEFAULT 5)
 RETURNS TABLE (id bigint, channel text, message_class text, address text, subject text, body text,
                html boolean, unsubscribe_url text, list_name text, contact_name text,
-               open_pixel boolean, click_tracking boolean, attempts integer)
+               open_pixel boolean, click_tracking boolean, attempts integer, contact_id bigint, attachments text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   base text;
 BEGIN
   SELECT s.unsubscribe_base_url INTO base FROM outreach.messaging_settings s;
   RETURN QUERY
-  WITH claimed AS (
-    SELECT * FROM outreach.claim_messages(worker => $1, batch_size => $2, lease => $3, max_attempts => $4))
+  WITH claimed AS MATERIALIZED (
+    SELECT * FROM outreach.claim_messages(worker => $1, batch_size => $2, lease => $3, max_attempts => $4)),
+  files AS (
+    SELECT a.message_id,
+           string_agg(regexp_replace(a.filename, '[[:cntrl:]]', ' ', 'g') || chr(31)
+                      || regexp_replace(a.content_type, '[[:cntrl:]]', ' ', 'g') || chr(31)
+                      || encode(convert_to(a.content, 'UTF8'), 'base64'), chr(30) ORDER BY a.id) AS packed
+      FROM outreach.message_attachment a
+     WHERE a.message_id IN (SELECT c.id FROM claimed c WHERE c.channel = 'email')
+     GROUP BY a.message_id)
   SELECT m.id, m.channel, m.message_class, m.address, m.subject, m.body,
          CASE WHEN m.template_id IS NULL THEN m.channel = 'email' ELSE coalesce(t.format = 'html', false) END,
          base || '?token=' || m.unsubscribe_token, l.name,
          nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), ''),
-         coalesce(tt.open_pixel, true), coalesce(tt.click_tracking, true), m.attempts
+         coalesce(tt.open_pixel, true), coalesce(tt.click_tracking, true), m.attempts, m.contact_id, f.packed
     FROM claimed m
     JOIN outreach.contact c ON c.id = m.contact_id
     LEFT JOIN outreach.template t ON t.id = m.template_id
     LEFT JOIN outreach.template_tracking tt ON tt.template_id = m.template_id
     LEFT JOIN outreach.subscription_list l ON l.id = m.subscription_list_id
+    LEFT JOIN files f ON f.message_id = m.id
    ORDER BY m.id;
 END $$;
 COMMENT ON FUNCTION outreach.gateway_claim(text, integer, interval, integer) IS
-  'The gateway''s claim: a batch from outreach.claim_messages with the format, placeholder unsubscribe URL, list, name and tracking switches';
+  'The gateway''s claim: a batch from outreach.claim_messages with the format, placeholder unsubscribe URL, list, name, tracking switches and attachments';
 
 -- Reports the results of a batch in one call and one transaction.  statuses: sent,
 -- delivered, bounced, failed, or retry (a temporary failure: the message goes back to
