@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #define CONFIRM_PLACEHOLDER "https://outreach.invalid/confirm?token="
+#define EVENT_PLACEHOLDER "https://outreach.invalid/event-registration?event="
 
 bool header_safe_address(const char *a)
 {
@@ -127,6 +128,26 @@ static void rewrite_confirm(StrBuf *out, const Config *cfg, const char *s)
 		sb_printf(out, "%s/confirm/", cfg->public_base_url);
 		sign_token(out, cfg->link_secret, "confirm", tok, NULL);
 		free(tok);
+		p = e;
+	}
+	sb_puts(out, p);
+}
+
+/* Placeholder event registration links ({{event.registration_url}}, 64_events.sql) become
+ * signed public ones for the event and this message's contact: public_base_url/e/EVENTxCONTACT.SIG. */
+static void rewrite_event(StrBuf *out, const Config *cfg, const char *s, long long contact_id)
+{
+	const char *p = s, *q;
+	size_t pl = strlen(EVENT_PLACEHOLDER);
+	while ((q = strstr(p, EVENT_PLACEHOLDER))) {
+		sb_append(out, p, (size_t) (q - p));
+		const char *t = q + pl, *e = t;
+		while (isdigit((unsigned char) *e)) e++;
+		if (e == t || e - t > 18) { sb_append(out, q, pl); p = t; continue; }
+		char ids[64];
+		snprintf(ids, sizeof ids, "%.*sx%lld", (int) (e - t), t, contact_id);
+		sb_printf(out, "%s/e/", cfg->public_base_url);
+		sign_token(out, cfg->link_secret, "event", ids, NULL);
 		p = e;
 	}
 	sb_puts(out, p);
@@ -334,16 +355,16 @@ bool email_build(StrBuf *out, const Config *cfg, const Message *m, char *err, si
 	if (m->unsubscribe_url && *m->unsubscribe_url) replace_all(&body1, body, m->unsubscribe_url, unsub.data);
 	else sb_puts(&body1, body);
 	rewrite_confirm(&body2, cfg, body1.data);
-	const char *final = body2.data;
+	sb_reset(&body1);
+	rewrite_event(&body1, cfg, body2.data ? body2.data : "", m->contact_id);
+	const char *final = body1.data ? body1.data : "";
 	if (m->html) {
 		if (cfg->click_tracking && m->click_tracking) { rewrite_links(&body3, cfg, m->id, final); final = body3.data; }
 		html_to_text(&text, final);
 		if (cfg->open_pixel && m->open_pixel) {
-			StrBuf px; sb_init(&px);
-			add_pixel(&px, cfg, m->id, final);
-			sb_free(&body1);
-			body1 = px;
-			final = body1.data;
+			sb_reset(&body2);                       /* body2 is no longer read: final is body1 or body3 */
+			add_pixel(&body2, cfg, m->id, final);
+			final = body2.data;
 		}
 	}
 

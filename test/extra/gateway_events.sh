@@ -20,7 +20,7 @@ PY=/usr/bin/python3
 SERVERS=$ROOT/test/gateway/servers.py
 passed=0; failed=0
 check() { # name expected actual
-	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok - $1"; else failed=$((failed + 1)); echo "not ok - $1: expected '$2', got '$3'"; fi
+	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok - $1"; else failed=$((failed + 1)); echo "not ok - $1: expected '$2', got '$3'" | tee -a "$W/failures"; fi
 }
 q() { "${PSQL[@]}" -tA -c "$1"; }
 
@@ -178,10 +178,86 @@ check "the cancellation (plain text) is multipart/mixed with the calendar" "mult
 check "a cancelled event's mail carries METHOD:CANCEL (same UID, same DTSTART)" "CANCEL CANCEL CANCELLED True 2027-03-15T13:00:00+00:00" \
   "$(j "$sel; i=m['ics']; c=[x for x in d if x['id']=='$CID'][0]['ics']; print(i['method_param'], i['METHOD'], i['STATUS'], i['UID'] == c['UID'], i['DTSTART'])")"
 check "DKIM verifies on the cancellation" "True" "$(j "$sel; print(m['dkim'])")"
-check "a message without attachments stays multipart/alternative" "0" \
-  "$(j "print(len([x for x in d if x['ics'] is None and x['type'] != 'multipart/alternative']))")"
+
+# ---- the registration page, from the signed link of an invitation --------------------------------
+"${PSQL[@]}" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+SELECT outreach.create_event('Info evening', '2027-04-20 18:30 Europe/Berlin', '2027-04-20 20:00 Europe/Berlin',
+  'Europe/Berlin', kind => 'hybrid', venue => 'Hall <2>', online_url => 'https://meet.example/info', capacity => 1);
+SELECT outreach.add_session('Info evening', 'Talk & questions', '2027-04-20 18:30 Europe/Berlin', '2027-04-20 19:30 Europe/Berlin', 5);
+SELECT outreach.publish_event('Info evening');
+SELECT outreach.create_template('info_invite', 'email',
+  '<html><body><p>Dear {{contact.first_name}}, join us for {{event.name}} on {{event.starts_at}}.</p>'
+  '<p><a href="{{event.registration_url}}">Register here</a> <a href="https://clinic.example/info">About us</a></p></body></html>',
+  subject => 'Invitation: {{event.name}}', message_class => 'transactional');
+SELECT outreach.set_template_event('info_invite', 'Info evening', attach_ics => false);
+SELECT count(outreach.enqueue_message(id, 'info_invite', 'transactional')) FROM outreach.contact WHERE external_id IN ('e2', 'e3', 'e4');
+SQL
+wait_for 20 "SELECT count(*) = 3 FROM outreach.message WHERE template_name = 'info_invite' AND status = 'sent'" || true
+check "three invitations sent" 3 "$(q "SELECT count(*) FROM outreach.message WHERE template_name = 'info_invite' AND status = 'sent'")"
+check "the placeholder is in the stored body, not in any mail" "3 0" \
+  "$(q "SELECT count(*) FROM outreach.message WHERE template_name = 'info_invite' AND body LIKE '%https://outreach.invalid/event-registration?event=%'") $(grep -l 'outreach.invalid' "$W"/mail/*.eml | wc -l)"
+mails
+link() { # external_id: the registration link in that contact's invitation
+	j "import re; m=[x for x in d if x['subject'] == 'Invitation: Info evening' and '$1@' in x['to']][0]; print(re.search(r'$BASE/e/[A-Za-z0-9._-]+', m['html']).group(0))"
+}
+check "a message without attachments stays multipart/alternative" "multipart/alternative" \
+  "$(j "print(' '.join(sorted(set(x['type'] for x in d if x['subject'] == 'Invitation: Info evening'))))")"
+L2=$(link ben); L3=$(link cat); L4=$(link dan)
+check "the registration link is signed for the event and the contact, not click-tracked" \
+  "$(q "SELECT id FROM outreach.event WHERE name = 'Info evening'")x$(q "SELECT id FROM outreach.contact WHERE external_id = 'e2'") True" \
+  "$(echo "${L2##*/e/}" | cut -d. -f1) $(j "print(any('href=\"$L2\"' in x['html'] for x in d))")"
+code=$(curl -s -o "$W/e2.html" -w '%{http_code}' "$L2")
+check "GET shows the event in its time zone, the venue (escaped), the online URL, the session with free seats, a form" "200 1 1 1 1 1" \
+  "$code $(grep -c 'Tuesday 20 April 2027, 18:30 (Europe/Berlin)' "$W/e2.html") $(grep -c 'Hall &lt;2&gt;' "$W/e2.html") $(grep -c 'href="https://meet.example/info"' "$W/e2.html") $(grep -c 'Talk &amp; questions, Tuesday 20 April 2027, 18:30 (Europe/Berlin) (5 free)' "$W/e2.html") $(grep -c '<form method="post">' "$W/e2.html")"
+check "GET changed nothing" 0 "$(q "SELECT count(*) FROM outreach.event_registration r JOIN outreach.event e ON e.id = r.event_id WHERE e.name = 'Info evening'")"
+code=$(curl -s -o "$W/e2p.html" -w '%{http_code}' --data-urlencode 'session=Talk & questions' "$L2")
+C2=$(grep -o '<strong class="code">[^<]*' "$W/e2p.html" | sed 's/.*>//')
+check "POST registers (source gateway, with the session) and shows the code" "200 registered|gateway|{\"Talk & questions\"}" \
+  "$code $(q "SELECT s.status || '|' || r.source || '|' || s.sessions::text FROM outreach.event_registration r, outreach.registration_status(r.registration_code) s WHERE r.registration_code = '$C2'")"
+code=$(curl -s -o "$W/e2q.html" -w '%{http_code}' -X POST "$L2")
+check "POST twice: the same code, one registration" "200 $C2 1" \
+  "$code $(grep -o '<strong class="code">[^<]*' "$W/e2q.html" | sed 's/.*>//') $(q "SELECT count(*) FROM outreach.event_registration r JOIN outreach.contact c ON c.id = r.contact_id WHERE c.external_id = 'e2'")"
+curl -s -o "$W/e3.html" "$L3"
+check "a full event says so before registering" 1 "$(grep -c 'The event is full' "$W/e3.html")"
+code=$(curl -s -o "$W/e3p.html" -w '%{http_code}' -X POST "$L3")
+C3=$(grep -o '<strong class="code">[^<]*' "$W/e3p.html" | sed 's/.*>//')
+check "a full event: POST puts the contact on the waitlist and shows the position" "200 1 waitlisted|1" \
+  "$code $(grep -c 'number <strong class="position">1</strong> on the waitlist' "$W/e3p.html") $(q "SELECT status || '|' || waitlist_position FROM outreach.registration_status('$C3')")"
+E_ID=$(q "SELECT id FROM outreach.event WHERE name = 'Info evening'")
+D_ID=$(q "SELECT id FROM outreach.contact WHERE external_id = 'e4'")
+SIG2=${L2##*.}; TOK4=${L4##*/e/}
+check "forged: another contact's id with a valid signature: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/e/${E_ID}x$D_ID.$SIG2")"
+last=${TOK4: -1}; [ "$last" = A ] && swap=B || swap=A
+check "forged: a changed signature: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/e/${TOK4%?}$swap")"
+check "forged: another event for the same contact: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/e/$((E_ID - 1))x$D_ID.${TOK4##*.}")"
+check "forged: a token of another purpose (the open pixel's): 400" 400 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$BASE/e/$(j "import re; m=[x for x in d if 'dan@' in x['to']][0]; print(re.search(r'/o/([A-Za-z0-9._-]+)\.gif', m['html']).group(1))")")"
+check "forged tokens registered nobody" 0 "$(q "SELECT count(*) FROM outreach.event_registration WHERE contact_id = $D_ID")"
+q "SELECT outreach.cancel_event('Info evening')" >/dev/null
+code=$(curl -s -o "$W/e4.html" -w '%{http_code}' "$L4")
+check "a cancelled event: a clear page (410), no form" "410 1 0" \
+  "$code $(grep -c 'This event was cancelled' "$W/e4.html") $(grep -c '<form' "$W/e4.html")"
+check "POST on a cancelled event: 410, nothing changed" "410 0" \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$L4") $(q "SELECT count(*) FROM outreach.event_registration WHERE contact_id = $D_ID")"
+sign() { # id: a link signed like the gateway does (sign.c), to reach events no mail linked to
+	$PY -c "import hmac, hashlib, base64, sys; print('$BASE/e/' + sys.argv[1] + '.' + base64.urlsafe_b64encode(hmac.new(b'$SECRET', b'event:' + sys.argv[1].encode(), hashlib.sha256).digest()).decode()[:22])" "$1"
+}
+check "the test signs links like the gateway" "$L4" "$(sign "${E_ID}x$D_ID")"
+"${PSQL[@]}" >/dev/null <<'SQL'
+SELECT outreach.create_event('Closed talk', now() + interval '2 days', now() + interval '3 days', 'UTC', venue => 'Room 1',
+                             registration_closes_at => now() + interval '1 day');
+SELECT outreach.publish_event('Closed talk');
+UPDATE outreach.event SET registration_closes_at = now() - interval '1 minute' WHERE name = 'Closed talk';
+SQL
+LC=$(sign "$(q "SELECT id FROM outreach.event WHERE name = 'Closed talk'")x$D_ID")
+code=$(curl -s -o "$W/closed.html" -w '%{http_code}' "$LC")
+check "a closed registration: a clear page, no form" "200 1 0" "$code $(grep -c 'Registration is closed' "$W/closed.html") $(grep -c '<form' "$W/closed.html")"
+check "POST after registration closed: nothing changed" "200 0" \
+  "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$LC") $(q "SELECT count(*) FROM outreach.event_registration WHERE contact_id = $D_ID")"
+check "an unknown event with a valid signature: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' "$(sign "999999x$D_ID")")"
 
 stop_pid "$GW_PID"; GW_PID=""
-if [ "$failed" -gt 0 ]; then echo "---- gateway log (tail)"; tail -40 "$W/gateway.log"; fi
+if [ "$failed" -gt 0 ]; then echo "---- gateway log (tail)"; tail -40 "$W/gateway.log"; echo "---- failures"; cat "$W/failures"; fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
