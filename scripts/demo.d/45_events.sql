@@ -20,7 +20,7 @@ SELECT outreach.create_segment('Flu shot invitees', 'contact where status = ''ac
 SELECT outreach.go_live('Flu shot invitees') \g /dev/null
 SELECT outreach.create_template('flu_invite', 'email',
   '<p>Dear {{contact.first_name}},</p><p>Get your free flu shot at {{event.name}}: {{event.starts_at}}, {{event.venue}}. '
-  '<a href="https://clinic.example/flu">Register</a> or call us.</p>'
+  '<a href="{{event.registration_url}}">Register online</a> or call us.</p>'
   '<p><a href="{{unsubscribe_url}}">Unsubscribe</a> - {{sender.postal_address}}</p>',
   subject => 'Your free flu shot on {{event.name}}',
   sender_postal_address => 'Springfield Community Clinic, 1 Main St, Springfield') \g /dev/null

@@ -91,7 +91,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 3, x FROM unnest(ARRAY['unsubscribe_url', 'sender.postal_address']) x
     UNION ALL                                    -- events (64_events.sql, outreach._event_tokens)
     SELECT 4, x FROM unnest(ARRAY['event.name', 'event.starts_at', 'event.ends_at', 'event.venue', 'event.online_url',
-                                  'registration.code', 'registration.status']) x) s
+                                  'registration.code', 'registration.status', 'event.registration_url']) x) s
 $$;
 COMMENT ON FUNCTION outreach.template_tokens() IS 'The tokens templates may use';
 

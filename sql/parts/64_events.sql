@@ -753,7 +753,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     ('event.venue', ev.venue),
     ('event.online_url', ev.online_url),
     ('registration.code', reg.registration_code),
-    ('registration.status', reg.status)) x(k, v)
+    ('registration.status', reg.status),
+    -- a placeholder the delivery gateway signs for the message's contact (85_delivery.sql)
+    ('event.registration_url', 'https://outreach.invalid/event-registration?event=' || ev.id)) x(k, v)
 $$;
 
 CREATE FUNCTION outreach.format_event_time(at timestamptz, time_zone text) RETURNS text

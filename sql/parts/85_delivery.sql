@@ -103,34 +103,48 @@ CREATE TRIGGER subscription_confirmation_mail AFTER INSERT OR UPDATE OF confirma
 -- The gateway's send loop ---------------------------------------------------------------
 
 -- Claims a batch (outreach.claim_messages: SKIP LOCKED, leases) and returns what the gateway
--- needs to send each message.
+-- needs to send each message, attachments included (outreach.message_attachment, e.g. an
+-- event's invite.ics), all in this one statement: no per-message round trip.  attachments is
+-- NULL or one item per attachment (in id order) joined by U+001E; an item is
+-- filename U+001F content_type U+001F content, the content base64 in 76-character lines
+-- (ready for a Content-Transfer-Encoding: base64 part), control characters in the filename
+-- and content type replaced by spaces, so the separators cannot occur inside an item.
 CREATE FUNCTION outreach.gateway_claim(worker text, batch_size integer DEFAULT 100,
                                        lease interval DEFAULT '5 minutes', max_attempts integer DEFAULT 5)
 RETURNS TABLE (id bigint, channel text, message_class text, address text, subject text, body text,
                html boolean, unsubscribe_url text, list_name text, contact_name text,
-               open_pixel boolean, click_tracking boolean, attempts integer)
+               open_pixel boolean, click_tracking boolean, attempts integer, contact_id bigint, attachments text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   base text;
 BEGIN
   SELECT s.unsubscribe_base_url INTO base FROM outreach.messaging_settings s;
   RETURN QUERY
-  WITH claimed AS (
-    SELECT * FROM outreach.claim_messages(worker => $1, batch_size => $2, lease => $3, max_attempts => $4))
+  WITH claimed AS MATERIALIZED (
+    SELECT * FROM outreach.claim_messages(worker => $1, batch_size => $2, lease => $3, max_attempts => $4)),
+  files AS (
+    SELECT a.message_id,
+           string_agg(regexp_replace(a.filename, '[[:cntrl:]]', ' ', 'g') || chr(31)
+                      || regexp_replace(a.content_type, '[[:cntrl:]]', ' ', 'g') || chr(31)
+                      || encode(convert_to(a.content, 'UTF8'), 'base64'), chr(30) ORDER BY a.id) AS packed
+      FROM outreach.message_attachment a
+     WHERE a.message_id IN (SELECT c.id FROM claimed c WHERE c.channel = 'email')
+     GROUP BY a.message_id)
   SELECT m.id, m.channel, m.message_class, m.address, m.subject, m.body,
          CASE WHEN m.template_id IS NULL THEN m.channel = 'email' ELSE coalesce(t.format = 'html', false) END,
          base || '?token=' || m.unsubscribe_token, l.name,
          nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), ''),
-         coalesce(tt.open_pixel, true), coalesce(tt.click_tracking, true), m.attempts
+         coalesce(tt.open_pixel, true), coalesce(tt.click_tracking, true), m.attempts, m.contact_id, f.packed
     FROM claimed m
     JOIN outreach.contact c ON c.id = m.contact_id
     LEFT JOIN outreach.template t ON t.id = m.template_id
     LEFT JOIN outreach.template_tracking tt ON tt.template_id = m.template_id
     LEFT JOIN outreach.subscription_list l ON l.id = m.subscription_list_id
+    LEFT JOIN files f ON f.message_id = m.id
    ORDER BY m.id;
 END $$;
 COMMENT ON FUNCTION outreach.gateway_claim(text, integer, interval, integer) IS
-  'The gateway''s claim: a batch from outreach.claim_messages with the format, placeholder unsubscribe URL, list, name and tracking switches';
+  'The gateway''s claim: a batch from outreach.claim_messages with the format, placeholder unsubscribe URL, list, name, tracking switches and attachments';
 
 -- Reports the results of a batch in one call and one transaction.  statuses: sent,
 -- delivered, bounced, failed, or retry (a temporary failure: the message goes back to
@@ -434,6 +448,79 @@ BEGIN
   RETURN (outreach.report_delivery(m.id, st, $3)).status;
 END $$;
 
+-- Event registration page (DESIGN §9, docs/events.md) -----------------------------------
+-- {{event.registration_url}} renders 'https://outreach.invalid/event-registration?event=ID'
+-- (64_events.sql); the gateway rewrites it at send time into a link signed for the event and
+-- the message's contact, so these functions trust the (event, contact) pair they are given.
+
+-- What the registration page shows: the event in its own time zone, whether it takes
+-- registrations now (and if not, why), its sessions with free seats, and the contact's
+-- live registration if they have one.
+CREATE FUNCTION outreach.gateway_event_info(event_id bigint, contact_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e outreach.event;
+  r outreach.event_registration;
+  clock timestamptz := outreach.now();
+  state text;
+  taken integer;
+BEGIN
+  SELECT * INTO e FROM outreach.event x WHERE x.id = $1;
+  IF NOT FOUND OR NOT EXISTS (SELECT 1 FROM outreach.contact c WHERE c.id = $2) THEN
+    RAISE EXCEPTION 'event % or contact % does not exist', coalesce($1::text, 'NULL'), coalesce($2::text, 'NULL')
+      USING ERRCODE = 'no_data_found', HINT = 'Registration links work only for existing events and contacts.';
+  END IF;
+  SELECT * INTO r FROM outreach.event_registration x
+   WHERE x.event_id = e.id AND x.contact_id = $2 AND x.status <> 'cancelled';
+  state := CASE
+    WHEN e.status = 'cancelled' THEN 'cancelled'
+    WHEN e.status = 'draft' THEN 'not_published'
+    WHEN e.status = 'completed' OR e.ends_at <= clock THEN 'over'
+    WHEN e.registration_opens_at IS NOT NULL AND clock < e.registration_opens_at THEN 'not_open_yet'
+    WHEN clock >= coalesce(e.registration_closes_at, e.starts_at) THEN 'closed'
+    ELSE 'open' END;
+  SELECT s.taken INTO taken FROM outreach.event_seats s WHERE s.event_id = e.id AND s.session_id = 0;
+  RETURN jsonb_build_object(
+    'name', e.name, 'kind', e.kind, 'state', state, 'description', e.description,
+    'starts_at', outreach.format_event_time(e.starts_at, e.time_zone),
+    'ends_at', outreach.format_event_time(e.ends_at, e.time_zone),
+    'venue', e.venue, 'online_url', e.online_url,
+    'opens_at', CASE WHEN e.registration_opens_at IS NOT NULL THEN outreach.format_event_time(e.registration_opens_at, e.time_zone) END,
+    'free_seats', CASE WHEN e.capacity IS NOT NULL THEN greatest(e.capacity - coalesce(taken, 0), 0) END,
+    'sessions', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                   'name', x.name, 'starts_at', outreach.format_event_time(x.starts_at, e.time_zone),
+                   'ends_at', outreach.format_event_time(x.ends_at, e.time_zone),
+                   'free_seats', CASE WHEN x.capacity IS NOT NULL THEN greatest(x.capacity - coalesce(st.taken, 0), 0) END)
+                   ORDER BY x.starts_at, x.name)
+                   FROM outreach.event_session x
+                   LEFT JOIN outreach.event_seats st ON st.event_id = x.event_id AND st.session_id = x.id
+                  WHERE x.event_id = e.id), '[]'::jsonb),
+    'registration', CASE WHEN r.id IS NOT NULL THEN jsonb_build_object(
+                      'code', r.registration_code, 'status', r.status,
+                      'waitlist_position', outreach._waitlist_position(r)) END);
+END $$;
+COMMENT ON FUNCTION outreach.gateway_event_info(bigint, bigint) IS
+  'The gateway''s event registration page: the event in its time zone, whether registration is open, sessions with free seats, the contact''s registration';
+
+-- The registration page's POST: outreach.register for the contact of the signed link (source
+-- 'gateway'); registering twice returns the first code.  Returns the code, the status and the
+-- position on the waitlist.
+CREATE FUNCTION outreach.gateway_register(event_id bigint, contact_id bigint, sessions text[] DEFAULT NULL,
+                                          OUT code text, OUT status text, OUT waitlist_position integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  ev text;
+BEGIN
+  SELECT e.name INTO ev FROM outreach.event e WHERE e.id = $1;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'event % does not exist', coalesce($1::text, 'NULL') USING ERRCODE = 'no_data_found';
+  END IF;
+  code := outreach.register(ev, $2, nullif($3, '{}'::text[]), 'gateway');
+  SELECT s.status, s.waitlist_position INTO status, waitlist_position FROM outreach.registration_status(code) s;
+END $$;
+COMMENT ON FUNCTION outreach.gateway_register(bigint, bigint, text[]) IS
+  'The gateway''s event registration: outreach.register for the contact of a signed link; the code, status and waitlist position';
+
 -- Privileges: the gateway (outreach_sender) calls the gateway_* functions only.
 REVOKE ALL ON FUNCTION outreach.set_template_tracking(text, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION outreach._confirm_placeholder(text) FROM PUBLIC;
@@ -454,6 +541,8 @@ REVOKE ALL ON FUNCTION outreach.gateway_update_preferences(bigint, jsonb) FROM P
 REVOKE ALL ON FUNCTION outreach.gateway_confirm(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION outreach.gateway_inbound_sms(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION outreach.gateway_sms_receipt(bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outreach.gateway_event_info(bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outreach.gateway_register(bigint, bigint, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   outreach.gateway_claim(text, integer, interval, integer),
   outreach.gateway_report(bigint[], text[], text[], boolean[], text, timestamptz[], integer),
@@ -469,7 +558,9 @@ GRANT EXECUTE ON FUNCTION
   outreach.gateway_update_preferences(bigint, jsonb),
   outreach.gateway_confirm(text),
   outreach.gateway_inbound_sms(text, text),
-  outreach.gateway_sms_receipt(bigint, text, text)
+  outreach.gateway_sms_receipt(bigint, text, text),
+  outreach.gateway_event_info(bigint, bigint),
+  outreach.gateway_register(bigint, bigint, text[])
   TO outreach_sender, outreach_admin;
 GRANT EXECUTE ON FUNCTION outreach.set_template_tracking(text, boolean, boolean) TO outreach_admin, outreach_marketer;
 GRANT SELECT, UPDATE ON outreach.delivery_settings TO outreach_admin;

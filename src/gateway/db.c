@@ -48,6 +48,7 @@ void message_free(Message *m)
 {
 	free(m->channel); free(m->message_class); free(m->address); free(m->subject); free(m->body);
 	free(m->unsubscribe_url); free(m->list_name); free(m->contact_name); free(m->detail);
+	free(m->attachments);
 }
 
 /* Returns the number of messages claimed, or -1 on a database error. */
@@ -60,7 +61,7 @@ int db_claim(PGconn *c, const Config *cfg, Message **out)
 	const char *params[] = {cfg->worker, batch, lease, attempts};
 	PGresult *r = PQexecParams(c,
 		"SELECT id, channel, message_class, address, subject, body, html, unsubscribe_url, list_name, contact_name,"
-		" open_pixel, click_tracking, attempts FROM outreach.gateway_claim($1, $2::int, $3::interval, $4::int)",
+		" open_pixel, click_tracking, attempts, contact_id, attachments FROM outreach.gateway_claim($1, $2::int, $3::interval, $4::int)",
 		4, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		log_error("claiming messages failed: %s", PQerrorMessage(c));
@@ -78,6 +79,8 @@ int db_claim(PGconn *c, const Config *cfg, Message **out)
 		m->unsubscribe_url = col(r, i, 7); m->list_name = col(r, i, 8); m->contact_name = col(r, i, 9);
 		m->open_pixel = colbool(r, i, 10); m->click_tracking = colbool(r, i, 11);
 		m->attempts = atoi(PQgetvalue(r, i, 12));
+		m->contact_id = atoll(PQgetvalue(r, i, 13));
+		m->attachments = col(r, i, 14);
 	}
 	PQclear(r);
 	*out = msgs;

@@ -7,7 +7,8 @@
  * characters (CR and LF included) become spaces and non-ASCII text is encoded, so no value
  * can start a header of its own.  Links in HTML bodies become signed click URLs, the
  * placeholder unsubscribe and confirmation URLs become signed public ones, and an open
- * pixel is added (both per template switchable).
+ * pixel is added (both per template switchable).  Attachments (an event's invite.ics) make
+ * it multipart/mixed: the body as above, then one base64 part per file.
  */
 #include "gateway.h"
 
@@ -18,6 +19,7 @@
 #include <strings.h>
 
 #define CONFIRM_PLACEHOLDER "https://outreach.invalid/confirm?token="
+#define EVENT_PLACEHOLDER "https://outreach.invalid/event-registration?event="
 
 bool header_safe_address(const char *a)
 {
@@ -126,6 +128,26 @@ static void rewrite_confirm(StrBuf *out, const Config *cfg, const char *s)
 		sb_printf(out, "%s/confirm/", cfg->public_base_url);
 		sign_token(out, cfg->link_secret, "confirm", tok, NULL);
 		free(tok);
+		p = e;
+	}
+	sb_puts(out, p);
+}
+
+/* Placeholder event registration links ({{event.registration_url}}, 64_events.sql) become
+ * signed public ones for the event and this message's contact: public_base_url/e/EVENTxCONTACT.SIG. */
+static void rewrite_event(StrBuf *out, const Config *cfg, const char *s, long long contact_id)
+{
+	const char *p = s, *q;
+	size_t pl = strlen(EVENT_PLACEHOLDER);
+	while ((q = strstr(p, EVENT_PLACEHOLDER))) {
+		sb_append(out, p, (size_t) (q - p));
+		const char *t = q + pl, *e = t;
+		while (isdigit((unsigned char) *e)) e++;
+		if (e == t || e - t > 18) { sb_append(out, q, pl); p = t; continue; }
+		char ids[64];
+		snprintf(ids, sizeof ids, "%.*sx%lld", (int) (e - t), t, contact_id);
+		sb_printf(out, "%s/e/", cfg->public_base_url);
+		sign_token(out, cfg->link_secret, "event", ids, NULL);
 		p = e;
 	}
 	sb_puts(out, p);
@@ -279,6 +301,45 @@ void html_to_text(StrBuf *b, const char *html)
 	sb_free(&raw);
 }
 
+/* The attachments gateway_claim packed (85_delivery.sql): items joined by \x1e, each
+ * filename \x1f content type \x1f base64 content in lines ending in \n.  Each becomes a
+ * base64 part after the body: the content type as the database gives it (an event's
+ * "text/calendar; charset=utf-8; method=REQUEST"), a name= parameter and
+ * Content-Disposition: attachment with the file name.  The file name is reduced to
+ * printable ASCII without quotes or backslashes (anything else becomes '_'), the content
+ * type must look like type/subtype[; parameters] in printable ASCII or it is sent as
+ * application/octet-stream: neither can carry a header of its own. */
+static void add_attachments(StrBuf *out, const char *boundary, const char *packed)
+{
+	const char *p = packed;
+	while (p && *p) {
+		const char *end = strchr(p, '\x1e');
+		size_t len = end ? (size_t) (end - p) : strlen(p);
+		const char *s1 = memchr(p, '\x1f', len);
+		const char *s2 = s1 ? memchr(s1 + 1, '\x1f', len - (size_t) (s1 + 1 - p)) : NULL;
+		if (s1 && s2) {
+			char *name = xstrndup(p, (size_t) (s1 - p));
+			char *type = xstrndup(s1 + 1, (size_t) (s2 - s1 - 1));
+			for (unsigned char *c = (unsigned char *) name; *c; c++)
+				if (*c < ' ' || *c >= 127 || *c == '"' || *c == '\\') *c = '_';
+			bool type_ok = strchr(type, '/') != NULL && *type != '/';
+			for (const unsigned char *c = (const unsigned char *) type; *c && type_ok; c++)
+				if (*c < ' ' || *c >= 127) type_ok = false;
+			sb_printf(out, "\r\n--%s\r\nContent-Type: %s; name=\"%s\"\r\n"
+			          "Content-Disposition: attachment; filename=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+			          boundary, type_ok ? type : "application/octet-stream", *name ? name : "attachment", *name ? name : "attachment");
+			/* base64 lines: \n (PostgreSQL's encode) becomes CRLF */
+			for (const char *c = s2 + 1; c < p + len; c++) {
+				if (*c == '\n') sb_puts(out, "\r\n");
+				else if (*c != '\r') sb_append(out, c, 1);
+			}
+			free(name);
+			free(type);
+		}
+		p = end ? end + 1 : NULL;
+	}
+}
+
 bool email_build(StrBuf *out, const Config *cfg, const Message *m, char *err, size_t errlen)
 {
 	if (!header_safe_address(m->address)) {
@@ -294,16 +355,16 @@ bool email_build(StrBuf *out, const Config *cfg, const Message *m, char *err, si
 	if (m->unsubscribe_url && *m->unsubscribe_url) replace_all(&body1, body, m->unsubscribe_url, unsub.data);
 	else sb_puts(&body1, body);
 	rewrite_confirm(&body2, cfg, body1.data);
-	const char *final = body2.data;
+	sb_reset(&body1);
+	rewrite_event(&body1, cfg, body2.data ? body2.data : "", m->contact_id);
+	const char *final = body1.data ? body1.data : "";
 	if (m->html) {
 		if (cfg->click_tracking && m->click_tracking) { rewrite_links(&body3, cfg, m->id, final); final = body3.data; }
 		html_to_text(&text, final);
 		if (cfg->open_pixel && m->open_pixel) {
-			StrBuf px; sb_init(&px);
-			add_pixel(&px, cfg, m->id, final);
-			sb_free(&body1);
-			body1 = px;
-			final = body1.data;
+			sb_reset(&body2);                       /* body2 is no longer read: final is body1 or body3 */
+			add_pixel(&body2, cfg, m->id, final);
+			final = body2.data;
 		}
 	}
 
@@ -326,11 +387,19 @@ bool email_build(StrBuf *out, const Config *cfg, const Message *m, char *err, si
 		if (m->list_name) { sb_puts(out, "List-Id: "); header_text(out, m->list_name); sb_printf(out, " <list.%s>\r\n", cfg->sender_domain); }
 	}
 	sb_printf(out, "X-Outreach-Message: %s\r\n", ids);
+	char mixed[80];
+	snprintf(mixed, sizeof mixed, "=_outreach_mixed_%s_%lx", ids, (unsigned long) now);
+	bool attach = m->attachments && *m->attachments;
+	if (attach) {
+		sb_printf(out, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n", mixed);
+		sb_puts(out, "This is a multi-part message in MIME format.\r\n");
+		sb_printf(out, "\r\n--%s\r\n", mixed);
+	}
 	if (m->html) {
 		char boundary[64];
 		snprintf(boundary, sizeof boundary, "=_outreach_%s_%lx", ids, (unsigned long) now);
 		sb_printf(out, "Content-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n", boundary);
-		sb_puts(out, "This is a multi-part message in MIME format.\r\n");
+		if (!attach) sb_puts(out, "This is a multi-part message in MIME format.\r\n");
 		sb_printf(out, "\r\n--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", boundary);
 		qp_encode(out, text.data, text.len);
 		sb_printf(out, "\r\n--%s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n", boundary);
@@ -339,6 +408,10 @@ bool email_build(StrBuf *out, const Config *cfg, const Message *m, char *err, si
 	} else {
 		sb_puts(out, "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
 		qp_encode(out, final, strlen(final));
+	}
+	if (attach) {
+		add_attachments(out, mixed, m->attachments);
+		sb_printf(out, "\r\n--%s--\r\n", mixed);
 	}
 	sb_free(&unsub); sb_free(&body1); sb_free(&body2); sb_free(&body3); sb_free(&text);
 	return true;

@@ -89,6 +89,8 @@ typedef struct Message {
 	char *channel, *message_class, *address, *subject, *body, *unsubscribe_url, *list_name, *contact_name;
 	bool html, open_pixel, click_tracking;
 	int attempts;
+	long long contact_id;
+	char *attachments;        /* packed by gateway_claim (85_delivery.sql): NULL or items joined by \x1e */
 	/* result */
 	const char *status;       /* sent, bounced, failed, retry */
 	char *detail;

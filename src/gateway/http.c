@@ -6,6 +6,7 @@
  *   GET  /u/TOKEN              unsubscribe page          POST /u/TOKEN         unsubscribe (form or RFC 8058 one-click)
  *   GET  /p/TOKEN              preference centre         POST /p/TOKEN         save preferences
  *   GET  /confirm/TOKEN        double opt-in page        POST /confirm/TOKEN   confirm the subscription
+ *   GET  /e/TOKEN              event registration page   POST /e/TOKEN         register (outreach.register)
  *   POST /sms/inbound?key=K    inbound SMS keywords      POST /sms/receipt/TOKEN  SMS delivery receipt
  *   GET  /healthz              liveness and database     GET  /metrics         Prometheus text format
  *
@@ -122,15 +123,20 @@ static bool http_db(void)
 
 /* Runs a query; NULL and *status (400 for a rejected request, 503 for a database problem)
  * when it did not return rows. */
+static char refused[512];      /* the database's message for the last refused request */
+
 static PGresult *query(const char *sql, int n, const char *const *params, unsigned *status)
 {
+	refused[0] = '\0';
 	if (!http_db()) { *status = MHD_HTTP_SERVICE_UNAVAILABLE; return NULL; }
 	PGresult *r = PQexecParams(hconn, sql, n, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	if (state && (state[0] == '2' || !strcmp(state, "P0002") || !strncmp(state, "55", 2))) {
 		*status = MHD_HTTP_BAD_REQUEST;
-		log_info("http: request refused: %s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+		snprintf(refused, sizeof refused, "%s", msg ? msg : "");
+		log_info("http: request refused: %s", refused);
 	} else {
 		*status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		log_error("http: %s", PQerrorMessage(hconn));
@@ -359,6 +365,166 @@ static enum MHD_Result do_confirm(struct MHD_Connection *c, const char *token, b
 	return ret;
 }
 
+/* Every value of key in a form body, as a PostgreSQL text[] literal ("{}" when none). */
+static void form_array(StrBuf *b, const char *body, const char *key)
+{
+	size_t kl = strlen(key);
+	int n = 0;
+	sb_puts(b, "{");
+	for (const char *p = body; p && *p;) {
+		const char *end = strchr(p, '&');
+		size_t len = end ? (size_t) (end - p) : strlen(p);
+		if (len > kl && p[kl] == '=' && !strncmp(p, key, kl)) {
+			char *v = url_decode(p + kl + 1, len - kl - 1);
+			sb_puts(b, n++ ? ",\"" : "\"");
+			for (const char *c = v; *c; c++) {
+				if (*c == '"' || *c == '\\') sb_append(b, "\\", 1);
+				sb_append(b, c, 1);
+			}
+			sb_puts(b, "\"");
+			free(v);
+		}
+		p = end ? end + 1 : NULL;
+	}
+	sb_puts(b, "}");
+}
+
+static void esc(StrBuf *b, const char *s) { html_escape(b, s, strlen(s)); }
+
+/* The event registration page (DESIGN §9): GET /e/TOKEN shows the event and a form, POST
+ * registers the contact the link was signed for.  TOKEN = EVENTxCONTACT.SIG (purpose "event"). */
+static enum MHD_Result do_event(struct MHD_Connection *c, const char *token, const char *form)
+{
+	char id[48];
+	long long event_id, contact_id;
+	char tail;
+	if (!verify_token(cfg->link_secret, "event", token, NULL, id, sizeof id)
+	    || sscanf(id, "%lldx%lld%c", &event_id, &contact_id, &tail) != 2) return bad_link(c);
+	char ev[24], ct[24];
+	snprintf(ev, sizeof ev, "%lld", event_id);
+	snprintf(ct, sizeof ct, "%lld", contact_id);
+	unsigned st;
+	const char *p[] = {ev, ct, NULL};
+	PGresult *r = query(
+		"SELECT x->>'name', x->>'state', x->>'starts_at', x->>'ends_at', coalesce(x->>'venue', ''), coalesce(x->>'online_url', ''),"
+		" coalesce(x->>'description', ''), coalesce(x->>'free_seats', ''), coalesce(x->>'opens_at', ''),"
+		" x->'registration'->>'code', x->'registration'->>'status', x->'registration'->>'waitlist_position'"
+		" FROM outreach.gateway_event_info($1::bigint, $2::bigint) x", 2, p, &st);
+	if (!r) return db_failed(c, st);
+	char *name = xstrdup(PQgetvalue(r, 0, 0)), *state = xstrdup(PQgetvalue(r, 0, 1));
+	StrBuf about, b;
+	sb_init(&about); sb_init(&b);
+	sb_puts(&about, "<dl><dt>When</dt><dd>");
+	esc(&about, PQgetvalue(r, 0, 2));
+	sb_puts(&about, " to ");
+	esc(&about, PQgetvalue(r, 0, 3));
+	sb_puts(&about, "</dd>");
+	if (*PQgetvalue(r, 0, 4)) { sb_puts(&about, "<dt>Where</dt><dd>"); esc(&about, PQgetvalue(r, 0, 4)); sb_puts(&about, "</dd>"); }
+	const char *url = PQgetvalue(r, 0, 5);
+	if (!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7)) {
+		sb_puts(&about, "<dt>Online</dt><dd><a href=\"");
+		esc(&about, url);
+		sb_puts(&about, "\">");
+		esc(&about, url);
+		sb_puts(&about, "</a></dd>");
+	}
+	sb_puts(&about, "</dl>");
+	if (*PQgetvalue(r, 0, 6)) { sb_puts(&about, "<p>"); esc(&about, PQgetvalue(r, 0, 6)); sb_puts(&about, "</p>"); }
+	bool registered = !PQgetisnull(r, 0, 9);
+	char *code = registered ? xstrdup(PQgetvalue(r, 0, 9)) : NULL;
+	char *rstatus = registered ? xstrdup(PQgetvalue(r, 0, 10)) : NULL;
+	char *position = registered && !PQgetisnull(r, 0, 11) ? xstrdup(PQgetvalue(r, 0, 11)) : NULL;
+	char *free_seats = xstrdup(PQgetvalue(r, 0, 7)), *opens = xstrdup(PQgetvalue(r, 0, 8));
+	PQclear(r);
+	unsigned status = MHD_HTTP_OK;
+	const char *title;
+	enum MHD_Result ret;
+	if (!strcmp(state, "cancelled")) {
+		/* nothing to register for: said plainly, and a POST changes nothing */
+		status = MHD_HTTP_GONE;
+		title = "This event was cancelled";
+		sb_puts(&b, "<p>&ldquo;"); esc(&b, name);
+		sb_puts(&b, "&rdquo; was cancelled. There is nothing to register for, and nothing was changed.</p>");
+		sb_puts(&b, "<p>If you were registered, your registration is cancelled too; we are sorry for the trouble.</p>");
+	} else if (form && !registered && !strcmp(state, "open")) {
+		StrBuf sessions;
+		sb_init(&sessions);
+		form_array(&sessions, form, "session");
+		p[2] = sessions.data;
+		r = query("SELECT code, status, waitlist_position FROM outreach.gateway_register($1::bigint, $2::bigint, $3::text[])", 3, p, &st);
+		sb_free(&sessions);
+		if (!r) {
+			free(name); free(state); free(free_seats); free(opens); sb_free(&about); sb_free(&b);
+			if (st != MHD_HTTP_BAD_REQUEST) return db_failed(c, st);
+			StrBuf e;
+			sb_init(&e);
+			sb_puts(&e, "<p>You were not registered: ");
+			esc(&e, refused);
+			sb_puts(&e, ".</p><p>Nothing was changed. Please call us if you need help.</p>");
+			ret = page(c, MHD_HTTP_BAD_REQUEST, "Registration not possible", e.data);
+			sb_free(&e);
+			return ret;
+		}
+		registered = true;
+		code = xstrdup(PQgetvalue(r, 0, 0));
+		rstatus = xstrdup(PQgetvalue(r, 0, 1));
+		position = PQgetisnull(r, 0, 2) ? NULL : xstrdup(PQgetvalue(r, 0, 2));
+		PQclear(r);
+	}
+	if (!strcmp(state, "cancelled")) {
+		/* done above */
+	} else if (registered) {
+		bool waiting = !strcmp(rstatus, "waitlisted");
+		title = waiting ? "You are on the waitlist" : "You are registered";
+		sb_puts(&b, "<p>&ldquo;"); esc(&b, name); sb_puts(&b, "&rdquo;</p>");
+		sb_puts(&b, about.data);
+		sb_puts(&b, "<p>Your registration code: <strong class=\"code\">"); esc(&b, code);
+		sb_puts(&b, "</strong>. Please bring it with you or have it ready when you call us.</p>");
+		if (waiting)
+			sb_printf(&b, "<p>The event is full. You are number <strong class=\"position\">%s</strong> on the waitlist; "
+			          "we will write to you as soon as a seat becomes free.</p>", position ? position : "?");
+	} else if (strcmp(state, "open") != 0) {
+		title = !strcmp(state, "not_open_yet") ? "Registration is not open yet" : !strcmp(state, "over") ? "This event is over"
+		        : !strcmp(state, "not_published") ? "This event is not open for registration" : "Registration is closed";
+		sb_puts(&b, "<p>&ldquo;"); esc(&b, name); sb_puts(&b, "&rdquo;</p>");
+		sb_puts(&b, about.data);
+		if (!strcmp(state, "not_open_yet") && *opens) { sb_puts(&b, "<p>Registration opens "); esc(&b, opens); sb_puts(&b, ".</p>"); }
+		else sb_puts(&b, "<p>You can no longer register for this event online. Nothing was changed.</p>");
+	} else {
+		title = "Register for the event";
+		sb_puts(&b, "<p>&ldquo;"); esc(&b, name); sb_puts(&b, "&rdquo;</p>");
+		sb_puts(&b, about.data);
+		if (*free_seats)
+			sb_printf(&b, !strcmp(free_seats, "0") ? "<p>The event is full: if you register, you join the waitlist.</p>"
+			                                       : "<p>Free seats: %s.</p>", free_seats);
+		sb_puts(&b, "<form method=\"post\">");
+		r = query("SELECT s->>'name', s->>'starts_at', coalesce(s->>'free_seats', '') FROM"
+		          " jsonb_array_elements(outreach.gateway_event_info($1::bigint, $2::bigint)->'sessions') s", 2, p, &st);
+		if (r && PQntuples(r) > 0) {
+			sb_puts(&b, "<fieldset><legend>Sessions you would like to attend</legend>");
+			for (int i = 0; i < PQntuples(r); i++) {
+				sb_printf(&b, "<div><input type=\"checkbox\" id=\"s%d\" name=\"session\" value=\"", i);
+				esc(&b, PQgetvalue(r, i, 0));
+				sb_printf(&b, "\"> <label for=\"s%d\">", i);
+				esc(&b, PQgetvalue(r, i, 0));
+				sb_puts(&b, ", ");
+				esc(&b, PQgetvalue(r, i, 1));
+				const char *fs = PQgetvalue(r, i, 2);
+				if (!strcmp(fs, "0")) sb_puts(&b, " (full: waitlist)");
+				else if (*fs) sb_printf(&b, " (%s free)", fs);
+				sb_puts(&b, "</label></div>");
+			}
+			sb_puts(&b, "</fieldset>");
+		}
+		if (r) PQclear(r);
+		sb_puts(&b, "<button type=\"submit\">Register</button></form>");
+	}
+	ret = page(c, status, title, b.data);
+	free(name); free(state); free(code); free(rstatus); free(position); free(free_seats); free(opens);
+	sb_free(&about); sb_free(&b);
+	return ret;
+}
+
 typedef struct Pair { char *k, *v; } Pair;
 static int pair_cmp(const void *a, const void *b) { return strcmp(((const Pair *) a)->k, ((const Pair *) b)->k); }
 
@@ -553,6 +719,7 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url, const ch
 	if (!strncmp(url, "/u/", 3)) return do_unsubscribe(c, url + 3, post);
 	if (!strncmp(url, "/p/", 3)) return do_preferences(c, url + 3, post ? body : NULL);
 	if (!strncmp(url, "/confirm/", 9)) return do_confirm(c, url + 9, post);
+	if (!strncmp(url, "/e/", 3)) return do_event(c, url + 3, post ? body : NULL);
 	if (!strcmp(url, "/sms/inbound") && post) return do_inbound(c, body);
 	if (!strncmp(url, "/sms/receipt/", 13) && post) return do_receipt(c, url + 13, body);
 	return plain(c, MHD_HTTP_NOT_FOUND, "not found\n");

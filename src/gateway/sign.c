@@ -1,7 +1,8 @@
 /*
  * sign.c: signed link tokens.  A token is "<id>.<sig>" where sig is the first 22 characters
  * (132 bits) of base64url(HMAC-SHA256(link_secret, purpose ":" id [":" extra])).  The purpose
- * ("open", "click", "unsubscribe", "preferences", "confirm", "receipt") keeps a token for one
+ * ("open", "click", "unsubscribe", "preferences", "confirm", "receipt",
+ * "event") keeps a token for one
  * endpoint from working on another; extra binds a click token to its URL.  Verification
  * compares in constant time.  The secret never leaves the gateway's configuration.
  */

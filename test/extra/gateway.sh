@@ -28,6 +28,10 @@ check_ge() { # name minimum actual
 	if [ "$3" -ge "$2" ] 2>/dev/null; then passed=$((passed + 1)); echo "ok - $1 ($3)"; else failed=$((failed + 1)); echo "not ok - $1: expected at least $2, got '$3'"; fi
 }
 q() { "${PSQL[@]}" -tA -c "$1"; }
+alter() { # a link with its last character changed (never to the same character)
+	local last=${1: -1}
+	if [ "$last" = A ]; then echo "${1%?}B"; else echo "${1%?}A"; fi
+}
 
 W=$(mktemp -d /tmp/outreach-gateway-test.XXXXXX)
 chmod 755 "$W"
@@ -249,7 +253,7 @@ check "preference centre shows email unchecked and SMS checked" "1 1" \
   "$(grep -c 'id="email" name="email" value="on">' "$W/prefs.html") $(grep -c 'id="sms" name="sms" value="on" checked' "$W/prefs.html")"
 check "preference centre POST: email back on, SMS off, preferred letter" "200 f|t|letter" \
   "$(curl -s -o /dev/null -w '%{http_code}' -d 'email=on&letter=on&preferred_channel=letter' "$PREFS") $(q "SELECT do_not_email, do_not_sms, preferred_channel FROM outreach.contact WHERE external_id = 'g1'")"
-check "preference centre with a forged token: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -d 'sms=on' "${PREFS%?}x")"
+check "preference centre with a forged token: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -d 'sms=on' "$(alter "$PREFS")")"
 check "healthz" "200 ok" "$(curl -s -w '%{http_code}' -o "$W/h" "$BASE/healthz") $(cat "$W/h")"
 curl -s "$BASE/metrics" > "$W/metrics"
 check "metrics: sent and bounced emails, queue depth, latency" "1 1 1 1" \
@@ -266,7 +270,7 @@ CONFIRM=$(j "print([x for x in d if x['confirm']][0]['confirm'])" 2>/dev/null ||
 check "the confirmation mail that subscribe asked for was sent, with a signed link" 1 "$(echo "$CONFIRM" | grep -c "^$BASE/confirm/")"
 check "confirm GET changes nothing" "200 pending" "$(curl -s -o /dev/null -w '%{http_code}' "$CONFIRM") $(q "SELECT status FROM outreach.subscription")"
 check "forged confirmation: 400, still pending" "400 pending" \
-  "$(curl -s -o /dev/null -w '%{http_code}' -X POST "${CONFIRM%?}A") $(q "SELECT status FROM outreach.subscription")"
+  "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$(alter "$CONFIRM")") $(q "SELECT status FROM outreach.subscription")"
 check "confirm POST subscribes" "200 subscribed" "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$CONFIRM") $(q "SELECT status FROM outreach.subscription")"
 check "a used confirmation link: 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$CONFIRM")"
 
@@ -279,7 +283,7 @@ SMSREQ=$(ls "$W"/sms/*.json | head -1)
 check "SMS provider got the documented JSON with bearer auth" "+15550000006 Reminder for Sam: book your exam. $SMS_ID Bearer sms-secret-token" \
   "$($PY -c "import json; r=json.load(open('$SMSREQ')); b=json.loads(r['body']); print(b['to'], b['text'], b['message_id'], r['headers']['Authorization'])")"
 RECEIPT=$($PY -c "import json; print(json.loads(json.load(open('$SMSREQ'))['body'])['callback_url'])")
-check "forged receipt: 403" 403 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{"status":"delivered"}' "${RECEIPT%?}A")"
+check "forged receipt: 403" 403 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{"status":"delivered"}' "$(alter "$RECEIPT")")"
 check "delivery receipt marks the SMS delivered" "200 delivered" \
   "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{"status":"delivered"}' "$RECEIPT") $(q "SELECT status FROM outreach.message WHERE id = $SMS_ID")"
 check "inbound SMS with a wrong key: 403, nothing changed" "403 f" \

@@ -3,7 +3,7 @@
 -- functions and their refusals, and who may call what.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(43);
+SELECT plan(58);
 
 DELETE FROM outreach.quiet_hours;
 INSERT INTO outreach.contact (external_id, first_name, last_name, email, phone)
@@ -105,6 +105,60 @@ SELECT is((SELECT string_agg(c.external_id || ':' || m.status || ':' || coalesce
              JOIN outreach.subscription s ON s.contact_id = c.id AND s.list_id = m.subscription_list_id
             WHERE m.template_name = 'outreach:confirm_subscription'),
           'd1:queued::true d2:suppressed:no_address:true', 'subscribing to a double opt-in list queues the confirmation mail (suppressed without an address)');
+
+-- events: attachments in the claim, the registration link, the registration page's functions ----
+SELECT outreach.create_event('Gateway day', outreach.now() + interval '10 days', outreach.now() + interval '10 days 2 hours',
+                             'America/New_York', venue => 'Hall 1', capacity => 1);
+SELECT outreach.add_session('Gateway day', 'Morning', outreach.now() + interval '10 days', outreach.now() + interval '10 days 1 hour', 5);
+SELECT outreach.publish_event('Gateway day');
+SELECT outreach.create_template('t_event', 'email', subject => 'Your code',
+  body => '<p>{{registration.code}} <a href="{{event.registration_url}}">Register</a></p>', message_class => 'transactional');
+SELECT outreach.set_template_event('t_event', 'Gateway day');
+UPDATE outreach.message SET status = 'failed' WHERE status IN ('queued', 'sending');   -- out of the way of the claims below
+INSERT INTO outreach.contact (external_id, first_name, email) VALUES ('d4', 'Dee', 'dee@example.org');
+CREATE TEMP TABLE ev_code AS SELECT outreach.register('Gateway day', id) AS code FROM outreach.contact WHERE external_id = 'd1';
+CREATE TEMP TABLE ev_ids AS
+SELECT c.external_id, (outreach.enqueue_message(c.id, 't_event', 'transactional')).id AS mid FROM outreach.contact c WHERE c.external_id IN ('d1', 'd4');
+SELECT is((SELECT string_agg(i.external_id || ':' || (strpos(m.body, 'https://outreach.invalid/event-registration?event=' || e.id || '"') > 0)::text, ' ' ORDER BY i.external_id)
+             FROM ev_ids i JOIN outreach.message m ON m.id = i.mid, outreach.event e WHERE e.name = 'Gateway day'),
+          'd1:true d4:true', '{{event.registration_url}} renders the placeholder the gateway signs, with the event id');
+CREATE TEMP TABLE ev_claimed AS SELECT * FROM outreach.gateway_claim('w-ev', 10, '1 minute', 3);
+SELECT is((SELECT string_agg(i.external_id || ':' || (x.contact_id = c.id)::text || ':' || (x.attachments IS NOT NULL)::text, ' ' ORDER BY i.external_id)
+             FROM ev_claimed x JOIN ev_ids i ON i.mid = x.id JOIN outreach.contact c ON c.external_id = i.external_id),
+          'd1:true:true d4:true:false', 'gateway_claim returns the contact and the attachments (only the registrant has an .ics)');
+SELECT is((SELECT split_part(x.attachments, chr(31), 1) || '|' || split_part(x.attachments, chr(31), 2) || '|'
+                  || (convert_from(decode(split_part(x.attachments, chr(31), 3), 'base64'), 'UTF8') = a.content)::text
+             FROM ev_claimed x JOIN ev_ids i ON i.mid = x.id AND i.external_id = 'd1' JOIN outreach.message_attachment a ON a.message_id = x.id),
+          'invite.ics|text/calendar; charset=utf-8; method=REQUEST|true', 'the packed attachment: file name, content type, the content in base64');
+SELECT is((SELECT max(length(l)) FROM ev_claimed x, regexp_split_to_table(split_part(x.attachments, chr(31), 3), E'\n') l
+            WHERE x.attachments IS NOT NULL), 76, 'the base64 comes in lines of 76 characters');
+SELECT is((SELECT x->>'state' || '|' || (x->>'free_seats') || '|' || (x->'sessions'->0->>'name') || '|' || (x->'sessions'->0->>'free_seats') || '|' || (x->'registration'->>'code')
+             FROM outreach.contact c, outreach.event e, outreach.gateway_event_info(e.id, c.id) x WHERE c.external_id = 'd1' AND e.name = 'Gateway day'),
+          'open|0|Morning|5|' || (SELECT code FROM ev_code), 'gateway_event_info: open, free seats, sessions, the contact''s registration');
+SELECT is((SELECT (x->>'registration') IS NULL AND x->>'starts_at' LIKE '%(America/New_York)'
+             FROM outreach.contact c, outreach.event e, outreach.gateway_event_info(e.id, c.id) x WHERE c.external_id = 'd4' AND e.name = 'Gateway day'),
+          true, 'gateway_event_info: no registration yet; times in the event''s time zone');
+SELECT throws_ok($$SELECT outreach.gateway_event_info(-1, 1)$$, 'P0002', NULL, 'gateway_event_info of an unknown event is refused');
+SELECT is((SELECT g.code = (SELECT code FROM ev_code) AND g.status = 'registered'
+             FROM outreach.contact c, outreach.event e, outreach.gateway_register(e.id, c.id) g WHERE c.external_id = 'd1' AND e.name = 'Gateway day'),
+          true, 'gateway_register twice returns the first code');
+CREATE TEMP TABLE ev_wait AS
+SELECT g.* FROM outreach.contact c, outreach.event e, outreach.gateway_register(e.id, c.id, '{Morning}') g WHERE c.external_id = 'd4' AND e.name = 'Gateway day';
+SELECT is((SELECT g.status || '|' || g.waitlist_position || '|' || r.source FROM ev_wait g JOIN outreach.event_registration r ON r.registration_code = g.code),
+          'waitlisted|1|gateway', 'gateway_register on a full event: waitlisted with its position, source gateway');
+SELECT throws_ok($$SELECT outreach.gateway_register(e.id, c.id, '{Evening}') FROM outreach.contact c, outreach.event e WHERE c.external_id = 'd2' AND e.name = 'Gateway day'$$,
+                 '42704', NULL, 'gateway_register with an unknown session is refused');
+SELECT throws_ok($$SELECT outreach.gateway_register(-1, 1)$$, 'P0002', NULL, 'gateway_register of an unknown event is refused');
+SELECT is(outreach.cancel_event('Gateway day'), 2, 'cancel_event cancels both registrations');
+SELECT is((SELECT x->>'state' FROM outreach.contact c, outreach.event e, outreach.gateway_event_info(e.id, c.id) x WHERE c.external_id = 'd2' AND e.name = 'Gateway day'),
+          'cancelled', 'gateway_event_info says when the event is cancelled');
+SELECT throws_ok($$SELECT outreach.gateway_register(e.id, c.id) FROM outreach.contact c, outreach.event e WHERE c.external_id = 'd2' AND e.name = 'Gateway day'$$,
+                 '55000', NULL, 'gateway_register for a cancelled event is refused');
+SELECT ok(has_function_privilege('outreach_sender', 'outreach.gateway_register(bigint, bigint, text[])', 'EXECUTE')
+          AND has_function_privilege('outreach_sender', 'outreach.gateway_event_info(bigint, bigint)', 'EXECUTE')
+          AND NOT has_function_privilege('outreach_marketer', 'outreach.gateway_register(bigint, bigint, text[])', 'EXECUTE')
+          AND NOT has_function_privilege('outreach_analyst', 'outreach.gateway_event_info(bigint, bigint)', 'EXECUTE'),
+          'only the gateway (outreach_sender) and admins may call the registration page''s functions');
 
 -- privileges ------------------------------------------------------------------------------------
 SELECT ok(has_function_privilege('outreach_sender', 'outreach.gateway_claim(text, integer, interval, integer)', 'EXECUTE')
