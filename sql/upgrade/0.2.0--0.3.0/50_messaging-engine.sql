@@ -26,6 +26,27 @@ SELECT m.contact_id, m.channel, max(m.created_at) FROM outreach.message m
  WHERE m.message_class = 'marketing' AND m.status IN ('queued', 'sending', 'sent', 'delivered')
  GROUP BY m.contact_id, m.channel;
 
+ALTER TABLE outreach.messaging_settings
+  ADD COLUMN journey_tick_budget interval NOT NULL DEFAULT '50 seconds'
+             CONSTRAINT messaging_settings_tick_budget_positive CHECK (journey_tick_budget > interval '0');
+COMMENT ON COLUMN outreach.messaging_settings.journey_tick_budget IS
+  'How long one journey tick may work through due enrollments before it stops and leaves the rest to the next tick';
+
+CREATE FUNCTION outreach._render_contact(body text, html boolean, tokens text[], c outreach.contact,
+                                         a outreach.account, unsubscribe_url text, postal_address text)
+RETURNS text LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'outreach_render_contact';
+
+CREATE TYPE outreach.message_request AS (
+  enrollment_id     bigint,
+  step_id           bigint,
+  journey_id        bigint,
+  contact_id        bigint,
+  template          text,
+  message_class     text,
+  subscription_list text
+);
+
 CREATE OR REPLACE FUNCTION outreach._contact_consent_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -484,12 +505,140 @@ END $$;
 COMMENT ON FUNCTION outreach.report_interactions(bigint[], text[], text[], timestamptz[]) IS
   'Many interactions in one call (opens and clicks set-based); one row per input says recorded (with the interaction id) or refused with the reason';
 
+CREATE OR REPLACE FUNCTION outreach._render_batchable(tokens text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT NOT EXISTS (SELECT 1 FROM unnest($1) t
+                      WHERE t !~ '^contact\.' AND t NOT IN ('unsubscribe_url', 'sender.postal_address'))
+$$;
+
+CREATE OR REPLACE FUNCTION outreach._enqueue_batch(requests outreach.message_request[], at timestamptz)
+RETURNS TABLE (enrollment_id bigint, step_id bigint, message_id bigint, status text, error text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  base text;
+  default_tz text;
+BEGIN
+  SELECT s.unsubscribe_base_url, s.default_time_zone INTO base, default_tz FROM outreach.messaging_settings s;
+  PERFORM 1 FROM outreach.contact c
+   WHERE c.id IN (SELECT r.contact_id FROM unnest($1) r) ORDER BY c.id FOR NO KEY UPDATE;
+  INSERT INTO outreach.contact_pacing AS p (contact_id, channel, last_queued_at)
+  SELECT DISTINCT r.contact_id, t.channel, $2 FROM unnest($1) r JOIN outreach.template t ON t.name = r.template
+   WHERE t.message_class = 'marketing' AND NOT (r.message_class = 'transactional')
+     AND NOT EXISTS (SELECT 1 FROM outreach.message m WHERE m.enrollment_id = r.enrollment_id AND m.step_id = r.step_id)
+   ORDER BY 1, 2
+  ON CONFLICT (contact_id, channel) DO UPDATE SET last_queued_at = greatest(p.last_queued_at, excluded.last_queued_at);
+  PERFORM 1 FROM outreach.subscription s
+   WHERE (s.list_id, s.contact_id) IN (SELECT l.id, r.contact_id FROM unnest($1) r
+                                         JOIN outreach.subscription_list l ON l.name = r.subscription_list)
+   ORDER BY s.list_id, s.contact_id FOR SHARE;
+
+  INSERT INTO outreach.message AS x (contact_id, template_id, template_name, channel, message_class, subscription_list_id,
+                                     journey_id, enrollment_id, step_id, status, suppression_reason, address,
+                                     subject, body, sms_segments, unsubscribe_token, send_after, created_at, updated_at)
+  SELECT q.contact_id, q.tid, q.tname, q.channel, q.cls, q.list_id, q.journey_id, q.enrollment_id, q.step_id,
+         CASE WHEN q.reason IS NULL THEN 'queued' ELSE 'suppressed' END, q.reason, q.address,
+         rd.subject, rd.body, CASE WHEN q.channel = 'sms' THEN outreach.sms_segments(rd.body) END, q.token,
+         CASE WHEN q.reason IS NOT NULL OR q.qs IS NULL THEN $2
+              WHEN q.qs > q.qe THEN CASE WHEN q.lt::time >= q.qs THEN ((q.lt::date + 1) + q.qe) AT TIME ZONE q.tz
+                                         WHEN q.lt::time < q.qe THEN (q.lt::date + q.qe) AT TIME ZONE q.tz
+                                         ELSE $2 END
+              WHEN q.lt::time >= q.qs AND q.lt::time < q.qe THEN (q.lt::date + q.qe) AT TIME ZONE q.tz
+              ELSE $2 END,
+         $2, $2
+    FROM (
+      SELECT j.*,
+             CASE WHEN j.pre IS NULL AND j.cls = 'marketing' AND EXISTS (
+                    SELECT 1 FROM outreach.frequency_cap f
+                     WHERE f.channel = j.channel
+                       AND (SELECT count(*) FROM outreach.message m
+                             WHERE m.contact_id = j.contact_id AND m.channel = j.channel AND m.message_class = 'marketing'
+                               AND m.status IN ('queued', 'sending', 'sent', 'delivered')
+                               AND m.send_after > $2 - f.per) + j.rank - 1 >= f.max_messages)
+                  THEN 'frequency_cap' ELSE j.pre END AS reason
+        FROM (
+          -- rank: the place of a marketing message among those of its contact and channel in
+          -- this batch that pass every other check (they count against the cap in order)
+          SELECT j0.*, row_number() OVER (PARTITION BY j0.contact_id, j0.channel, (j0.pre IS NULL AND j0.cls = 'marketing')
+                                          ORDER BY j0.ord) AS rank
+            FROM (
+          SELECT r.*, t AS t, t.id AS tid, t.name AS tname, t.channel, t.message_class AS cls, t.subject AS t_subject,
+                 t.body AS t_body, t.format = 'html' AS html, t.tokens, t.sender_postal_address AS postal,
+                 outreach._render_batchable(t.tokens) AS batchable, l.id AS list_id, c AS c, a AS a,
+                 replace(gen_random_uuid()::text, '-', '') AS token,
+                 qh.starts AS qs, qh.ends AS qe,
+                 coalesce(nullif(btrim(c.time_zone), ''), default_tz, 'UTC') AS tz,
+                 $2 AT TIME ZONE coalesce(nullif(btrim(c.time_zone), ''), default_tz, 'UTC') AS lt,
+                 CASE WHEN c.status <> 'active' OR c.deceased_at IS NOT NULL THEN NULL
+                      WHEN t.channel = 'email' THEN nullif(btrim(c.email), '')
+                      WHEN t.channel = 'sms' THEN nullif(btrim(c.phone), '')
+                      WHEN coalesce(btrim(c.address_line), '') = '' OR coalesce(btrim(c.city), '') = ''
+                           OR coalesce(btrim(c.postal_code), '') = '' OR coalesce(btrim(c.country), '') = '' THEN NULL
+                      ELSE concat_ws(E'\n', concat_ws(' ', c.first_name, c.last_name), c.address_line,
+                                     concat_ws(' ', c.postal_code, c.city, c.state), c.country) END AS address,
+                 CASE WHEN c.status <> 'active' THEN 'contact_inactive'
+                      WHEN c.deceased_at IS NOT NULL THEN 'contact_deceased'
+                      WHEN t.channel = 'email' AND nullif(btrim(c.email), '') IS NULL THEN 'no_address'
+                      WHEN t.channel = 'email' AND btrim(c.email) !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:].]+$' THEN 'invalid_address'
+                      WHEN t.channel = 'email' AND c.do_not_email THEN 'opted_out'
+                      WHEN t.channel = 'sms' AND nullif(btrim(c.phone), '') IS NULL THEN 'no_address'
+                      WHEN t.channel = 'sms' AND btrim(c.phone) !~ '^\+[1-9][0-9]{1,14}$' THEN 'invalid_address'
+                      WHEN t.channel = 'sms' AND c.do_not_sms THEN 'opted_out'
+                      WHEN t.channel = 'letter' AND coalesce(btrim(c.address_line), '') = '' AND coalesce(btrim(c.city), '') = ''
+                           AND coalesce(btrim(c.postal_code), '') = '' AND coalesce(btrim(c.country), '') = '' THEN 'no_address'
+                      WHEN t.channel = 'letter' AND (coalesce(btrim(c.address_line), '') = '' OR coalesce(btrim(c.city), '') = ''
+                           OR coalesce(btrim(c.postal_code), '') = '' OR coalesce(btrim(c.country), '') = '') THEN 'invalid_address'
+                      WHEN t.channel = 'letter' AND c.do_not_mail THEN 'opted_out'
+                      WHEN t.message_class = 'transactional' THEN NULL
+                      WHEN l.id IS NOT NULL AND s.status = 'unsubscribed' THEN 'unsubscribed'
+                      WHEN l.id IS NOT NULL AND s.status IS DISTINCT FROM 'subscribed' THEN 'not_subscribed' END AS pre
+            FROM unnest($1) WITH ORDINALITY r(enrollment_id, step_id, journey_id, contact_id, template, message_class,
+                                              subscription_list, ord)
+            JOIN outreach.template t ON t.name = r.template
+            JOIN outreach.contact c ON c.id = r.contact_id
+            LEFT JOIN outreach.account a ON a.id = c.account_id
+            LEFT JOIN outreach.subscription_list l ON l.name = r.subscription_list
+            LEFT JOIN outreach.subscription s ON s.list_id = l.id AND s.contact_id = r.contact_id
+            LEFT JOIN outreach.quiet_hours qh ON qh.channel = t.channel
+           WHERE NOT (r.message_class = 'transactional' AND t.message_class = 'marketing')
+             AND (r.subscription_list IS NULL OR l.id IS NOT NULL)
+             AND NOT EXISTS (SELECT 1 FROM outreach.message m WHERE m.enrollment_id = r.enrollment_id AND m.step_id = r.step_id)
+          ) j0
+        ) j
+    ) q
+   CROSS JOIN LATERAL (
+     SELECT CASE WHEN q.batchable THEN outreach._render_contact(q.t_subject, false, q.tokens, q.c, q.a, base || '?token=' || q.token, q.postal)
+                 ELSE (outreach._render_for(q.t, q.c, q.token)).subject END AS subject,
+            CASE WHEN q.batchable THEN outreach._render_contact(q.t_body, q.html, q.tokens, q.c, q.a, base || '?token=' || q.token, q.postal)
+                 ELSE (outreach._render_for(q.t, q.c, q.token)).body END AS body) rd
+   ORDER BY q.ord
+  ON CONFLICT (enrollment_id, step_id) WHERE enrollment_id IS NOT NULL AND step_id IS NOT NULL DO NOTHING;
+
+  RETURN QUERY
+  SELECT r.enrollment_id, r.step_id, m.id, m.status,
+         CASE WHEN m.id IS NOT NULL THEN NULL
+              WHEN t.id IS NULL THEN format('template "%s" does not exist', r.template)
+              WHEN r.message_class = 'transactional' AND t.message_class = 'marketing'
+                THEN format('template "%s" is a marketing template and cannot be sent as transactional', t.name)
+              WHEN r.subscription_list IS NOT NULL AND NOT EXISTS (SELECT 1 FROM outreach.subscription_list l WHERE l.name = r.subscription_list)
+                THEN format('subscription list "%s" does not exist', r.subscription_list)
+              WHEN NOT EXISTS (SELECT 1 FROM outreach.contact c WHERE c.id = r.contact_id)
+                THEN format('contact %s does not exist', r.contact_id)
+              ELSE 'the message was not stored' END
+    FROM unnest($1) r
+    LEFT JOIN outreach.template t ON t.name = r.template
+    LEFT JOIN outreach.message m ON m.enrollment_id = r.enrollment_id AND m.step_id = r.step_id;
+END $$;
+
 -- Grants (0.3) ---------------------------------------------------------------------------
 -- Delivery workers (outreach_sender) claim and report; marketers work with templates,
 -- lists and the outbox; the admin does everything.  Internal _helpers get no grants.
 -- (Table privileges and row-level security are the access part's, 98_access.sql.)
 REVOKE ALL ON FUNCTION outreach.report_deliveries(bigint[], text[], text[], boolean[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION outreach.report_interactions(bigint[], text[], text[], timestamptz[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outreach._render_contact(text, boolean, text[], outreach.contact, outreach.account, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outreach._render_batchable(text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outreach._enqueue_batch(outreach.message_request[], timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   outreach.claim_messages(text, integer, interval, integer),
   outreach.report_delivery(bigint, text, text, boolean, text),
