@@ -738,6 +738,10 @@ BEGIN
                                          JOIN outreach.subscription_list l ON l.name = r.subscription_list)
    ORDER BY s.list_id, s.contact_id FOR SHARE;
 
+  -- the templates of the batch, judged once each (not once per message)
+  WITH tpl AS MATERIALIZED (
+    SELECT t.*, outreach._render_batchable(t.tokens) AS batchable FROM outreach.template t
+     WHERE t.name IN (SELECT DISTINCT r.template FROM unnest($1) r))
   INSERT INTO outreach.message AS x (contact_id, template_id, template_name, channel, message_class, subscription_list_id,
                                      journey_id, enrollment_id, step_id, status, suppression_reason, address,
                                      subject, body, sms_segments, unsubscribe_token, send_after, created_at, updated_at)
@@ -767,9 +771,9 @@ BEGIN
           SELECT j0.*, row_number() OVER (PARTITION BY j0.contact_id, j0.channel, (j0.pre IS NULL AND j0.cls = 'marketing')
                                           ORDER BY j0.ord) AS rank
             FROM (
-          SELECT r.*, t AS t, t.id AS tid, t.name AS tname, t.channel, t.message_class AS cls, t.subject AS t_subject,
+          SELECT r.*, t.id AS tid, t.name AS tname, t.channel, t.message_class AS cls, t.subject AS t_subject,
                  t.body AS t_body, t.format = 'html' AS html, t.tokens, t.sender_postal_address AS postal,
-                 outreach._render_batchable(t.tokens) AS batchable, l.id AS list_id, c AS c, a AS a,
+                 t.batchable, l.id AS list_id, c AS c, a AS a,
                  replace(gen_random_uuid()::text, '-', '') AS token,
                  qh.starts AS qs, qh.ends AS qe,
                  coalesce(nullif(btrim(c.time_zone), ''), default_tz, 'UTC') AS tz,
@@ -799,7 +803,7 @@ BEGIN
                       WHEN l.id IS NOT NULL AND s.status IS DISTINCT FROM 'subscribed' THEN 'not_subscribed' END AS pre
             FROM unnest($1) WITH ORDINALITY r(enrollment_id, step_id, journey_id, contact_id, template, message_class,
                                               subscription_list, ord)
-            JOIN outreach.template t ON t.name = r.template
+            JOIN tpl t ON t.name = r.template
             JOIN outreach.contact c ON c.id = r.contact_id
             LEFT JOIN outreach.account a ON a.id = c.account_id
             LEFT JOIN outreach.subscription_list l ON l.name = r.subscription_list
@@ -810,12 +814,13 @@ BEGIN
              AND NOT EXISTS (SELECT 1 FROM outreach.message m WHERE m.enrollment_id = r.enrollment_id AND m.step_id = r.step_id)
           ) j0
         ) j
+      OFFSET 0                                   -- judge each message once
     ) q
    CROSS JOIN LATERAL (
      SELECT CASE WHEN q.batchable THEN outreach._render_contact(q.t_subject, false, q.tokens, q.c, q.a, base || '?token=' || q.token, q.postal)
-                 ELSE (outreach._render_for(q.t, q.c, q.token)).subject END AS subject,
+                 ELSE (SELECT (outreach._render_for(tt, q.c, q.token)).subject FROM outreach.template tt WHERE tt.id = q.tid) END AS subject,
             CASE WHEN q.batchable THEN outreach._render_contact(q.t_body, q.html, q.tokens, q.c, q.a, base || '?token=' || q.token, q.postal)
-                 ELSE (outreach._render_for(q.t, q.c, q.token)).body END AS body) rd
+                 ELSE (SELECT (outreach._render_for(tt, q.c, q.token)).body FROM outreach.template tt WHERE tt.id = q.tid) END AS body) rd
    ORDER BY q.ord
   ON CONFLICT (enrollment_id, step_id) WHERE enrollment_id IS NOT NULL AND step_id IS NOT NULL DO NOTHING;
 

@@ -103,14 +103,17 @@ COMMENT ON TABLE outreach.enrollment IS
   'A contact''s way through a journey: where it is, when it is due next, how it ended';
 
 -- Re-entry needs a join to the audience after the previous enrollment ended: remember the
--- last audience change the contact had when it ended, whichever path ended it.
+-- last audience change the contact had when it ended, whichever path ended it.  (The
+-- set-based tick computes it for a whole batch in its UPDATE; a statement that sets it is
+-- not second-guessed.)
 CREATE FUNCTION outreach._enrollment_ended() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF NEW.status <> 'active' AND OLD.status = 'active' THEN
+  IF NEW.status <> 'active' AND OLD.status = 'active' AND NEW.ended_change_id IS NOT DISTINCT FROM OLD.ended_change_id THEN
     SELECT max(sc.id) INTO NEW.ended_change_id
-    FROM outreach.segment_change sc JOIN outreach.journey j ON j.audience_segment_id = sc.segment_id
-    WHERE j.id = NEW.journey_id AND sc.contact_id = NEW.contact_id;
+    FROM outreach.segment_change sc
+    WHERE sc.contact_id = NEW.contact_id
+      AND sc.segment_id = (SELECT j.audience_segment_id FROM outreach.journey j WHERE j.id = NEW.journey_id);
   END IF;
   RETURN NEW;
 END $$;
@@ -986,10 +989,16 @@ BEGIN
      WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NOT NULL AND e.id = x.enrollment_id
        AND e.status = 'active';
     UPDATE outreach.enrollment e
-       SET status = 'completed', ended_at = at, next_run_at = NULL, current_step = NULL, error = NULL
-      FROM unnest(d) x
-     WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NULL AND e.id = x.enrollment_id
-       AND e.status = 'active';
+       SET status = 'completed', ended_at = at, next_run_at = NULL, current_step = NULL, error = NULL,
+           ended_change_id = y.change_id
+      FROM (SELECT x.enrollment_id,
+                   (SELECT max(sc.id) FROM outreach.segment_change sc
+                     WHERE sc.contact_id = e2.contact_id AND sc.segment_id = j.audience_segment_id) AS change_id
+              FROM unnest(d) x
+              JOIN outreach.enrollment e2 ON e2.id = x.enrollment_id
+              JOIN outreach.journey j ON j.id = e2.journey_id
+             WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NULL) y
+     WHERE e.id = y.enrollment_id AND e.status = 'active';
     GET DIAGNOSTICS n = ROW_COUNT;
     completed := completed + n;
     -- enrollments a step ended in another way (exit on leaving the audience)
