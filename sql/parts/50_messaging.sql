@@ -716,9 +716,11 @@ CREATE TYPE outreach.message_request AS (
   subscription_list text
 );
 
+-- Plans are made for every call (plan_cache_mode): the outbox grows by a batch each time,
+-- and a plan cached while it was small would scan it whole for every batch of a long tick.
 CREATE FUNCTION outreach._enqueue_batch(requests outreach.message_request[], at timestamptz)
 RETURNS TABLE (enrollment_id bigint, step_id bigint, message_id bigint, status text, error text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 #variable_conflict use_column
 DECLARE
   base text;
@@ -1042,7 +1044,7 @@ COMMENT ON FUNCTION outreach.report_interaction(bigint, text, text, timestamptz)
 CREATE FUNCTION outreach.report_deliveries(message_ids bigint[], statuses text[], details text[] DEFAULT NULL,
                                            hard_bounces boolean[] DEFAULT NULL, worker text DEFAULT NULL)
 RETURNS TABLE (message_id bigint, status text, outcome text, detail text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 #variable_conflict use_column
 DECLARE
   clock timestamptz := outreach.now();
@@ -1130,7 +1132,7 @@ COMMENT ON FUNCTION outreach.report_deliveries(bigint[], text[], text[], boolean
 CREATE FUNCTION outreach.report_interactions(message_ids bigint[], kinds text[], urls text[] DEFAULT NULL,
                                              ats timestamptz[] DEFAULT NULL)
 RETURNS TABLE (message_id bigint, interaction_id bigint, outcome text, detail text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 #variable_conflict use_column
 DECLARE
   clock timestamptz := outreach.now();

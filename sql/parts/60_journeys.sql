@@ -813,7 +813,7 @@ CREATE TYPE outreach.journey_decision AS (
 CREATE FUNCTION outreach._journey_run_batch(ids bigint[], at timestamptz,
                                             OUT steps int, OUT messages int, OUT completed int, OUT exited int,
                                             OUT failed int)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
   rounds int := 0;
   run bigint[];
