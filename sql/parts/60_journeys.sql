@@ -96,7 +96,10 @@ CREATE TABLE outreach.enrollment (
 );
 -- One active enrollment per journey and contact: "never twice", also under concurrency.
 CREATE UNIQUE INDEX enrollment_one_active ON outreach.enrollment (journey_id, contact_id) WHERE status = 'active';
-CREATE INDEX enrollment_due ON outreach.enrollment (next_run_at) WHERE status = 'active';
+-- (next_run_at, id): the tick walks it with a keyset cursor; within its one transaction the
+-- entries of enrollments it already advanced are not dead to anyone yet, and scanning them
+-- again for every batch made a long tick quadratic.
+CREATE INDEX enrollment_due ON outreach.enrollment (next_run_at, id) WHERE status = 'active';
 CREATE INDEX ON outreach.enrollment (journey_id, contact_id);
 CREATE INDEX ON outreach.enrollment (contact_id);
 COMMENT ON TABLE outreach.enrollment IS
@@ -1027,6 +1030,8 @@ DECLARE
   jid bigint;
   ids bigint[];
   retry_later bigint[] := '{}';
+  cursor_at timestamptz := '-infinity';
+  cursor_id bigint := 0;
   los int[];
   his int[];
   lo int;
@@ -1055,15 +1060,17 @@ BEGIN
       run.time_boxed := true;
       EXIT;
     END IF;
-    SELECT array_agg(id ORDER BY next_run_at, id) INTO ids FROM (
+    -- keyset cursor: what this tick advanced (or skipped) is behind it
+    SELECT array_agg(due.id ORDER BY due.next_run_at, due.id), max(due.next_run_at) INTO ids, cursor_at FROM (
       SELECT e.id, e.next_run_at FROM outreach.enrollment e
-      WHERE e.status = 'active' AND e.next_run_at <= at
+      WHERE e.status = 'active' AND e.next_run_at <= at AND (e.next_run_at, e.id) > (cursor_at, cursor_id)
         AND EXISTS (SELECT 1 FROM outreach.journey j WHERE j.id = e.journey_id AND j.status = 'live')
         AND NOT e.id = ANY (retry_later)
       ORDER BY e.next_run_at, e.id
       LIMIT batch_size
       FOR UPDATE OF e SKIP LOCKED) due;
     EXIT WHEN ids IS NULL;
+    cursor_id := ids[cardinality(ids)];
     run.batches := run.batches + 1;
     los := ARRAY[1];
     his := ARRAY[cardinality(ids)];

@@ -382,56 +382,59 @@ BEGIN
   -- lock in id order: two workers reporting overlapping sets never deadlock
   PERFORM 1 FROM outreach.message x WHERE x.id = ANY ($1) ORDER BY x.id FOR UPDATE;
 
-  CREATE TEMP TABLE IF NOT EXISTS outreach_report_batch (
-    id bigint, st text, det text, hard boolean, ord bigint, cur text, outcome text, why text, contact_id bigint, channel text
-  ) ON COMMIT DROP;
-  TRUNCATE outreach_report_batch;
-  INSERT INTO outreach_report_batch
-  SELECT u.id, u.st, u.det, coalesce(u.hard, false), u.ord, m.status,
-         CASE WHEN m.id IS NULL THEN 'refused'
-              WHEN $5 IS NOT NULL AND (m.status = 'sending' OR m.withdrawn_at IS NOT NULL) AND m.claimed_by IS DISTINCT FROM $5
-                THEN 'refused'
-              WHEN m.status = u.st THEN 'unchanged'
-              WHEN m.status = 'suppressed' AND m.withdrawn_at IS NOT NULL THEN 'late'
-              WHEN m.status = 'sending' OR (m.status = 'sent' AND u.st IN ('delivered', 'bounced', 'failed')) THEN 'recorded'
-              ELSE 'refused' END,
-         CASE WHEN m.id IS NULL THEN format('message %s does not exist', u.id)
-              WHEN $5 IS NOT NULL AND (m.status = 'sending' OR m.withdrawn_at IS NOT NULL) AND m.claimed_by IS DISTINCT FROM $5
-                THEN format('worker "%s" no longer holds message %s', $5, m.id)
-              WHEN m.status = u.st THEN NULL
-              WHEN m.status = 'suppressed' AND m.withdrawn_at IS NOT NULL
-                THEN format('consent was withdrawn (%s) while the message was claimed; kept for audit', m.suppression_reason)
-              WHEN m.status = 'sending' OR (m.status = 'sent' AND u.st IN ('delivered', 'bounced', 'failed')) THEN NULL
-              ELSE format('cannot mark message %s as %s: it is %s', m.id, u.st, m.status) END,
-         m.contact_id, m.channel
-    FROM unnest($1, $2, $3, $4) WITH ORDINALITY u(id, st, det, hard, ord)
-    LEFT JOIN outreach.message m ON m.id = u.id;
+  RETURN QUERY
+  WITH judged AS MATERIALIZED (
+    SELECT u.id, u.st, u.det, coalesce(u.hard, false) AS hard, u.ord, m.status AS cur, m.contact_id,
+           CASE WHEN m.id IS NULL THEN 'refused'
+                WHEN $5 IS NOT NULL AND (m.status = 'sending' OR m.withdrawn_at IS NOT NULL) AND m.claimed_by IS DISTINCT FROM $5
+                  THEN 'refused'
+                WHEN m.status = u.st THEN 'unchanged'
+                WHEN m.status = 'suppressed' AND m.withdrawn_at IS NOT NULL THEN 'late'
+                WHEN m.status = 'sending' OR (m.status = 'sent' AND u.st IN ('delivered', 'bounced', 'failed')) THEN 'recorded'
+                ELSE 'refused' END AS outcome,
+           CASE WHEN m.id IS NULL THEN format('message %s does not exist', u.id)
+                WHEN $5 IS NOT NULL AND (m.status = 'sending' OR m.withdrawn_at IS NOT NULL) AND m.claimed_by IS DISTINCT FROM $5
+                  THEN format('worker "%s" no longer holds message %s', $5, m.id)
+                WHEN m.status = u.st THEN NULL
+                WHEN m.status = 'suppressed' AND m.withdrawn_at IS NOT NULL
+                  THEN format('consent was withdrawn (%s) while the message was claimed; kept for audit', m.suppression_reason)
+                WHEN m.status = 'sending' OR (m.status = 'sent' AND u.st IN ('delivered', 'bounced', 'failed')) THEN NULL
+                ELSE format('cannot mark message %s as %s: it is %s', m.id, u.st, m.status) END AS why
+      FROM unnest($1, $2, $3, $4) WITH ORDINALITY u(id, st, det, hard, ord)
+      LEFT JOIN outreach.message m ON m.id = u.id),
+  recorded AS (
+    UPDATE outreach.message x
+       SET status = b.st, detail = coalesce(b.det, x.detail), lease_expires_at = NULL, updated_at = clock,
+           sent_at = CASE WHEN b.st IN ('sent', 'delivered') THEN coalesce(x.sent_at, clock) ELSE x.sent_at END,
+           delivered_at = CASE WHEN b.st = 'delivered' THEN clock ELSE x.delivered_at END,
+           finished_at = CASE WHEN b.st IN ('delivered', 'bounced', 'failed') THEN clock ELSE x.finished_at END
+      FROM judged b
+     WHERE x.id = b.id AND b.outcome = 'recorded'
+    RETURNING x.id),
+  late AS (
+    UPDATE outreach.message x
+       SET late_report = b.st, detail = coalesce(b.det, x.detail), updated_at = clock, finished_at = clock,
+           sent_at = CASE WHEN b.st IN ('sent', 'delivered', 'bounced') THEN coalesce(x.sent_at, clock) ELSE x.sent_at END
+      FROM judged b
+     WHERE x.id = b.id AND b.outcome = 'late'
+    RETURNING x.id),
+  bounces AS (
+    INSERT INTO outreach.interaction (message_id, contact_id, kind, url, occurred_at)
+    SELECT b.id, b.contact_id, 'bounced', NULL, clock FROM judged b
+     WHERE b.outcome = 'recorded' AND b.st = 'bounced' ORDER BY b.ord
+    RETURNING 1)
+  SELECT b.id, CASE WHEN b.outcome = 'recorded' THEN b.st ELSE b.cur END, b.outcome, b.why
+    FROM judged b ORDER BY b.ord;
 
-  UPDATE outreach.message x
-     SET status = b.st, detail = coalesce(b.det, x.detail), lease_expires_at = NULL, updated_at = clock,
-         sent_at = CASE WHEN b.st IN ('sent', 'delivered') THEN coalesce(x.sent_at, clock) ELSE x.sent_at END,
-         delivered_at = CASE WHEN b.st = 'delivered' THEN clock ELSE x.delivered_at END,
-         finished_at = CASE WHEN b.st IN ('delivered', 'bounced', 'failed') THEN clock ELSE x.finished_at END
-    FROM outreach_report_batch b
-   WHERE x.id = b.id AND b.outcome = 'recorded';
-  UPDATE outreach.message x
-     SET late_report = b.st, detail = coalesce(b.det, x.detail), updated_at = clock, finished_at = clock,
-         sent_at = CASE WHEN b.st IN ('sent', 'delivered', 'bounced') THEN coalesce(x.sent_at, clock) ELSE x.sent_at END
-    FROM outreach_report_batch b
-   WHERE x.id = b.id AND b.outcome = 'late';
-  INSERT INTO outreach.interaction (message_id, contact_id, kind, url, occurred_at)
-  SELECT b.id, b.contact_id, 'bounced', NULL, clock FROM outreach_report_batch b
-   WHERE b.outcome = 'recorded' AND b.st = 'bounced' ORDER BY b.ord;
+  -- a hard bounce opts the contact out of the channel (after the messages are written: the
+  -- consent trigger then sees them)
   UPDATE outreach.contact c
      SET do_not_email = c.do_not_email OR h.email, do_not_sms = c.do_not_sms OR h.sms, do_not_mail = c.do_not_mail OR h.letter
-    FROM (SELECT b.contact_id, bool_or(b.channel = 'email') AS email, bool_or(b.channel = 'sms') AS sms,
-                 bool_or(b.channel = 'letter') AS letter
-            FROM outreach_report_batch b WHERE b.outcome = 'recorded' AND b.hard GROUP BY b.contact_id) h
+    FROM (SELECT m.contact_id, bool_or(m.channel = 'email') AS email, bool_or(m.channel = 'sms') AS sms,
+                 bool_or(m.channel = 'letter') AS letter
+            FROM unnest($1, $4) u(id, hard) JOIN outreach.message m ON m.id = u.id
+           WHERE u.hard AND m.status = 'bounced' GROUP BY m.contact_id) h
    WHERE c.id = h.contact_id;
-
-  RETURN QUERY
-  SELECT b.id, CASE WHEN b.outcome = 'recorded' THEN b.st ELSE b.cur END, b.outcome, b.why
-    FROM outreach_report_batch b ORDER BY b.ord;
 END $$;
 COMMENT ON FUNCTION outreach.report_deliveries(bigint[], text[], text[], boolean[], text) IS
   'Many delivery results in one call: one row per message says recorded, unchanged, late (withdrawn while claimed, kept for audit) or refused with the reason';

@@ -26,6 +26,9 @@ CREATE TYPE outreach.journey_decision AS (
   error         text
 );
 
+DROP INDEX outreach.enrollment_due;
+CREATE INDEX enrollment_due ON outreach.enrollment (next_run_at, id) WHERE status = 'active';
+
 CREATE OR REPLACE FUNCTION outreach._enrollment_ended() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -278,6 +281,8 @@ DECLARE
   jid bigint;
   ids bigint[];
   retry_later bigint[] := '{}';
+  cursor_at timestamptz := '-infinity';
+  cursor_id bigint := 0;
   los int[];
   his int[];
   lo int;
@@ -306,15 +311,17 @@ BEGIN
       run.time_boxed := true;
       EXIT;
     END IF;
-    SELECT array_agg(id ORDER BY next_run_at, id) INTO ids FROM (
+    -- keyset cursor: what this tick advanced (or skipped) is behind it
+    SELECT array_agg(due.id ORDER BY due.next_run_at, due.id), max(due.next_run_at) INTO ids, cursor_at FROM (
       SELECT e.id, e.next_run_at FROM outreach.enrollment e
-      WHERE e.status = 'active' AND e.next_run_at <= at
+      WHERE e.status = 'active' AND e.next_run_at <= at AND (e.next_run_at, e.id) > (cursor_at, cursor_id)
         AND EXISTS (SELECT 1 FROM outreach.journey j WHERE j.id = e.journey_id AND j.status = 'live')
         AND NOT e.id = ANY (retry_later)
       ORDER BY e.next_run_at, e.id
       LIMIT batch_size
       FOR UPDATE OF e SKIP LOCKED) due;
     EXIT WHEN ids IS NULL;
+    cursor_id := ids[cardinality(ids)];
     run.batches := run.batches + 1;
     los := ARRAY[1];
     his := ARRAY[cardinality(ids)];
