@@ -121,7 +121,9 @@ BEGIN
   RETURN NEW;
 END $$;
 CREATE TRIGGER enrollment_ended BEFORE UPDATE OF status ON outreach.enrollment
-  FOR EACH ROW EXECUTE FUNCTION outreach._enrollment_ended();
+  FOR EACH ROW WHEN (NEW.status <> 'active' AND OLD.status = 'active'
+                     AND NEW.ended_change_id IS NOT DISTINCT FROM OLD.ended_change_id)
+  EXECUTE FUNCTION outreach._enrollment_ended();
 
 CREATE TABLE outreach.enrollment_step (
   id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

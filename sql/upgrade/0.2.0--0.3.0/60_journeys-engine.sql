@@ -29,6 +29,13 @@ CREATE TYPE outreach.journey_decision AS (
 DROP INDEX outreach.enrollment_due;
 CREATE INDEX enrollment_due ON outreach.enrollment (next_run_at, id) WHERE status = 'active';
 
+-- the trigger is not even called when the statement computed ended_change_id itself
+DROP TRIGGER enrollment_ended ON outreach.enrollment;
+CREATE TRIGGER enrollment_ended BEFORE UPDATE OF status ON outreach.enrollment
+  FOR EACH ROW WHEN (NEW.status <> 'active' AND OLD.status = 'active'
+                     AND NEW.ended_change_id IS NOT DISTINCT FROM OLD.ended_change_id)
+  EXECUTE FUNCTION outreach._enrollment_ended();
+
 CREATE OR REPLACE FUNCTION outreach._enrollment_ended() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
