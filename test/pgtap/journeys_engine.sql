@@ -7,7 +7,7 @@
 --   * report_deliveries and report_interactions: outcomes and argument errors.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(39);
+SELECT plan(41);
 
 CREATE TEMP TABLE seed AS SELECT coalesce(nullif(current_setting('outreach_test.seed', true), '')::float8,
                                           (extract(epoch FROM clock_timestamp())::bigint % 1000) / 1000.0) AS s;
@@ -257,6 +257,13 @@ SELECT is((SELECT array_agg(r.outcome ORDER BY r.ord)
 SELECT is((SELECT status FROM outreach.message WHERE id = (SELECT min(id) FROM got)), 'delivered', 'an open proves delivery');
 SELECT throws_ok($$ SELECT * FROM outreach.report_interactions(ARRAY[1::bigint], ARRAY['clicked']) $$, '22004',
                  'a click needs the url that was clicked', 'a click without its url is refused');
+
+-- a hard bounce in a batch opts the contact out of the channel
+CREATE TEMP TABLE hb AS SELECT m.id, m.contact_id FROM outreach.claim_messages('wb', 1) m;
+SELECT is((SELECT r.outcome FROM outreach.report_deliveries((SELECT array_agg(id) FROM hb), ARRAY['bounced'],
+                                                           hard_bounces => ARRAY[true]) r), 'recorded', 'a hard bounce is recorded');
+SELECT is((SELECT (c.do_not_email, (SELECT count(*) FROM outreach.interaction i WHERE i.message_id = hb.id AND i.kind = 'bounced'))::text
+             FROM hb JOIN outreach.contact c ON c.id = hb.contact_id), '(t,1)', 'it is an interaction and opts the contact out of email');
 
 SELECT * FROM finish();
 ROLLBACK;
