@@ -716,11 +716,16 @@ CREATE TYPE outreach.message_request AS (
   subscription_list text
 );
 
--- Plans are made for every call (plan_cache_mode): the outbox grows by a batch each time,
--- and a plan cached while it was small would scan it whole for every batch of a long tick.
+-- Every access here is a lookup by key for each message of the batch (contact, account,
+-- template, list, subscription, quiet hours, caps, the message of the step, the contact's
+-- recent messages), so the plans are pinned to index lookups in nested loops: within one long
+-- tick the outbox grows by a batch at a time while its statistics still say what it was
+-- before (often empty), and a plan that scans it (or materializes it) per batch made a tick
+-- of 100,000 messages quadratic.  Plans are also made per call (plan_cache_mode).
 CREATE FUNCTION outreach._enqueue_batch(requests outreach.message_request[], at timestamptz)
 RETURNS TABLE (enrollment_id bigint, step_id bigint, message_id bigint, status text, error text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off AS $$
 #variable_conflict use_column
 DECLARE
   base text;

@@ -516,7 +516,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION outreach._enqueue_batch(requests outreach.message_request[], at timestamptz)
 RETURNS TABLE (enrollment_id bigint, step_id bigint, message_id bigint, status text, error text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off AS $$
 #variable_conflict use_column
 DECLARE
   base text;
