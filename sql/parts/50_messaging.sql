@@ -851,7 +851,8 @@ END $$;
 
 CREATE FUNCTION outreach.claim_messages(worker text, batch_size integer DEFAULT 100, lease interval DEFAULT '5 minutes',
                                         max_attempts integer DEFAULT 5)
-RETURNS SETOF outreach.message LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS SETOF outreach.message LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
   clock timestamptz := outreach.now();
   ids bigint[];
@@ -1041,7 +1042,9 @@ END $$;
 COMMENT ON FUNCTION outreach.report_interaction(bigint, text, text, timestamptz) IS
   'Records what a recipient did; unsubscribed leaves the message''s list (or opts out of the channel) at once, complained opts out';
 
--- Batch reporting: a worker reports many outcomes in one round trip.  The calls check their
+-- Batch reporting: a worker reports many outcomes in one round trip.  Like claim_messages,
+-- every access is a lookup by key (message id, contact id), so the plans are pinned to index
+-- lookups whatever the statistics of a fast-changing outbox say.  The calls check their
 -- arguments as a whole (an invalid status is a programming error: nothing is recorded);
 -- each message is then judged on its own and the row returned says what happened to it
 -- (recorded, unchanged for a repeated report, late for a withdrawn message, or refused
@@ -1049,7 +1052,8 @@ COMMENT ON FUNCTION outreach.report_interaction(bigint, text, text, timestamptz)
 CREATE FUNCTION outreach.report_deliveries(message_ids bigint[], statuses text[], details text[] DEFAULT NULL,
                                            hard_bounces boolean[] DEFAULT NULL, worker text DEFAULT NULL)
 RETURNS TABLE (message_id bigint, status text, outcome text, detail text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 #variable_conflict use_column
 DECLARE
   clock timestamptz := outreach.now();

@@ -809,16 +809,48 @@ CREATE TYPE outreach.journey_decision AS (
   error         text
 );
 
+-- The segment machinery (membership maintenance, history, enrollment triggers) plans its own
+-- set-based statements: it runs with the planner's ordinary settings, not the batch's pins.
+CREATE FUNCTION outreach._journey_segment_members(kind text, segment text, contacts bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  SET enable_seqscan = on SET enable_hashjoin = on SET enable_mergejoin = on SET enable_material = on AS $$
+BEGIN
+  IF kind = 'add_to_segment' THEN
+    PERFORM outreach.add_members(segment, contacts);
+  ELSE
+    PERFORM outreach.remove_members(segment, contacts);
+  END IF;
+END $$;
+
+-- The tick's next batch: due enrollments after the keyset cursor, locked SKIP LOCKED.
+CREATE FUNCTION outreach._journey_take_batch(at timestamptz, batch_size int, cursor_at timestamptz, cursor_id bigint,
+                                             skip bigint[])
+RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_sort = off AS $$
+  SELECT array_agg(due.id ORDER BY due.next_run_at, due.id) FROM (
+    SELECT e.id, e.next_run_at FROM outreach.enrollment e
+    WHERE e.status = 'active' AND e.next_run_at <= $1 AND (e.next_run_at, e.id) > ($3, $4)
+      AND EXISTS (SELECT 1 FROM outreach.journey j WHERE j.id = e.journey_id AND j.status = 'live')
+      AND NOT e.id = ANY ($5)
+    ORDER BY e.next_run_at, e.id
+    LIMIT $2
+    FOR UPDATE OF e SKIP LOCKED) due
+$$;
+
 -- Advance a set of locked enrollments until each has to wait or ends, in rounds: each round
 -- does one step for every enrollment still due, with one statement per step kind present,
 -- then applies all decisions with one statement each (history, waits, moves, completions,
 -- failures).  Errors that belong to one enrollment (no such step, no reachable window, a
 -- template that is gone) fail that enrollment only; anything raised fails the call, and the
--- tick splits the batch.
+-- tick splits the batch.  Every access is by key (enrollment ids, step keys, members, the
+-- contact's segment history), so the plans are pinned to index lookups: right after a
+-- launch, or while the tick itself fills the outbox, the statistics say the tables are
+-- (nearly) empty, and a scan per statement and batch made a 100,000-enrollment tick quadratic.
 CREATE FUNCTION outreach._journey_run_batch(ids bigint[], at timestamptz,
                                             OUT steps int, OUT messages int, OUT completed int, OUT exited int,
                                             OUT failed int)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off AS $$
 DECLARE
   rounds int := 0;
   run bigint[];
@@ -930,8 +962,7 @@ BEGIN
     END IF;
     IF 'add_to_segment' = ANY (kinds) OR 'remove_from_segment' = ANY (kinds) THEN
       -- one call per static segment with all its contacts of this round
-      PERFORM CASE WHEN x.kind = 'add_to_segment' THEN outreach.add_members(x.segment, x.contacts)
-                   ELSE outreach.remove_members(x.segment, x.contacts) END
+      PERFORM outreach._journey_segment_members(x.kind, x.segment, x.contacts)
          FROM (SELECT s.kind, s.segment, array_agg(DISTINCT e.contact_id ORDER BY e.contact_id) AS contacts
                  FROM outreach.enrollment e JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
                 WHERE e.id = ANY (run) AND s.kind IN ('add_to_segment', 'remove_from_segment')
@@ -1063,16 +1094,10 @@ BEGIN
       EXIT;
     END IF;
     -- keyset cursor: what this tick advanced (or skipped) is behind it
-    SELECT array_agg(due.id ORDER BY due.next_run_at, due.id), max(due.next_run_at) INTO ids, cursor_at FROM (
-      SELECT e.id, e.next_run_at FROM outreach.enrollment e
-      WHERE e.status = 'active' AND e.next_run_at <= at AND (e.next_run_at, e.id) > (cursor_at, cursor_id)
-        AND EXISTS (SELECT 1 FROM outreach.journey j WHERE j.id = e.journey_id AND j.status = 'live')
-        AND NOT e.id = ANY (retry_later)
-      ORDER BY e.next_run_at, e.id
-      LIMIT batch_size
-      FOR UPDATE OF e SKIP LOCKED) due;
+    ids := outreach._journey_take_batch(at, batch_size, cursor_at, cursor_id, retry_later);
     EXIT WHEN ids IS NULL;
     cursor_id := ids[cardinality(ids)];
+    SELECT e.next_run_at INTO cursor_at FROM outreach.enrollment e WHERE e.id = cursor_id;
     run.batches := run.batches + 1;
     los := ARRAY[1];
     his := ARRAY[cardinality(ids)];
@@ -1259,6 +1284,8 @@ COMMENT ON VIEW outreach.journey_step_funnel IS
 -- Marketers build, launch and stop journeys; the tick is the admin's (pg_cron runs it as the
 -- extension owner).  Internal _helpers get no grants.
 REVOKE ALL ON FUNCTION outreach._journey_run_batch(bigint[], timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outreach._journey_segment_members(text, text, bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outreach._journey_take_batch(timestamptz, int, timestamptz, bigint, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   outreach.create_journey(text, text, text, text, timestamptz, timestamptz, text, boolean, boolean, text),
   outreach.add_step(text, text, text, text, text, interval, time, time, int[], text, text, interval, text, text, numeric, text, text),

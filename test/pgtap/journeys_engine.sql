@@ -262,8 +262,10 @@ SELECT throws_ok($$ SELECT * FROM outreach.report_interactions(ARRAY[1::bigint],
 CREATE TEMP TABLE hb AS SELECT m.id, m.contact_id FROM outreach.claim_messages('wb', 1) m;
 SELECT is((SELECT r.outcome FROM outreach.report_deliveries((SELECT array_agg(id) FROM hb), ARRAY['bounced'],
                                                            hard_bounces => ARRAY[true]) r), 'recorded', 'a hard bounce is recorded');
-SELECT is((SELECT (c.do_not_email, (SELECT count(*) FROM outreach.interaction i WHERE i.message_id = hb.id AND i.kind = 'bounced'))::text
-             FROM hb JOIN outreach.contact c ON c.id = hb.contact_id), '(t,1)', 'it is an interaction and opts the contact out of email');
+SELECT is((SELECT (CASE m.channel WHEN 'email' THEN c.do_not_email WHEN 'sms' THEN c.do_not_sms ELSE c.do_not_mail END,
+                   (SELECT count(*) FROM outreach.interaction i WHERE i.message_id = hb.id AND i.kind = 'bounced'))::text
+             FROM hb JOIN outreach.contact c ON c.id = hb.contact_id JOIN outreach.message m ON m.id = hb.id), '(t,1)',
+          'it is an interaction and opts the contact out of the channel');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -168,7 +168,8 @@ COMMENT ON FUNCTION outreach.enqueue_message(bigint, text, text, text, bigint, b
 
 CREATE OR REPLACE FUNCTION outreach.claim_messages(worker text, batch_size integer DEFAULT 100, lease interval DEFAULT '5 minutes',
                                         max_attempts integer DEFAULT 5)
-RETURNS SETOF outreach.message LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS SETOF outreach.message LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
   clock timestamptz := outreach.now();
   ids bigint[];
@@ -351,7 +352,8 @@ COMMENT ON FUNCTION outreach.report_interaction(bigint, text, text, timestamptz)
 CREATE OR REPLACE FUNCTION outreach.report_deliveries(message_ids bigint[], statuses text[], details text[] DEFAULT NULL,
                                            hard_bounces boolean[] DEFAULT NULL, worker text DEFAULT NULL)
 RETURNS TABLE (message_id bigint, status text, outcome text, detail text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 #variable_conflict use_column
 DECLARE
   clock timestamptz := outreach.now();

@@ -80,10 +80,36 @@ BEGIN
   RETURN n;
 END $$;
 
+CREATE OR REPLACE FUNCTION outreach._journey_segment_members(kind text, segment text, contacts bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+  SET enable_seqscan = on SET enable_hashjoin = on SET enable_mergejoin = on SET enable_material = on AS $$
+BEGIN
+  IF kind = 'add_to_segment' THEN
+    PERFORM outreach.add_members(segment, contacts);
+  ELSE
+    PERFORM outreach.remove_members(segment, contacts);
+  END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION outreach._journey_take_batch(at timestamptz, batch_size int, cursor_at timestamptz, cursor_id bigint,
+                                             skip bigint[])
+RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_sort = off AS $$
+  SELECT array_agg(due.id ORDER BY due.next_run_at, due.id) FROM (
+    SELECT e.id, e.next_run_at FROM outreach.enrollment e
+    WHERE e.status = 'active' AND e.next_run_at <= $1 AND (e.next_run_at, e.id) > ($3, $4)
+      AND EXISTS (SELECT 1 FROM outreach.journey j WHERE j.id = e.journey_id AND j.status = 'live')
+      AND NOT e.id = ANY ($5)
+    ORDER BY e.next_run_at, e.id
+    LIMIT $2
+    FOR UPDATE OF e SKIP LOCKED) due
+$$;
+
 CREATE OR REPLACE FUNCTION outreach._journey_run_batch(ids bigint[], at timestamptz,
                                             OUT steps int, OUT messages int, OUT completed int, OUT exited int,
                                             OUT failed int)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off AS $$
 DECLARE
   rounds int := 0;
   run bigint[];
@@ -195,8 +221,7 @@ BEGIN
     END IF;
     IF 'add_to_segment' = ANY (kinds) OR 'remove_from_segment' = ANY (kinds) THEN
       -- one call per static segment with all its contacts of this round
-      PERFORM CASE WHEN x.kind = 'add_to_segment' THEN outreach.add_members(x.segment, x.contacts)
-                   ELSE outreach.remove_members(x.segment, x.contacts) END
+      PERFORM outreach._journey_segment_members(x.kind, x.segment, x.contacts)
          FROM (SELECT s.kind, s.segment, array_agg(DISTINCT e.contact_id ORDER BY e.contact_id) AS contacts
                  FROM outreach.enrollment e JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
                 WHERE e.id = ANY (run) AND s.kind IN ('add_to_segment', 'remove_from_segment')
@@ -319,16 +344,10 @@ BEGIN
       EXIT;
     END IF;
     -- keyset cursor: what this tick advanced (or skipped) is behind it
-    SELECT array_agg(due.id ORDER BY due.next_run_at, due.id), max(due.next_run_at) INTO ids, cursor_at FROM (
-      SELECT e.id, e.next_run_at FROM outreach.enrollment e
-      WHERE e.status = 'active' AND e.next_run_at <= at AND (e.next_run_at, e.id) > (cursor_at, cursor_id)
-        AND EXISTS (SELECT 1 FROM outreach.journey j WHERE j.id = e.journey_id AND j.status = 'live')
-        AND NOT e.id = ANY (retry_later)
-      ORDER BY e.next_run_at, e.id
-      LIMIT batch_size
-      FOR UPDATE OF e SKIP LOCKED) due;
+    ids := outreach._journey_take_batch(at, batch_size, cursor_at, cursor_id, retry_later);
     EXIT WHEN ids IS NULL;
     cursor_id := ids[cardinality(ids)];
+    SELECT e.next_run_at INTO cursor_at FROM outreach.enrollment e WHERE e.id = cursor_id;
     run.batches := run.batches + 1;
     los := ARRAY[1];
     his := ARRAY[cardinality(ids)];
@@ -390,6 +409,8 @@ COMMENT ON FUNCTION outreach.tick_journeys(timestamptz, int, int) IS
 -- Marketers build, launch and stop journeys; the tick is the admin's (pg_cron runs it as the
 -- extension owner).  Internal _helpers get no grants.
 REVOKE ALL ON FUNCTION outreach._journey_run_batch(bigint[], timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outreach._journey_segment_members(text, text, bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION outreach._journey_take_batch(timestamptz, int, timestamptz, bigint, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   outreach.create_journey(text, text, text, text, timestamptz, timestamptz, text, boolean, boolean, text),
   outreach.add_step(text, text, text, text, text, interval, time, time, int[], text, text, interval, text, text, numeric, text, text),
