@@ -195,6 +195,8 @@ log "case 6: journeys and messaging ($JOURNEY enrolled contacts)"
 # same tables (same indexes and triggers), removed again before the measured runs.
 "${PSQL[@]}" -v journey="$JOURNEY" <<-'SQL' >/dev/null
 	DELETE FROM outreach.quiet_hours;
+	-- one tick does the whole audience (the 50 s default budget is for a per-minute pg_cron tick)
+	UPDATE outreach.messaging_settings SET journey_tick_budget = '1 hour';
 	SELECT outreach.create_template(name => 'bench email', channel => 'email',
 	  subject => 'Your check-up, {{contact.first_name | default: ''friend''}}',
 	  body => '<p>Hello {{contact.first_name | default: ''there''}} {{contact.last_name}},</p><p>{{contact.account.name}} invites you to a check-up in {{contact.city}}.</p><p><a href="{{unsubscribe_url}}">Unsubscribe</a> · {{sender.postal_address}}</p>',
