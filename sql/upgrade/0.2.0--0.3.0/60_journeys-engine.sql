@@ -40,10 +40,10 @@ CREATE OR REPLACE FUNCTION outreach._enrollment_ended() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF NEW.status <> 'active' AND OLD.status = 'active' AND NEW.ended_change_id IS NOT DISTINCT FROM OLD.ended_change_id THEN
-    SELECT max(sc.id) INTO NEW.ended_change_id
+    SELECT max(sc.id) FILTER (WHERE sc.segment_id = (SELECT j.audience_segment_id FROM outreach.journey j WHERE j.id = NEW.journey_id))
+      INTO NEW.ended_change_id
     FROM outreach.segment_change sc
-    WHERE sc.contact_id = NEW.contact_id
-      AND sc.segment_id = (SELECT j.audience_segment_id FROM outreach.journey j WHERE j.id = NEW.journey_id);
+    WHERE sc.contact_id = NEW.contact_id;
   END IF;
   RETURN NEW;
 END $$;
@@ -118,13 +118,18 @@ DECLARE
   reqs outreach.message_request[];
   n int;
 BEGIN
+  -- (Below, "status IS NOT DISTINCT FROM 'active'" rather than "=": the same for a NOT NULL
+  -- column, but it does not match the predicate of the partial index enrollment_due, so a
+  -- lookup by id uses the primary key even when stale statistics make every index look free;
+  -- and a contact's last audience change is found through the contact's few changes, the
+  -- segment filtered in the aggregate, never by intersecting with the whole segment's history.)
   steps := 0; messages := 0; completed := 0; exited := 0; failed := 0;
   LOOP
     -- contacts in the suppression segment leave before their next step
     UPDATE outreach.enrollment e
        SET status = 'exited', exit_reason = 'in the suppression segment', ended_at = at, next_run_at = NULL
       FROM outreach.journey j
-     WHERE e.id = ANY (ids) AND e.status = 'active' AND e.next_run_at <= at AND j.id = e.journey_id
+     WHERE e.id = ANY (ids) AND e.status IS NOT DISTINCT FROM 'active' AND e.next_run_at <= at AND j.id = e.journey_id
        AND j.suppression_segment_id IS NOT NULL
        AND EXISTS (SELECT 1 FROM outreach.segment_member sm
                     WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = e.contact_id);
@@ -134,7 +139,7 @@ BEGIN
     SELECT array_agg(e.id), array_agg(DISTINCT s.kind) FILTER (WHERE s.kind IS NOT NULL) INTO run, kinds
       FROM outreach.enrollment e
       LEFT JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
-     WHERE e.id = ANY (ids) AND e.status = 'active' AND e.next_run_at <= at;
+     WHERE e.id = ANY (ids) AND e.status IS NOT DISTINCT FROM 'active' AND e.next_run_at <= at;
     EXIT WHEN run IS NULL;
     rounds := rounds + 1;
     IF rounds > 100 THEN
@@ -282,18 +287,18 @@ BEGIN
     UPDATE outreach.enrollment e SET current_step = x.next_step, step_entered_at = at, next_run_at = at, error = NULL
       FROM unnest(d) x
      WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NOT NULL AND e.id = x.enrollment_id
-       AND e.status = 'active';
+       AND e.status IS NOT DISTINCT FROM 'active';
     UPDATE outreach.enrollment e
        SET status = 'completed', ended_at = at, next_run_at = NULL, current_step = NULL, error = NULL,
            ended_change_id = y.change_id
       FROM (SELECT x.enrollment_id,
-                   (SELECT max(sc.id) FROM outreach.segment_change sc
-                     WHERE sc.contact_id = e2.contact_id AND sc.segment_id = j.audience_segment_id) AS change_id
+                   (SELECT max(sc.id) FILTER (WHERE sc.segment_id = j.audience_segment_id) FROM outreach.segment_change sc
+                     WHERE sc.contact_id = e2.contact_id) AS change_id
               FROM unnest(d) x
               JOIN outreach.enrollment e2 ON e2.id = x.enrollment_id
               JOIN outreach.journey j ON j.id = e2.journey_id
              WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NULL) y
-     WHERE e.id = y.enrollment_id AND e.status = 'active';
+     WHERE e.id = y.enrollment_id AND e.status IS NOT DISTINCT FROM 'active';
     GET DIAGNOSTICS n = ROW_COUNT;
     completed := completed + n;
     -- enrollments a step ended in another way (exit on leaving the audience)
