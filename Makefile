@@ -13,7 +13,8 @@ OBJS = \
 	src/render.o \
 	src/sentiment.o \
 	src/access.o \
-	src/operations.o
+	src/operations.o \
+	src/render_batch.o
 
 # The install script is assembled from ordered parts so that each concern owns a file.
 SQL_PARTS  = $(sort $(wildcard sql/parts/*.sql))

@@ -4,9 +4,12 @@
 -- an independent oracle written here says who may receive what.  Zero messages may be
 -- queued to anyone who should not get one, and every suppression must carry the oracle's
 -- reason.  Then a random third unsubscribe or opt out, and nothing of theirs may stay queued.
+-- Two workers hold a third of the queued messages each when consent changes (issue 19,
+-- defect 5): those of the changed contacts are withdrawn, the lease expiry gives none of
+-- them to a third worker, and the first worker's late reports are kept for audit.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(11);
+SELECT plan(17);
 
 -- a different population on every run; the seed is printed so a failure can be replayed
 CREATE TEMP TABLE seed AS SELECT coalesce(nullif(current_setting('outreach_test.seed', true), '')::float8,
@@ -121,6 +124,14 @@ SELECT is((SELECT count(*) FROM sent s JOIN pop p USING (i) WHERE s.status = 'qu
           0::bigint, 'letters are not held');
 SELECT ok((SELECT count(*) FROM sent WHERE status = 'queued' AND send_after > created_at) > 100, 'many messages wait for morning');
 
+-- workers hold two thirds of what is queued when consent changes
+SET LOCAL outreach.now = '2027-01-01 00:00+00';
+CREATE TEMP TABLE claimed AS SELECT m.id, 'random-w1' AS worker FROM outreach.claim_messages('random-w1',
+  (SELECT count(*)::int / 3 FROM outreach.message WHERE status = 'queued'), '5 minutes') m;
+INSERT INTO claimed SELECT m.id, 'random-w2' FROM outreach.claim_messages('random-w2',
+  (SELECT count(*)::int / 2 FROM outreach.message WHERE status = 'queued'), '5 minutes') m;
+SELECT diag('claimed: ' || count(*)) FROM claimed;
+
 -- a random third now unsubscribes, opts out of sms, or becomes inactive: nothing of theirs stays queued
 CREATE TEMP TABLE change AS SELECT i, (ARRAY['unsubscribe', 'sms', 'inactive'])[1 + floor(random() * 3)::int] AS what
   FROM pop WHERE random() < 0.33;
@@ -144,6 +155,38 @@ SELECT x.i, m.*
        LATERAL outreach.enqueue_message(100000 + x.i, t.tpl, 'marketing', t.list, at => '2026-12-01 15:00Z') m
  WHERE (x.what = 'unsubscribe' AND t.tpl = 'news') OR (x.what = 'sms' AND t.tpl = 'text') OR x.what = 'inactive';
 SELECT is((SELECT count(*) FROM sent2 WHERE status = 'queued'), 0::bigint, 'a later tick queues nothing for them');
+
+-- claims and lease expiry
+SELECT is((SELECT count(*) FROM outreach.message m JOIN change x ON m.contact_id = 100000 + x.i
+            WHERE m.status = 'sending'
+              AND (x.what = 'inactive' OR (x.what = 'sms' AND m.channel = 'sms')
+                   OR (x.what = 'unsubscribe' AND m.template_name = 'news'))), 0::bigint,
+          'no claimed message of a contact who withdrew consent stays claimed');
+SELECT is((SELECT count(*) FROM outreach.message m
+            WHERE m.withdrawn_at IS NOT NULL
+              AND NOT (m.id IN (SELECT id FROM claimed) AND m.status = 'suppressed'
+                       AND EXISTS (SELECT 1 FROM change x WHERE m.contact_id = 100000 + x.i
+                                     AND (x.what = 'inactive' OR (x.what = 'sms' AND m.channel = 'sms')
+                                          OR (x.what = 'unsubscribe' AND m.template_name = 'news'))))), 0::bigint,
+          'only claimed messages of contacts who withdrew are withdrawn, suppressed');
+SET LOCAL outreach.now = '2027-01-01 00:10+00';
+CREATE TEMP TABLE reclaimed AS SELECT m.* FROM outreach.claim_messages('random-w3', 100000) m;
+SELECT is((SELECT count(*) FROM reclaimed m JOIN change x ON m.contact_id = 100000 + x.i
+            WHERE x.what = 'inactive' OR (x.what = 'sms' AND m.channel = 'sms')
+               OR (x.what = 'unsubscribe' AND m.template_name = 'news')), 0::bigint,
+          'after the leases expire a third worker gets nothing of theirs');
+SELECT is((SELECT count(*) FROM claimed c JOIN outreach.message m ON m.id = c.id
+            WHERE m.withdrawn_at IS NULL AND m.claimed_by <> 'random-w3'), 0::bigint,
+          'and every other expired lease is taken over');
+SELECT is((SELECT array_agg(DISTINCT r.outcome ORDER BY r.outcome)
+             FROM outreach.report_deliveries((SELECT array_agg(id ORDER BY id) FROM claimed WHERE worker = 'random-w1'),
+                                             (SELECT array_agg('sent'::text) FROM claimed WHERE worker = 'random-w1'),
+                                             worker => 'random-w1') r),
+          ARRAY['late', 'refused'],
+          'the first worker''s reports: late for withdrawn messages, refused for those taken over');
+SELECT is((SELECT count(*) FROM outreach.message m JOIN claimed c ON c.id = m.id AND c.worker = 'random-w1'
+            WHERE (m.withdrawn_at IS NOT NULL) <> (m.late_report IS NOT NULL AND m.status = 'suppressed')), 0::bigint,
+          'every late report is kept on its withdrawn message, which stays suppressed');
 
 SELECT * FROM finish();
 ROLLBACK;
