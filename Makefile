@@ -10,7 +10,8 @@ OBJS = \
 	src/query_type.o \
 	src/query_compile.o \
 	src/membership.o \
-	src/render.o
+	src/render.o \
+	src/template_lang.o
 
 # The install script is assembled from ordered parts so that each concern owns a file.
 SQL_PARTS  = $(sort $(wildcard sql/parts/*.sql))
