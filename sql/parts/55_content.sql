@@ -172,6 +172,7 @@ CREATE TRIGGER template_variant_validate BEFORE INSERT OR UPDATE ON outreach.tem
 
 CREATE FUNCTION outreach.add_template_variant(template text, language text, subject text, body text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
 DECLARE
   t outreach.template := outreach._template($1);
   new_id bigint;
