@@ -132,7 +132,7 @@ SELECT is((SELECT array_agg(p.language || ':' || coalesce(array_to_string(p.prob
              FROM outreach.preview_segment_messages('reminder', 'ce paris', 10) p JOIN outreach.contact c ON c.id = p.contact_id),
           ARRAY['en-US:', 'ES:', 'en:missing contact.first_name: its default (or nothing) is shown', 'en:'],
           'a preview lists each sampled member''s language and missing values');
-SELECT outreach.create_template('long sms', 'sms', repeat('{{contact.first_name | upcase}} ', 40), message_class => 'transactional');
+SELECT outreach.create_template('long sms', 'sms', repeat('{{contact.first_name | upcase | default: ''friend''}} ', 60), message_class => 'transactional');
 SELECT is((SELECT count(*) FROM outreach.preview_segment_messages('long sms', 'ce paris', 2, max_sms_parts => 1) p
             WHERE EXISTS (SELECT 1 FROM unnest(p.problems) x WHERE x LIKE 'SMS needs % parts (more than 1)')), 2::bigint, 'SMS needing more than K parts is a problem');
 SELECT throws_ok($$ SELECT * FROM outreach.preview_segment_messages('reminder', 'nope', 3) $$, '42704', NULL, 'unknown segment');
