@@ -315,7 +315,7 @@ parse_filters(Parser *p)
 		if (k == lengthof(filter_names))
 		{
 			const char *best = NULL;
-			int			best_d = 4;
+			int			best_d = 3;
 
 			for (int j = 0; j < lengthof(filter_names); j++)
 			{
@@ -327,6 +327,15 @@ parse_filters(Parser *p)
 					best = filter_names[j];
 				}
 			}
+			/* names other template languages use */
+			if (strcmp(name, "upper") == 0 || strcmp(name, "uppercase") == 0)
+				best = "upcase";
+			else if (strcmp(name, "lower") == 0 || strcmp(name, "lowercase") == 0)
+				best = "downcase";
+			else if (strcmp(name, "urlencode") == 0 || strcmp(name, "url_escape") == 0)
+				best = "url_encode";
+			else if (strcmp(name, "format_date") == 0 || strcmp(name, "strftime") == 0)
+				best = "date";
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_FUNCTION),
 					 errmsg("unknown template filter \"%s\" in %s at character %d", name, p->part, cpos(p, fstart)),
