@@ -468,9 +468,8 @@ DECLARE
   base text;
   lang text;
 BEGIN
-  SELECT s.unsubscribe_base_url INTO base FROM outreach.messaging_settings s;
-  SELECT v.subject, v.body, v.language INTO t.subject, t.body, lang  -- languages (55_content.sql)
-    FROM outreach._template_variant_for(t, c) v;
+  SELECT s.unsubscribe_base_url, v.subject, v.body, v.language INTO base, t.subject, t.body, lang
+    FROM outreach.messaging_settings s, outreach._template_variant_for(t, c) v;  -- languages (55_content.sql)
   SELECT array_agg(k), array_agg(v) INTO keys, vals FROM (
     SELECT 'contact.' || e.key AS k, e.value AS v FROM jsonb_each_text(to_jsonb(c)) e
     UNION ALL
@@ -480,8 +479,11 @@ BEGIN
     VALUES ('unsubscribe_url', base || '?token=' || $3), ('sender.postal_address', t.sender_postal_address)
     UNION ALL
     SELECT * FROM outreach._event_tokens(t.id, c.id)
+    UNION ALL                                    -- content (55_content.sql): language, loop lists
+    VALUES ('message.language', lang)
     UNION ALL
-    SELECT * FROM outreach._content_tokens(t.id, c.id, lang, concat(t.subject, t.body))) x;
+    SELECT * FROM outreach._content_tokens(t.id, c.id, concat(t.subject, t.body))
+     WHERE strpos(concat(t.subject, t.body), 'registration') > 0) x;
   subject := outreach._render(t.subject, false, keys, vals);
   body := outreach._render(t.body, t.format = 'html', keys, vals);
   sms_segments := CASE WHEN t.channel = 'sms' THEN outreach.sms_segments(body) END;

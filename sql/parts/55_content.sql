@@ -205,43 +205,36 @@ END $$;
 -- The subject and body a contact gets, and their language: the variant of the contact's
 -- exact tag, else the variant of its primary language subtag (es-MX -> es), else the
 -- template's own text in content_settings.default_language.
-CREATE FUNCTION outreach._template_variant_for(t outreach.template, c outreach.contact,
-                                               OUT subject text, OUT body text, OUT language text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-  IF c.language IS NOT NULL THEN
-    SELECT v.subject, v.body, v.language INTO subject, body, language
-      FROM outreach.template_variant v
-     WHERE v.template_id = t.id
-       AND lower(v.language) IN (lower(c.language), lower(split_part(c.language, '-', 1)))
-     ORDER BY lower(v.language) = lower(c.language) DESC LIMIT 1;
-    IF FOUND THEN
-      RETURN;
-    END IF;
-  END IF;
-  subject := t.subject;
-  body := t.body;
-  SELECT s.default_language INTO language FROM outreach.content_settings s;
-END $$;
+CREATE FUNCTION outreach._template_variant_for(t outreach.template, c outreach.contact)
+RETURNS TABLE (subject text, body text, language text)
+LANGUAGE sql STABLE AS $$                        -- no SET clause: inlined into _render_for
+  SELECT CASE WHEN v.id IS NULL THEN t.subject ELSE v.subject END,
+         CASE WHEN v.id IS NULL THEN t.body ELSE v.body END,
+         coalesce(v.language, s.default_language)
+    FROM outreach.content_settings s
+    LEFT JOIN LATERAL (
+      SELECT x.id, x.subject, x.body, x.language FROM outreach.template_variant x
+       WHERE c.language IS NOT NULL AND x.template_id = t.id
+         AND pg_catalog.lower(x.language) IN (pg_catalog.lower(c.language),
+                                              pg_catalog.lower(pg_catalog.split_part(c.language, '-', 1)))
+       ORDER BY pg_catalog.lower(x.language) = pg_catalog.lower(c.language) DESC LIMIT 1) v ON true
+$$;
 
 -- Lists templates loop over --------------------------------------------------------------
 
 -- The values of the loop tokens (outreach.template_tokens() lists their fields as
--- list.#.field) for a message: the language, the sessions of the registration
+-- list.#.field) for a message: the sessions of the registration
 -- the template is about (as outreach._event_tokens picks it) and the contact's upcoming
 -- registrations (read only when texts, the template's subject and body, name a list).
 -- Times are ISO 8601 so that the date filter shows them in the contact's
 -- zone and language.  At most 50 items per list.
-CREATE FUNCTION outreach._content_tokens(template_id bigint, contact_id bigint, language text, texts text)
+CREATE FUNCTION outreach._content_tokens(template_id bigint, contact_id bigint, texts text)
 RETURNS TABLE (k text, v text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   reg_id bigint;
 BEGIN
-  k := 'message.language';
-  v := $3;
-  RETURN NEXT;
-  IF strpos($4, 'registration.sessions') = 0 AND strpos($4, 'contact.registrations') = 0 THEN
+  IF strpos($3, 'registration.sessions') = 0 AND strpos($3, 'contact.registrations') = 0 THEN
     RETURN;                                      -- no loop: nothing more to read
   END IF;
   SELECT r.id INTO reg_id FROM outreach.event_registration r
@@ -404,7 +397,7 @@ BEGIN
   SELECT * INTO r FROM outreach._render_for(t, c, 'test');
   INSERT INTO outreach.test_message (contact_id, template_id, template_name, language, channel, address, subject, body,
                                      sms_segments, created_at)
-  VALUES (c.id, t.id, t.name, (outreach._template_variant_for(t, c)).language, t.channel, addr,
+  VALUES (c.id, t.id, t.name, (SELECT v.language FROM outreach._template_variant_for(t, c) v), t.channel, addr,
           CASE WHEN t.channel = 'email' THEN '[TEST] ' || r.subject END,
           CASE WHEN t.channel = 'sms' THEN '[TEST] ' || r.body ELSE r.body END,
           CASE WHEN t.channel = 'sms' THEN outreach.sms_segments('[TEST] ' || r.body) END, outreach.now())
@@ -503,7 +496,7 @@ COMMENT ON FUNCTION outreach.preview_segment_messages(text, text, integer, integ
 REVOKE ALL ON FUNCTION
   outreach._content_check(text, text), outreach._content_block_recheck(text), outreach._content_block(text),
   outreach._template_variant_validate(), outreach._template_variant_for(outreach.template, outreach.contact),
-  outreach._content_tokens(bigint, bigint, text, text),
+  outreach._content_tokens(bigint, bigint, text),
   outreach.create_content_block(text, text), outreach.alter_content_block(text, text), outreach.drop_content_block(text),
   outreach.add_template_variant(text, text, text, text), outreach.drop_template_variant(text, text),
   outreach.allow_test_destination(text, text), outreach.disallow_test_destination(text, text),
