@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
 SET LOCAL timezone = 'UTC';
 SET LOCAL outreach.now = '2026-10-01 12:00+00';
-SELECT plan(46);
+SELECT plan(50);
 
 CREATE FUNCTION pg_temp.con(ext text, first text, lang text, email text DEFAULT NULL, phone text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
@@ -124,6 +124,15 @@ SELECT outreach.report_interaction(m.id, 'opened', at => '2026-09-25 10:00+00') 
   WHERE m.contact_id = pg_temp.cid('ce-es');
 SELECT is(pg_temp.members('ce openers'), ARRAY['ce-es'], 'count(interaction where kind = opened ...) >= 2 kept live');
 
+SELECT lives_ok($$ SELECT outreach.compile($q$contact where has message where (channel = 'email' and status = 'delivered' and sent_at within last 6 months)
+          and has no interaction where kind = 'opened'$q$) $$, 'docs: the re-engagement segment compiles');
+SELECT lives_ok($$ SELECT outreach.compile($q$contact where has interaction where (kind = 'clicked' and has message where template_name = 'flu reminder')$q$) $$,
+                'docs: interaction -> message compiles');
+SELECT lives_ok($$ SELECT outreach.compile($q$contact where has interaction where kind in ('bounced', 'complained')$q$) $$,
+                'docs: bounced or complained compiles');
+SELECT outreach.create_segment('ce never open', $$contact where has message where (channel = 'email' and status = 'delivered') and has no interaction where kind = 'opened'$$);
+SELECT outreach.go_live('ce never open');
+SELECT is(pg_temp.members('ce never open'), '{}'::text[], 'everyone delivered has opened');
 
 -- previews over a segment ----------------------------------------------------------------
 SELECT outreach.create_segment('ce paris', $$contact where time_zone = 'Europe/Paris'$$);
