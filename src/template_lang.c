@@ -822,6 +822,7 @@ typedef struct Compiler
 	List	   *paths;
 	Scope		scopes[TL_MAX_DEPTH + 1];
 	int			nscopes;
+	int			conditional;	/* inside if/unless/each: may not render */
 } Compiler;
 
 static void
@@ -865,6 +866,12 @@ use_path(Compiler *c, const char *written)
 		known = c->allowed[k] && strcmp(c->allowed[k], path) == 0;
 	if (!known)
 		unknown_path(c, path, false);
+	/*
+	 * The links the law requires in marketing email (checked by _template_validate on the
+	 * returned tokens) count only where they always render, not inside a section.
+	 */
+	if (c->conditional > 0 && (strcmp(path, "unsubscribe_url") == 0 || strcmp(path, "sender.postal_address") == 0))
+		return;
 	foreach(lc, c->paths)
 		if (strcmp((char *) lfirst(lc), path) == 0)
 			return;
@@ -897,7 +904,9 @@ compile_nodes(Compiler *c, List *nodes)
 
 						if (b->cond)
 							use_path(c, b->cond->path);
+						c->conditional++;
 						compile_nodes(c, b->body);
+						c->conditional--;
 					}
 					break;
 				}
@@ -914,9 +923,11 @@ compile_nodes(Compiler *c, List *nodes)
 					c->scopes[c->nscopes].alias = n->alias;
 					c->scopes[c->nscopes].list = list;
 					c->nscopes++;
+					c->conditional++;
 					compile_nodes(c, n->body);
 					c->nscopes--;
 					compile_nodes(c, n->else_body);
+					c->conditional--;
 					break;
 				}
 		}

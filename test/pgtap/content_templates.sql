@@ -4,7 +4,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
 SET LOCAL timezone = 'UTC';
-SELECT plan(64);
+SELECT plan(66);
 
 -- r(body, keys, vals): render as text; h(...): as HTML; chk(body): the compile check.
 CREATE FUNCTION pg_temp.r(body text, k text[], v text[]) RETURNS text LANGUAGE sql AS
@@ -126,6 +126,14 @@ SELECT throws_ok($$ SELECT pg_temp.chk(repeat('{{#if contact.city}}', 17) || rep
                  'nesting deeper than 16: 54001');
 SELECT throws_ok($$ SELECT pg_temp.r(repeat('{{#each registration.sessions as s}}', 4) || repeat('xxxxxxxxxx', 1) || repeat('{{/each}}', 4),
                                      '{registration.sessions.#}', '{50}') $$, '54000', NULL, 'output and steps are bounded: 54000');
+-- the links marketing email must carry count only where they always render
+SELECT throws_ok($$ SELECT outreach.create_template('hidden unsub', 'email',
+  '{{#if contact.email}}<a href="{{unsubscribe_url}}">u</a>{{/if}} {{sender.postal_address}}', subject => 's',
+  sender_postal_address => '1 Main St') $$, '23514', NULL, 'an unsubscribe link inside a section does not count');
+SELECT lives_ok($$ SELECT outreach.create_template('shown unsub', 'email',
+  '{{#if contact.first_name}}Hi {{contact.first_name | capitalize}}{{/if}} <a href="{{unsubscribe_url}}">u</a> {{sender.postal_address}}',
+  subject => 's', sender_postal_address => '1 Main St') $$, 'outside sections it does');
+
 -- plain templates are unchanged
 SELECT is(pg_temp.h('Hi {{contact.first_name | default: ''there''}} <b>', '{contact.first_name}', '{<Ann>}'), 'Hi &lt;Ann&gt; <b>',
           'a plain template renders as in 0.2');
