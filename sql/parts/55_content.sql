@@ -170,6 +170,18 @@ END $$;
 CREATE TRIGGER template_variant_validate BEFORE INSERT OR UPDATE ON outreach.template_variant
   FOR EACH ROW EXECUTE FUNCTION outreach._template_variant_validate();
 
+-- A template whose channel, class or postal address changes checks its variants again.
+CREATE FUNCTION outreach._template_variants_recheck() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE outreach.template_variant v SET body = v.body WHERE v.template_id = NEW.id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER template_variants_recheck AFTER UPDATE OF channel, message_class, sender_postal_address ON outreach.template
+  FOR EACH ROW WHEN (OLD.channel IS DISTINCT FROM NEW.channel OR OLD.message_class IS DISTINCT FROM NEW.message_class
+                     OR OLD.sender_postal_address IS DISTINCT FROM NEW.sender_postal_address)
+  EXECUTE FUNCTION outreach._template_variants_recheck();
+
 CREATE FUNCTION outreach.add_template_variant(template text, language text, subject text, body text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -495,7 +507,7 @@ COMMENT ON FUNCTION outreach.preview_segment_messages(text, text, integer, integ
 
 REVOKE ALL ON FUNCTION
   outreach._content_check(text, text), outreach._content_block_recheck(text), outreach._content_block(text),
-  outreach._template_variant_validate(), outreach._template_variant_for(outreach.template, outreach.contact),
+  outreach._template_variant_validate(), outreach._template_variants_recheck(), outreach._template_variant_for(outreach.template, outreach.contact),
   outreach._content_tokens(bigint, bigint, text),
   outreach.create_content_block(text, text), outreach.alter_content_block(text, text), outreach.drop_content_block(text),
   outreach.add_template_variant(text, text, text, text), outreach.drop_template_variant(text, text),

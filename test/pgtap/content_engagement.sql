@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
 SET LOCAL timezone = 'UTC';
 SET LOCAL outreach.now = '2026-10-01 12:00+00';
-SELECT plan(50);
+SELECT plan(51);
 
 CREATE FUNCTION pg_temp.con(ext text, first text, lang text, email text DEFAULT NULL, phone text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql AS $$
@@ -63,6 +63,9 @@ SELECT throws_ok($$ SELECT outreach.add_template_variant('news', 'de', 'Neuigkei
                  'a marketing email variant needs the unsubscribe link');
 SELECT lives_ok($$ SELECT outreach.add_template_variant('news', 'de', 'Neuigkeiten', '<p>Hallo</p><a href="{{unsubscribe_url}}">x</a> {{sender.postal_address}}') $$,
                 'a complete marketing email variant');
+SELECT throws_ok($$ UPDATE outreach.template SET channel = 'sms', subject = NULL, format = 'text', body = 'x' WHERE name = 'news' $$,
+                 '23514', 'template "news" (de): only email templates have a subject',
+                 'changing the template''s channel checks its variants again');
 SELECT lives_ok($$ SELECT outreach.drop_template_variant('news', 'DE') $$, 'drop_template_variant');
 SELECT throws_ok($$ SELECT outreach.drop_template_variant('news', 'de') $$, '42704', NULL, 'dropping a missing variant');
 
