@@ -63,6 +63,10 @@ COMMENT ON TABLE outreach.content_block IS
   'Reusable pieces of templates (header, footer, signature) included with {{> name}}; read when a template is saved and rendered';
 SELECT outreach._dump('outreach.content_block');
 
+-- The renderer reads content blocks ({{> name}}) from outreach.content_block: it is no
+-- longer immutable.
+ALTER FUNCTION outreach._render(text, boolean, text[], text[]) STABLE;
+
 -- Checks a template text the way _template_validate does (same C compiler, same allowed
 -- tokens) and returns its tokens.
 CREATE FUNCTION outreach._content_check(body text, part text) RETURNS text[]
