@@ -14,7 +14,8 @@ OBJS = \
 	src/sentiment.o \
 	src/access.o \
 	src/operations.o \
-	src/render_batch.o
+	src/render_batch.o \
+	src/template_lang.o
 
 # The install script is assembled from ordered parts so that each concern owns a file.
 SQL_PARTS  = $(sort $(wildcard sql/parts/*.sql))

@@ -9,6 +9,8 @@
  *     bodies), falling back to the token's default when the value is NULL or empty;
  *   - outreach.sms_segments(text): how many SMS parts a text needs (GSM-7 or UCS-2).
  * Everything outside the tokens is copied verbatim: it is the author's own HTML or text.
+ * Templates using the 0.3 language (sections, loops, filters, content blocks) are compiled
+ * and rendered by template_lang.c; plain templates keep the code below.
  */
 #include "postgres.h"
 
@@ -21,6 +23,7 @@
 #include "utils/varlena.h"
 
 #include "outreach.h"
+#include "template_lang.h"
 
 PG_FUNCTION_INFO_V1(outreach_template_tokens);
 PG_FUNCTION_INFO_V1(outreach_render);
@@ -223,6 +226,8 @@ outreach_template_tokens(PG_FUNCTION_ARGS)
 	len = strlen(s);
 	allowed = text_array_to_cstrings(PG_GETARG_ARRAYTYPE_P(1), &nallowed, NULL);
 	part = PG_ARGISNULL(2) ? "body" : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (tl_is_extended(s, len))	/* sections, loops, filters, blocks: template_lang.c */
+		paths = tl_compile(part, s, len, allowed, nallowed), i = len;
 
 	while ((start = next_token_start(s, len, i)) >= 0)
 	{
@@ -363,6 +368,13 @@ outreach_render(PG_FUNCTION_ARGS)
 					 errmsg("template keys and values differ in length (%d and %d)", nkeys, nvals)));
 	}
 
+	if (tl_is_extended(s, len))	/* sections, loops, filters, blocks: template_lang.c */
+	{
+		int			outlen;
+		char	   *r = tl_render(s, len, html, keys, vals, nkeys, &outlen);
+
+		PG_RETURN_TEXT_P(cstring_to_text_with_len(r, outlen));
+	}
 	initStringInfo(&out);
 	while ((start = next_token_start(s, len, i)) >= 0)
 	{

@@ -13,15 +13,13 @@
 -- call is one transaction: an error leaves nothing half loaded.  What is not mapped (resource
 -- types, elements, unresolved references) is counted in the result.  docs/fhir-import.md.
 
--- Contact columns FHIR brings.  language: BCP-47 tag of the patient's preferred language
--- (Patient.communication); race, ethnicity: the text of the US Core race / ethnicity
+-- Contact columns FHIR brings (contact.language, the BCP-47 tag of Patient.communication,
+-- is added by 55_content.sql, which uses it to pick template variants); race, ethnicity: the text of the US Core race / ethnicity
 -- extensions; fhir_extension: the Patient's extensions as received (codings included).
 ALTER TABLE outreach.contact
-  ADD COLUMN language text,
   ADD COLUMN race text,
   ADD COLUMN ethnicity text,
   ADD COLUMN fhir_extension jsonb;
-COMMENT ON COLUMN outreach.contact.language IS 'Preferred language, a BCP-47 tag (en-US, es, zh); from Patient.communication';
 COMMENT ON COLUMN outreach.contact.race IS 'Race as the US Core race extension''s text gives it (codes in fhir_extension)';
 COMMENT ON COLUMN outreach.contact.ethnicity IS 'Ethnicity as the US Core ethnicity extension''s text gives it (codes in fhir_extension)';
 COMMENT ON COLUMN outreach.contact.fhir_extension IS 'The FHIR Patient''s extension array as imported (race, ethnicity, birth sex, ...)';

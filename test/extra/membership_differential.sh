@@ -56,7 +56,7 @@ SELECT mdiff.new_contact() FROM generate_series(1, 40);
 -- one random statement on a random entity
 CREATE FUNCTION mdiff.random_op() RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-  ent text := mdiff.pick('{contact,contact,condition,condition,condition,observation,observation,encounter,immunization,procedure,account,lab,static}');
+  ent text := mdiff.pick('{contact,contact,condition,condition,condition,observation,observation,encounter,immunization,procedure,account,lab,static,message,interaction}');
   r float := random();
   p bigint := mdiff.contact_id();
   sql text;
@@ -116,6 +116,20 @@ BEGIN
     sql := CASE WHEN r < 0.7 THEN format('UPDATE outreach.account SET kind = %L WHERE id = (SELECT id FROM outreach.account ORDER BY random() LIMIT 1)', mdiff.pick('{household,employer,other}'))
                 WHEN r < 0.85 THEN format('INSERT INTO outreach.account (name, kind) VALUES (%L, %L)', 'acc' || floor(random() * 1000), mdiff.pick('{household,other}'))
                 ELSE 'DELETE FROM outreach.account WHERE id = (SELECT id FROM outreach.account ORDER BY random() LIMIT 1)' END;
+  ELSIF ent = 'message' THEN   -- built-in behavioural entity (55_content.sql)
+    sql := CASE WHEN r < 0.5 THEN format('INSERT INTO outreach.message (contact_id, template_name, channel, message_class, status, unsubscribe_token, send_after, created_at, updated_at) '
+                                         'VALUES (%s, ''t'', %L, ''marketing'', %L, md5(random()::text), %L, %L, now())',
+                                         p, mdiff.pick('{email,email,sms}'), mdiff.pick('{queued,sent,delivered,delivered,bounced}'), mdiff.ts(), mdiff.ts())
+                WHEN r < 0.8 THEN format('UPDATE outreach.message SET status = %L WHERE id IN (SELECT id FROM outreach.message WHERE status <> ''suppressed'' ORDER BY random() LIMIT 2)',
+                                         mdiff.pick('{sent,delivered,bounced}'))
+                ELSE 'DELETE FROM outreach.message WHERE id IN (SELECT id FROM outreach.message ORDER BY random() LIMIT 1)' END;
+  ELSIF ent = 'interaction' THEN
+    sql := CASE WHEN r < 0.6 THEN format('INSERT INTO outreach.interaction (message_id, contact_id, kind, url, occurred_at) '
+                                         'SELECT id, contact_id, %L, ''https://x.example'', %L FROM outreach.message ORDER BY random() LIMIT 1',
+                                         mdiff.pick('{opened,opened,clicked,bounced}'), timestamptz '2026-06-15 12:00+00' - (floor(random() * 200) || ' days')::interval)
+                WHEN r < 0.8 THEN format('UPDATE outreach.interaction SET kind = %L WHERE id IN (SELECT id FROM outreach.interaction ORDER BY random() LIMIT 2)',
+                                         mdiff.pick('{opened,clicked}'))
+                ELSE 'DELETE FROM outreach.interaction WHERE id IN (SELECT id FROM outreach.interaction ORDER BY random() LIMIT 1)' END;
   ELSE -- lab (user table, linked through encounter)
     sql := CASE WHEN r < 0.5 THEN format('INSERT INTO mdiff.lab (encounter_id, result) SELECT id, %L FROM outreach.encounter ORDER BY random() LIMIT 1', mdiff.pick('{pos,neg}'))
                 WHEN r < 0.7 THEN 'DELETE FROM mdiff.lab WHERE id IN (SELECT id FROM mdiff.lab ORDER BY random() LIMIT 1)'
@@ -187,6 +201,10 @@ SELECT mdiff.seg('s_via', 'contact where has condition via patient_id where (cod
 SELECT mdiff.seg('s_two_uses', 'contact where has condition where code = ''z'' or count(condition where description = ''flu'') >= 2');
 SELECT mdiff.seg('s_multi_col', 'contact where has condition where (code = ''d1'' and description contains ''asth'') and not has observation where (code = ''wt'' and value_numeric < 50)');
 SELECT mdiff.seg('s_lab', 'contact where has encounter where has lab where result = ''pos''');
+SELECT mdiff.seg('s_message', 'contact where has message where (channel = ''email'' and status = ''delivered'')');
+SELECT mdiff.seg('s_opens', 'contact where count(interaction where kind = ''opened'' and occurred_at within last 90 days) >= 2');
+SELECT mdiff.seg('s_never_open', 'contact where has message where status = ''delivered'' and has no interaction where kind = ''opened''');
+SELECT mdiff.seg('s_click_email', 'contact where has interaction where (kind = ''clicked'' and has message where channel = ''email'')');
 SELECT mdiff.seg('s_in_segment', 'contact where in segment ''s_count'' and has condition where description contains ''diab''');
 SELECT mdiff.seg('c_union', 'segment ''s_has'' union segment ''s_in_or''');
 SELECT mdiff.seg('c_except', 'segment ''s_max'' except segment ''s_latest''');

@@ -7,7 +7,7 @@ SELECT plan(40);
 SELECT set_eq(
   $$ SELECT name FROM outreach.entity $$,
   ARRAY['contact','account','encounter','condition','observation','procedure','immunization','medication','allergy',
-        'event','event_registration','lead','lead_activity','interaction'],
+        'event','event_registration','lead','lead_activity','interaction','message'],
   'every built-in entity is registered');
 SELECT ok((SELECT bool_and(builtin) FROM outreach.entity), 'built-ins are marked built in');
 SELECT is((SELECT link_column::text || '->' || link_entity FROM outreach.entity WHERE name = 'condition'),
