@@ -827,7 +827,7 @@ CREATE VIEW outreach.report_event_overview AS
 WITH sc AS (SELECT outreach._scope() AS scope),
 reg AS (
   SELECT r.id, r.event_id, r.status FROM outreach.event_registration r, sc
-  WHERE sc.scope IS NULL OR r.contact_id IN (SELECT outreach._scope_contacts(sc.scope))
+  WHERE sc.scope IS NULL OR EXISTS (SELECT 1 FROM outreach.contact c WHERE c.id = r.contact_id AND (c.account_id = ANY (sc.scope) OR EXISTS (SELECT 1 FROM outreach.contact_organization co WHERE co.contact_id = c.id AND co.account_id = ANY (sc.scope))))
 ),
 per AS (
   SELECT r.event_id, NULL::bigint AS session_id, r.status FROM reg r
@@ -868,7 +868,7 @@ SELECT l.source, l.status, outreach._cell(pg_catalog.count(*)) AS leads,
        CASE WHEN outreach._cell(pg_catalog.count(*)) IS NOT NULL THEN pg_catalog.round(pg_catalog.avg(l.score), 2) END AS avg_score,
        outreach._cell(pg_catalog.count(*) FILTER (WHERE l.qualified_at IS NOT NULL)) AS ever_qualified
 FROM outreach.lead l, sc
-WHERE sc.scope IS NULL OR l.contact_id IN (SELECT outreach._scope_contacts(sc.scope))
+WHERE sc.scope IS NULL OR EXISTS (SELECT 1 FROM outreach.contact c WHERE c.id = l.contact_id AND (c.account_id = ANY (sc.scope) OR EXISTS (SELECT 1 FROM outreach.contact_organization co WHERE co.contact_id = c.id AND co.account_id = ANY (sc.scope))))
 GROUP BY l.source, l.status;
 COMMENT ON VIEW outreach.report_lead_funnel IS
   'Reporting: lead_funnel for analysts: leads of the reader''s organizations per source and status; small counts NULL';
@@ -880,7 +880,7 @@ SELECT pg_catalog.date_trunc('week', v.converted_at) AS week, outreach._cell(pg_
        CASE WHEN outreach._cell(pg_catalog.count(*)) IS NOT NULL
             THEN pg_catalog.round(pg_catalog.avg(v.score_at_conversion), 2) END AS avg_score_at_conversion
 FROM outreach.lead_conversion v JOIN outreach.lead l ON l.id = v.lead_id, sc
-WHERE sc.scope IS NULL OR l.contact_id IN (SELECT outreach._scope_contacts(sc.scope))
+WHERE sc.scope IS NULL OR EXISTS (SELECT 1 FROM outreach.contact c WHERE c.id = l.contact_id AND (c.account_id = ANY (sc.scope) OR EXISTS (SELECT 1 FROM outreach.contact_organization co WHERE co.contact_id = c.id AND co.account_id = ANY (sc.scope))))
 GROUP BY 1;
 COMMENT ON VIEW outreach.report_lead_conversions IS
   'Reporting: lead_conversion_weekly for analysts: conversions per week in the reader''s organizations; small counts NULL';
@@ -904,6 +904,9 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA outreach FROM PUBLIC;
 -- read-only (97_audit.sql).
 GRANT ALL ON ALL TABLES IN SCHEMA outreach TO outreach_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA outreach TO outreach_admin;
+-- ... but measure definitions: their numerator SQL runs with the owner's rights
+-- (82_measures.sql), so changing them is the extension owner's alone.
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON outreach.measure_definition FROM outreach_admin;
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON outreach.audit_log FROM outreach_admin;
 -- The test clock (outreach.now, a superuser setting): admins may move it too.  Granting a
 -- setting needs a superuser; a non-superuser install leaves it to superusers.
@@ -955,6 +958,7 @@ GRANT UPDATE (email, phone, preferred_channel, time_zone, do_not_email, do_not_s
 GRANT SELECT ON outreach.contact_organization, outreach.account,
   outreach.segment, outreach.segment_member, outreach.segment_entity, outreach.segment_dependency,
   outreach.segment_change, outreach.segment_members, outreach.segment_overview, outreach.segment_template,
+  outreach.segment_failure,
   outreach.entity, outreach.entity_link, outreach.entity_field, outreach.entity_overview,
   outreach.value_set, outreach.value_set_summary,
   outreach.template, outreach.subscription_list, outreach.subscription, outreach.message, outreach.interaction,

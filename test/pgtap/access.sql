@@ -58,14 +58,14 @@ END $$;
 -- marketer, RLS on every patient table, pinned search_path) are checked on the whole schema.
 CREATE FUNCTION pg_temp.known_relations() RETURNS text[] LANGUAGE sql AS $$
   SELECT string_to_array(
-  '_journey_message_engagement,access_settings,account,allergy,audit_log,condition,contact,'
+  'access_settings,account,allergy,audit_log,condition,contact,'
   || 'contact_organization,contact_stamp,encounter,enrollment,enrollment_step,entity,'
   || 'entity_field,entity_link,entity_overview,frequency_cap,immunization,interaction,journey,'
   || 'journey_funnel,journey_message_stats,journey_scope,journey_step,journey_step_funnel,'
-  || 'journey_tick_run,medication,message,message_status,messaging_settings,observation,'
+  || 'journey_tick_run,medication,message,message_outcome,message_status,messaging_settings,observation,'
   || 'organization_grant,procedure,quiet_hours,report_journey_funnel,report_message_status,'
   || 'report_segment_sizes,segment,segment_change,segment_change_consumer,segment_dependency,'
-  || 'segment_entity,segment_member,segment_members,segment_overview,segment_pending,'
+  || 'segment_entity,segment_failure,segment_member,segment_members,segment_overview,segment_pending,'
   || 'segment_template,segmentation_grant,subscription,subscription_list,synthea_source_row,'
   || 'template,template_engagement,tick_run,value_set,value_set_summary', ',')
 $$;
@@ -114,10 +114,10 @@ SELECT is(pg_temp.readable('t_analyst'),
   'the analyst reads the reporting views (and its own organization grants), nothing else');
 SELECT is(pg_temp.readable('t_sender'), '{organization_grant}', 'the sender reads no table or view');
 SELECT is(pg_temp.readable('t_mk_a'),
-  '{_journey_message_engagement,account,contact_organization,enrollment,enrollment_step,entity,entity_field,entity_link,'
+  '{account,contact_organization,enrollment,enrollment_step,entity,entity_field,entity_link,'
   'entity_overview,frequency_cap,interaction,journey,journey_funnel,journey_message_stats,journey_scope,journey_step,journey_step_funnel,'
-  'message,message_status,messaging_settings,organization_grant,quiet_hours,report_journey_funnel,report_message_status,'
-  'report_segment_sizes,segment,segment_change,segment_dependency,segment_entity,segment_member,segment_members,'
+  'message,message_outcome,message_status,messaging_settings,organization_grant,quiet_hours,report_journey_funnel,report_message_status,'
+  'report_segment_sizes,segment,segment_change,segment_dependency,segment_entity,segment_failure,segment_member,segment_members,'
   'segment_overview,segment_pending,segment_template,segmentation_grant,subscription,subscription_list,template,'
   'template_engagement,value_set,value_set_summary}',
   'the marketer reads segments, journeys, templates, lists and their views; contact only by column, no clinical table');
@@ -185,7 +185,7 @@ SELECT ok(has_function_privilege('t_mk_a', 'outreach.create_segment(text,outreac
 -- part's): executing it grants nothing the caller did not have.
 SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
            WHERE p.pronamespace = 'outreach'::regnamespace AND p.proname ~ '^_'
-            AND p.proname NOT IN ('_scope', '_scope_compute', '_cell', '_audit_read') AND p.prosecdef
+            AND p.proname NOT IN ('_scope', '_scope_compute', '_cell', '_audit_read', '_health') AND p.prosecdef
             AND (has_function_privilege('t_mk_a', p.oid, 'EXECUTE') OR has_function_privilege('t_analyst', p.oid, 'EXECUTE')
                  OR has_function_privilege('t_sender', p.oid, 'EXECUTE'))), NULL,
           'internal functions are the owner''s, but the few the policies evaluate and caller-rights helpers');

@@ -36,6 +36,8 @@ SELECT ok(NOT EXISTS (
 CREATE ROLE hardening_writer;
 GRANT USAGE ON SCHEMA outreach TO hardening_writer;
 GRANT SELECT, UPDATE ON outreach.account TO hardening_writer;
+-- a marketer (98_access.sql), so the organization policy on account can be evaluated for it
+GRANT outreach_marketer TO hardening_writer;
 INSERT INTO outreach.account (name, kind) VALUES ('A', 'household');
 UPDATE outreach.account SET updated_at = '2000-01-01';
 SET LOCAL ROLE hardening_writer;

@@ -17,7 +17,7 @@ SELECT set_eq($$SELECT * FROM outreach.evaluate('contact where has condition whe
 SELECT set_eq($$SELECT * FROM outreach.evaluate('contact where has condition where code not in value_set ''x''')$$,
               ARRAY[900002::bigint], 'not in value_set: the same code in another system is not in the set');
 SELECT matches(outreach.compile('contact where has condition where code in value_set ''x'''),
-               '\(r\d+\.code_system, r\d+\.code\) IN \(SELECT vs\.code_system, vs\.code FROM outreach\.value_set_expansion AS vs WHERE vs\.name = ''x''\)',
+               '\(r\d+\.code_system, r\d+\.code\) OPERATOR\(pg_catalog\.=\) ANY \(SELECT vs\.code_system, vs\.code FROM outreach\.value_set_expansion AS vs WHERE vs\.name OPERATOR\(pg_catalog\.=\) ''x''\)',
                'the compiled predicate compares (code_system, code) against the expansion');
 
 -- A value set may name its code system by URI: the expansion stores the short name.
