@@ -304,8 +304,9 @@ CREATE TABLE outreach.segmentation_grant (
   granted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   UNIQUE NULLS NOT DISTINCT (entity, field, grantee)
 );
--- The default grants below come back with the extension on restore; dump the others.
-SELECT outreach._dump('outreach.segmentation_grant', 'WHERE granted_by <> ''outreach''');
+-- Dumped whole: a restore replaces the default grants with the dumped ones, so a revoked
+-- default stays revoked (99_restore_guard.sql).
+SELECT outreach._dump('outreach.segmentation_grant');
 COMMENT ON TABLE outreach.segmentation_grant IS
   'Who may use a registered entity (field NULL: every field) in segment queries, without any right to read its rows';
 INSERT INTO outreach.segmentation_grant (entity, field, grantee, granted_by)

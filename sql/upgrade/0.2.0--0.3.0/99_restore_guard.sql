@@ -1,0 +1,1 @@
+../../parts/99_restore_guard.sql
