@@ -129,6 +129,9 @@ CREATE TABLE outreach.segment_failure (
 CREATE INDEX ON outreach.segment_failure (segment_id);
 COMMENT ON TABLE outreach.segment_failure IS
   'Segments whose maintenance failed in a writer''s statement (the write was kept); outreach.tick() re-evaluates them';
+COMMENT ON COLUMN outreach.segment_failure.failed_at IS 'When the maintenance or re-evaluation raised the error (clock time of the failing statement)';
+COMMENT ON COLUMN outreach.segment_failure.sqlstate IS 'The error''s five-character SQLSTATE code, e.g. 22012 (division by zero) or 42703 (undefined column)';
+COMMENT ON COLUMN outreach.segment_failure.error IS 'The error message the segment''s compiled query raised';
 SELECT outreach._dump('outreach.segment_failure');
 
 -- Deleting a segment (drop_segment, or a DELETE by hand) deletes its members, history and
@@ -1069,3 +1072,7 @@ LEFT JOIN LATERAL (SELECT x.segment_id, x.failed_at, x.error FROM outreach.segme
                    WHERE x.segment_id = s.id ORDER BY x.id DESC LIMIT 1) f ON true;
 COMMENT ON VIEW outreach.segment_overview IS
   'Monitoring: every segment with kind, status, mode, member count, last full evaluation, pending deferred changes, definition, and whether its maintenance failed (maintenance = failed, with the error)';
+COMMENT ON COLUMN outreach.segment_overview.maintenance IS
+  'ok, or failed: the segment has a recorded segment_failure and its members are not maintained until a re-evaluation succeeds';
+COMMENT ON COLUMN outreach.segment_overview.maintenance_failed_at IS 'When the latest maintenance failure happened (NULL when maintenance is ok)';
+COMMENT ON COLUMN outreach.segment_overview.maintenance_error IS 'The latest maintenance failure''s error message (NULL when maintenance is ok)';

@@ -18,6 +18,9 @@ CREATE TABLE outreach.content_settings (
 INSERT INTO outreach.content_settings DEFAULT VALUES;
 COMMENT ON TABLE outreach.content_settings IS
   'One row: the language of each template''s own subject and body (the fallback when no variant fits the contact)';
+COMMENT ON COLUMN outreach.content_settings.singleton IS 'Always true: the table holds exactly one row';
+COMMENT ON COLUMN outreach.content_settings.default_language IS
+  'BCP 47 tag (default en) of the templates'' own subject and body: used when a contact has no language or no variant matches it';
 SELECT outreach._dump('outreach.content_settings');
 
 -- Languages -----------------------------------------------------------------------------
@@ -45,6 +48,11 @@ CREATE TRIGGER touch_updated_at BEFORE UPDATE ON outreach.template_variant
   FOR EACH ROW EXECUTE FUNCTION outreach.touch_updated_at();
 COMMENT ON TABLE outreach.template_variant IS
   'A template''s subject and body in another language (BCP 47 tag), checked like the template itself';
+COMMENT ON COLUMN outreach.template_variant.language IS
+  'BCP 47 tag (en, es, es-MX) this variant is written in, unique per template ignoring case; a contact''s exact tag wins, else its primary subtag (es for es-MX)';
+COMMENT ON COLUMN outreach.template_variant.subject IS 'Subject in this language with {{placeholders}}: required for email templates, NULL for SMS and letter';
+COMMENT ON COLUMN outreach.template_variant.body IS 'Body in this language with {{placeholders}}, in the template''s format (html or text)';
+COMMENT ON COLUMN outreach.template_variant.tokens IS 'Placeholders the subject and body use, sorted; filled by the validation trigger on every write';
 SELECT outreach._dump('outreach.template_variant');
 
 -- Content blocks ------------------------------------------------------------------------
@@ -61,6 +69,8 @@ CREATE TRIGGER touch_updated_at BEFORE UPDATE ON outreach.content_block
   FOR EACH ROW EXECUTE FUNCTION outreach.touch_updated_at();
 COMMENT ON TABLE outreach.content_block IS
   'Reusable pieces of templates (header, footer, signature) included with {{> name}}; read when a template is saved and rendered';
+COMMENT ON COLUMN outreach.content_block.body IS
+  'Template text the block stands for (may use {{placeholders}}); checked like a template body, and templates including it are re-checked when it changes';
 SELECT outreach._dump('outreach.content_block');
 
 -- The renderer reads content blocks ({{> name}}) from outreach.content_block: it is no
@@ -310,6 +320,9 @@ CREATE TABLE outreach.test_send_allowed (
 );
 COMMENT ON TABLE outreach.test_send_allowed IS
   'Allow-list of staff destinations for outreach.send_test: email domains and phone numbers';
+COMMENT ON COLUMN outreach.test_send_allowed.value IS
+  'The allowed destination: a lower-case email domain without @ (kind email_domain, e.g. clinic.example) or an E.164 number (kind phone, e.g. +15550100)';
+COMMENT ON COLUMN outreach.test_send_allowed.added_at IS 'When the destination was allowed';
 SELECT outreach._dump('outreach.test_send_allowed');
 
 CREATE FUNCTION outreach.allow_test_destination(kind text, value text) RETURNS void
@@ -363,6 +376,17 @@ CREATE INDEX test_message_due ON outreach.test_message (id) WHERE status = 'queu
 CREATE INDEX ON outreach.test_message (contact_id);
 COMMENT ON TABLE outreach.test_message IS
   'Proofs sent to staff (outreach.send_test): subject marked [TEST]; outside the outbox, analytics and caps';
+COMMENT ON COLUMN outreach.test_message.template_name IS 'Name of the template rendered (kept when the template is dropped and template_id becomes NULL)';
+COMMENT ON COLUMN outreach.test_message.language IS 'BCP 47 tag of the variant rendered (content_settings.default_language when the template''s own text was used)';
+COMMENT ON COLUMN outreach.test_message.address IS 'Staff destination: an email address in an allowed domain, or an allowed E.164 phone number (never a contact''s)';
+COMMENT ON COLUMN outreach.test_message.subject IS 'Rendered subject prefixed with [TEST] (email only; NULL for SMS)';
+COMMENT ON COLUMN outreach.test_message.body IS 'Rendered body with the contact''s data (PHI); SMS bodies start with [TEST]';
+COMMENT ON COLUMN outreach.test_message.sms_segments IS 'SMS parts the body needs (GSM-7 or UCS-2 segments); NULL for email';
+COMMENT ON COLUMN outreach.test_message.requested_by IS 'Role that called outreach.send_test (current_user at the call)';
+COMMENT ON COLUMN outreach.test_message.claimed_by IS 'Worker name that claimed it with outreach.claim_test_messages (NULL while queued)';
+COMMENT ON COLUMN outreach.test_message.claimed_at IS 'When a worker claimed it (outreach.now())';
+COMMENT ON COLUMN outreach.test_message.finished_at IS 'When the worker reported sent or failed (outreach.report_test_message)';
+COMMENT ON COLUMN outreach.test_message.detail IS 'Free text the worker reported with sent or failed, e.g. the provider''s message id or the error';
 SELECT outreach._dump('outreach.test_message');
 
 CREATE FUNCTION outreach.send_test(template text, to_address text, contact_id bigint) RETURNS bigint

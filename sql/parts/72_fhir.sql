@@ -32,6 +32,8 @@ CREATE TABLE outreach.code_system (
 );
 COMMENT ON TABLE outreach.code_system IS
   'Code systems by short name (code_system columns, value sets) and FHIR URI; the FHIR import stores the short name when the URI is listed here, else the URI';
+COMMENT ON COLUMN outreach.code_system.uri IS 'The system URI FHIR codings carry (Coding.system), e.g. http://snomed.info/sct; unique';
+COMMENT ON COLUMN outreach.code_system.title IS 'Human-readable title of the code system, e.g. SNOMED CT (NULL: none given)';
 INSERT INTO outreach.code_system (name, uri, title) VALUES
   ('SNOMED', 'http://snomed.info/sct', 'SNOMED CT'),
   ('LOINC', 'http://loinc.org', 'LOINC'),
@@ -61,6 +63,12 @@ CREATE INDEX ON outreach.fhir_source (entity, row_id);
 CREATE INDEX ON outreach.fhir_source (contact_id);
 COMMENT ON TABLE outreach.fhir_source IS
   'Provenance of rows imported from FHIR: resource (Type/id[#component[i]]), the row it produced, its patient and file';
+COMMENT ON COLUMN outreach.fhir_source.source_key IS
+  'The FHIR resource as Type/id (e.g. Condition/123), or Type/id#component[i] for a row made from the i-th component of a resource';
+COMMENT ON COLUMN outreach.fhir_source.entity IS 'Registered entity (outreach.entity.name) whose table holds the row, e.g. contact, encounter, condition, observation';
+COMMENT ON COLUMN outreach.fhir_source.row_id IS 'Id of the row the resource produced in the entity''s table; a re-import updates that row';
+COMMENT ON COLUMN outreach.fhir_source.source_file IS 'Server path of the Bundle or NDJSON file the resource was last imported from';
+COMMENT ON COLUMN outreach.fhir_source.imported_at IS 'When the resource was first imported, or last imported with a change to its row, file or patient';
 SELECT outreach._dump('outreach.fhir_source');
 
 -- Every coding of every imported CodeableConcept; the row's own code/code_system hold the
@@ -81,6 +89,12 @@ CREATE INDEX ON outreach.fhir_coding (code_system, code);
 CREATE INDEX ON outreach.fhir_coding (contact_id);
 COMMENT ON TABLE outreach.fhir_coding IS
   'All codings of the CodeableConcepts of imported FHIR resources (the row''s code column holds the primary one)';
+COMMENT ON COLUMN outreach.fhir_coding.entity IS 'Registered entity (outreach.entity.name) whose row the concept belongs to, e.g. condition, observation, encounter';
+COMMENT ON COLUMN outreach.fhir_coding.row_id IS 'Id of that row in the entity''s table (as in fhir_source.row_id)';
+COMMENT ON COLUMN outreach.fhir_coding.element IS 'The resource element holding the CodeableConcept: code, vaccineCode, medicationCodeableConcept, valueCodeableConcept (observations), or type, class, reasonCode (encounters)';
+COMMENT ON COLUMN outreach.fhir_coding.ordinal IS 'Position of the coding in the element''s coding array, from 0';
+COMMENT ON COLUMN outreach.fhir_coding.display IS 'The coding''s display text as received (Coding.display; NULL when absent)';
+COMMENT ON COLUMN outreach.fhir_coding.is_primary IS 'True for the coding copied into the row''s own code and code_system columns (the preferred system''s, else one marked userSelected, else the first)';
 SELECT outreach._dump('outreach.fhir_coding');
 
 -- A patient's care team: the general practitioner (Patient.generalPractitioner) and the
@@ -102,6 +116,13 @@ CREATE TABLE outreach.care_team_member (
 CREATE INDEX ON outreach.care_team_member (practitioner_id);
 COMMENT ON TABLE outreach.care_team_member IS
   'Care team of a patient: general practitioner (person or organization) and the practitioners of their encounters';
+COMMENT ON COLUMN outreach.care_team_member.practitioner_id IS 'The practitioner, imported as a contact (outreach.contact.id); NULL when the member is an organization';
+COMMENT ON COLUMN outreach.care_team_member.organization_id IS 'The organization (outreach.account.id) named as general practitioner; NULL when the member is a person';
+COMMENT ON COLUMN outreach.care_team_member.role IS
+  'general_practitioner (Patient.generalPractitioner) or encounter_participant (a participant of one of the patient''s encounters)';
+COMMENT ON COLUMN outreach.care_team_member.first_seen_at IS 'Start of the earliest encounter the practitioner took part in (NULL for general_practitioner)';
+COMMENT ON COLUMN outreach.care_team_member.last_seen_at IS 'Start of the latest encounter the practitioner took part in (NULL for general_practitioner)';
+COMMENT ON COLUMN outreach.care_team_member.encounters IS 'Number of the patient''s encounters the practitioner took part in (NULL for general_practitioner)';
 SELECT outreach._dump('outreach.care_team_member');
 
 -- ---------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ CREATE TABLE outreach.code_hierarchy (
 CREATE INDEX ON outreach.code_hierarchy (code_system, child_code);
 COMMENT ON TABLE outreach.code_hierarchy IS
   'Parent/child relations of codes (e.g. SNOMED CT is-a), for value sets that include a code with its descendants; code_system is a short name of outreach.code_system';
+COMMENT ON COLUMN outreach.code_hierarchy.parent_code IS 'The broader code (e.g. a SNOMED CT concept''s is-a target); its descendants are the child codes reached from it, transitively';
+COMMENT ON COLUMN outreach.code_hierarchy.child_code IS 'A code directly below parent_code in the same code system (never parent_code itself)';
 SELECT outreach._dump('outreach.code_hierarchy');
 
 CREATE TABLE outreach.value_set_include (
@@ -36,6 +38,8 @@ CREATE TABLE outreach.value_set_include (
 );
 COMMENT ON TABLE outreach.value_set_include IS
   'Value set name includes every code of value_set, or the code (code_system, code) and all its descendants in outreach.code_hierarchy';
+COMMENT ON COLUMN outreach.value_set_include.value_set IS
+  'Name of another value set whose codes (expanded, its own inclusions too) this one includes; NULL when the row includes a code (code_system, code) instead';
 SELECT outreach._dump('outreach.value_set_include');
 
 CREATE TABLE outreach.value_set_expansion (

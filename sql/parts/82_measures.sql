@@ -28,6 +28,17 @@ CREATE TABLE outreach.measure_definition (
 );
 COMMENT ON TABLE outreach.measure_definition IS
   'Measure mode of a care-gap template: denominator, exclusions and numerator as segment queries with the template''s {{placeholders}} (numerator_sql: a SQL query of contact ids, $1/$2 the period''s start and end, $3 the parameters)';
+COMMENT ON COLUMN outreach.measure_definition.period_kind IS
+  'The measurement period measure_report requires: year (a calendar year, {{measurement_year}}) or season (an influenza season, 1 August to 31 March, {{season}})';
+COMMENT ON COLUMN outreach.measure_definition.inverse IS 'True when being in the numerator is the bad outcome (e.g. HbA1c poor control): a lower rate is better';
+COMMENT ON COLUMN outreach.measure_definition.denominator IS
+  'Segment query (with the template''s {{placeholders}}) of the eligible population: patients alive at the period''s end, whatever their contact status';
+COMMENT ON COLUMN outreach.measure_definition.exclusions IS
+  'Segment query of the denominator patients excluded from the rate (e.g. hospice, mastectomy); reported as a count; NULL: no exclusions';
+COMMENT ON COLUMN outreach.measure_definition.numerator IS
+  'Segment query of the denominator patients who meet the measure; NULL when numerator_sql gives the numerator (exactly one of the two is set)';
+COMMENT ON COLUMN outreach.measure_definition.numerator_sql IS
+  'SQL returning contact ids, for numerators the segment language cannot say (blood pressure per CMS165): $1/$2 the period''s start and end (timestamptz), $3 the parameters with defaults (jsonb), $4 the time zone; ids outside the denominator are ignored';
 SELECT outreach._dump('outreach.measure_definition',
   $f$WHERE template NOT IN ('breast_cancer_screening_gap','colorectal_cancer_screening_gap','cervical_cancer_screening_gap','diabetes_hba1c_poor_control','uncontrolled_blood_pressure','childhood_immunization_gap','influenza_vaccination_gap')$f$);
 

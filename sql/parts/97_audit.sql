@@ -27,6 +27,18 @@ COMMENT ON TABLE outreach.audit_log IS
 COMMENT ON COLUMN outreach.audit_log.actor IS 'The role the action was done as: SET ROLE''s role, else the session user';
 COMMENT ON COLUMN outreach.audit_log.action IS
   'create, alter, drop (definitions); consent (consent and subscription changes); export (member lists); grant, revoke; purge';
+COMMENT ON COLUMN outreach.audit_log.id IS 'Id (identity), increasing in the order rows were written';
+COMMENT ON COLUMN outreach.audit_log.at IS 'When the action happened (clock time of the writing statement, not the transaction start)';
+COMMENT ON COLUMN outreach.audit_log.session_role IS 'The role that logged in (session_user), which differs from actor after SET ROLE';
+COMMENT ON COLUMN outreach.audit_log.client_addr IS 'IP address of the client connection; NULL for a Unix-socket connection or a background job (pg_cron)';
+COMMENT ON COLUMN outreach.audit_log.application IS 'The client''s application_name setting (NULL when empty)';
+COMMENT ON COLUMN outreach.audit_log.object_kind IS
+  'What kind of object was acted on: segment, journey, journey step, template, subscription list, subscription, contact, query, view, organization, segmentation, audit log';
+COMMENT ON COLUMN outreach.audit_log.object_name IS
+  'Which object: its name (a journey step as journey.step), the contact id, the query text or view name of an export, the account of an organization grant, the entity of a segmentation grant';
+COMMENT ON COLUMN outreach.audit_log.detail IS
+  'Action-specific details (jsonb): the changed columns of an alter, the contact, statuses and source of a consent change, the role and account or fields of a grant, the exporting function, the rows purged';
+COMMENT ON COLUMN outreach.audit_log.xid IS 'Id of the transaction that wrote the row (pg_current_xact_id()): rows of one transaction share it';
 
 -- One audit row.  plpgsql so that outreach._caller() (98_access.sql) is resolved when called.
 CREATE FUNCTION outreach._audit(action text, object_kind text, object_name text, detail jsonb DEFAULT NULL)

@@ -33,6 +33,8 @@ CREATE INDEX contact_organization_account ON outreach.contact_organization (acco
 SELECT outreach._dump('outreach.contact_organization');
 COMMENT ON TABLE outreach.contact_organization IS
   'The organizations (accounts) a contact belongs to besides contact.account_id; a role granted one of them sees the contact';
+COMMENT ON COLUMN outreach.contact_organization.contact_id IS 'The contact (outreach.contact.id) who also belongs to the organization';
+COMMENT ON COLUMN outreach.contact_organization.account_id IS 'The additional organization (outreach.account.id); roles granted it see the contact';
 
 CREATE TABLE outreach.organization_grant (
   grantee    name NOT NULL,
@@ -44,6 +46,10 @@ CREATE TABLE outreach.organization_grant (
 SELECT outreach._dump('outreach.organization_grant');
 COMMENT ON TABLE outreach.organization_grant IS
   'Organizations (accounts) whose patients a role sees; account_id NULL means every organization';
+COMMENT ON COLUMN outreach.organization_grant.grantee IS 'The role granted the organization; roles inheriting from it see the same patients';
+COMMENT ON COLUMN outreach.organization_grant.account_id IS 'The organization (outreach.account.id) whose patients the role sees; NULL: every organization (granted with ''*'')';
+COMMENT ON COLUMN outreach.organization_grant.granted_at IS 'When grant_organization recorded the grant (transaction time)';
+COMMENT ON COLUMN outreach.organization_grant.granted_by IS 'The role that called grant_organization';
 
 -- The helpers the policies evaluate are plain SQL without a SET clause, every name
 -- qualified, so the planner inlines them and a query pays for them once (an InitPlan), not
@@ -309,6 +315,11 @@ CREATE TABLE outreach.segmentation_grant (
 SELECT outreach._dump('outreach.segmentation_grant');
 COMMENT ON TABLE outreach.segmentation_grant IS
   'Who may use a registered entity (field NULL: every field) in segment queries, without any right to read its rows';
+COMMENT ON COLUMN outreach.segmentation_grant.entity IS 'The registered entity (outreach.entity.name) the grantee may segment on';
+COMMENT ON COLUMN outreach.segmentation_grant.field IS 'The entity field (outreach.entity_field.field) the grantee may use in queries; NULL: every field of the entity';
+COMMENT ON COLUMN outreach.segmentation_grant.grantee IS 'The role given the right; roles inheriting from it have it too';
+COMMENT ON COLUMN outreach.segmentation_grant.granted_by IS 'The role that called grant_segmentation (an admin or the table''s owner); outreach for the built-in grants to outreach_marketer';
+COMMENT ON COLUMN outreach.segmentation_grant.granted_at IS 'When the right was granted (transaction time)';
 INSERT INTO outreach.segmentation_grant (entity, field, grantee, granted_by)
 SELECT e.name, NULL, 'outreach_marketer', 'outreach' FROM outreach.entity e WHERE e.builtin
 ON CONFLICT DO NOTHING;
@@ -668,6 +679,9 @@ CREATE TABLE outreach.journey_scope (
 SELECT outreach._dump('outreach.journey_scope');
 COMMENT ON TABLE outreach.journey_scope IS
   'The organizations a journey may enroll patients of: those of the organization-scoped role that created it';
+COMMENT ON COLUMN outreach.journey_scope.journey_id IS 'The journey (outreach.journey.id); a journey without a row here is not restricted';
+COMMENT ON COLUMN outreach.journey_scope.accounts IS 'Ids of the organizations (outreach.account.id) whose patients the journey may enroll, fixed when it was created';
+COMMENT ON COLUMN outreach.journey_scope.scoped_by IS 'The organization-scoped role that created the journey and whose organizations it keeps';
 
 CREATE FUNCTION outreach._journey_scope_created() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -758,6 +772,9 @@ CREATE TABLE outreach.access_settings (
 SELECT outreach._dump('outreach.access_settings');
 COMMENT ON TABLE outreach.access_settings IS
   'Access settings (one row, absent = defaults): min_cell_size, the smallest non-zero count the reporting views show (smaller ones are NULL; default 11)';
+COMMENT ON COLUMN outreach.access_settings.singleton IS 'Always true: the table holds at most one row';
+COMMENT ON COLUMN outreach.access_settings.min_cell_size IS
+  'Smallest non-zero count the report_* views show, 1 to 1000 (default 11); counts from 1 to min_cell_size - 1 show as NULL so small groups cannot be singled out';
 
 -- A count as reported: NULL when between 1 and min_cell_size - 1.
 CREATE FUNCTION outreach._cell(n bigint) RETURNS bigint
@@ -778,6 +795,10 @@ SELECT s.name AS segment, s.kind, s.status,
 FROM outreach.segment s, sc;
 COMMENT ON VIEW outreach.report_segment_sizes IS
   'Reporting: members per segment in the reader''s organizations; counts below access_settings.min_cell_size are NULL';
+COMMENT ON COLUMN outreach.report_segment_sizes.segment IS 'Segment name (outreach.segment.name)';
+COMMENT ON COLUMN outreach.report_segment_sizes.kind IS 'dynamic, static or compound';
+COMMENT ON COLUMN outreach.report_segment_sizes.status IS 'draft, live or stopped';
+COMMENT ON COLUMN outreach.report_segment_sizes.members IS 'Current members who are patients of the reader''s organizations; NULL when 1 to access_settings.min_cell_size - 1';
 
 CREATE VIEW outreach.report_journey_funnel AS
 WITH sc AS (SELECT outreach._scope() AS scope),
@@ -807,6 +828,17 @@ SELECT j.name AS journey, j.status,
 FROM outreach.journey j;
 COMMENT ON VIEW outreach.report_journey_funnel IS
   'Reporting: enrollments and messages per journey in the reader''s organizations; small counts NULL';
+COMMENT ON COLUMN outreach.report_journey_funnel.journey IS 'Journey name (outreach.journey.name)';
+COMMENT ON COLUMN outreach.report_journey_funnel.status IS 'The journey''s status: draft, live or stopped';
+COMMENT ON COLUMN outreach.report_journey_funnel.enrolled IS 'Enrollments, any status, of the reader''s patients; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_journey_funnel.active IS 'Enrollments still running through the journey; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_journey_funnel.completed IS 'Enrollments that reached an end step; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_journey_funnel.exited IS 'Enrollments ended early: the contact left the audience segment or entered the suppression segment; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_journey_funnel.failed IS 'Enrollments stopped by an error (a step that could not run); outreach.retry_enrollment resumes one; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_journey_funnel.messages IS 'Messages the journey created, all outcomes; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_journey_funnel.delivered IS 'Messages the provider took (status sent or delivered); NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_journey_funnel.unique_opens IS 'Messages opened at least once (an open or a click interaction); NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_journey_funnel.unique_clicks IS 'Messages with at least one click interaction; NULL when 1 to access_settings.min_cell_size - 1';
 
 CREATE VIEW outreach.report_message_status AS
 WITH sc AS (SELECT outreach._scope() AS scope)
@@ -817,6 +849,10 @@ WHERE sc.scope IS NULL OR c.account_id = ANY (sc.scope)
 GROUP BY m.channel, m.message_class, m.status;
 COMMENT ON VIEW outreach.report_message_status IS
   'Reporting: messages by channel, class and status in the reader''s organizations; small counts NULL';
+COMMENT ON COLUMN outreach.report_message_status.channel IS 'email, sms or letter';
+COMMENT ON COLUMN outreach.report_message_status.message_class IS 'marketing or transactional';
+COMMENT ON COLUMN outreach.report_message_status.status IS 'Message status: queued, sending, sent, delivered, bounced, failed or suppressed';
+COMMENT ON COLUMN outreach.report_message_status.messages IS 'Messages to the reader''s patients with this channel, class and status; NULL when 1 to access_settings.min_cell_size - 1';
 
 GRANT SELECT ON outreach.report_segment_sizes, outreach.report_journey_funnel, outreach.report_message_status
   TO outreach_analyst, outreach_marketer;
@@ -862,6 +898,21 @@ FROM scopes sc JOIN outreach.event e ON e.id = sc.event_id
 LEFT JOIN counts c ON c.event_id = sc.event_id AND c.session_id IS NOT DISTINCT FROM sc.session_id;
 COMMENT ON VIEW outreach.report_event_overview IS
   'Reporting: event_overview for analysts: registrations of the reader''s organizations per event and session; counts below access_settings.min_cell_size (and rates built on them) are NULL';
+COMMENT ON COLUMN outreach.report_event_overview.event IS 'Event name (outreach.event.name)';
+COMMENT ON COLUMN outreach.report_event_overview.kind IS 'in_person, virtual or hybrid';
+COMMENT ON COLUMN outreach.report_event_overview.event_status IS 'The event''s status: draft, published, cancelled or completed';
+COMMENT ON COLUMN outreach.report_event_overview.session IS 'Session name; NULL on the row for the event as a whole';
+COMMENT ON COLUMN outreach.report_event_overview.starts_at IS 'When the event (or the session) starts';
+COMMENT ON COLUMN outreach.report_event_overview.capacity IS 'Seats of the event, or of the session (the event''s when the session sets none); NULL: unlimited';
+COMMENT ON COLUMN outreach.report_event_overview.registered IS 'Registrations holding a seat (registered, attended, no_show); NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_event_overview.waitlisted IS 'Registrations on the waitlist; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_event_overview.cancelled IS 'Cancelled registrations; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_event_overview.attended IS 'Registrations checked in; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_event_overview.no_show IS 'Registrations marked as not having come; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_event_overview.no_show_rate IS
+  'no_show / (attended + no_show), 0 to 1, three decimals; NULL when nobody was marked yet or that count is below access_settings.min_cell_size';
+COMMENT ON COLUMN outreach.report_event_overview.fill_rate IS
+  'Seats held over capacity (registered / capacity, three decimals); NULL without capacity or when registered is NULL';
 
 CREATE VIEW outreach.report_lead_funnel AS
 WITH sc AS (SELECT outreach._scope() AS scope)
@@ -873,6 +924,11 @@ WHERE sc.scope IS NULL OR EXISTS (SELECT 1 FROM outreach.contact c WHERE c.id = 
 GROUP BY l.source, l.status;
 COMMENT ON VIEW outreach.report_lead_funnel IS
   'Reporting: lead_funnel for analysts: leads of the reader''s organizations per source and status; small counts NULL';
+COMMENT ON COLUMN outreach.report_lead_funnel.source IS 'Where the leads came from: campaign, event, form or import';
+COMMENT ON COLUMN outreach.report_lead_funnel.status IS 'Lead status: new, working, qualified, disqualified or converted';
+COMMENT ON COLUMN outreach.report_lead_funnel.leads IS 'Leads with this source and status; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_lead_funnel.avg_score IS 'Average current score of those leads, two decimals; NULL when leads is NULL';
+COMMENT ON COLUMN outreach.report_lead_funnel.ever_qualified IS 'Of those, leads that qualified at some point (qualified_at set); NULL when 1 to access_settings.min_cell_size - 1';
 
 CREATE VIEW outreach.report_lead_conversions AS
 WITH sc AS (SELECT outreach._scope() AS scope)
@@ -885,6 +941,10 @@ WHERE sc.scope IS NULL OR EXISTS (SELECT 1 FROM outreach.contact c WHERE c.id = 
 GROUP BY 1;
 COMMENT ON VIEW outreach.report_lead_conversions IS
   'Reporting: lead_conversion_weekly for analysts: conversions per week in the reader''s organizations; small counts NULL';
+COMMENT ON COLUMN outreach.report_lead_conversions.week IS 'Start (Monday 00:00, in the session''s time zone) of the week the leads were converted in';
+COMMENT ON COLUMN outreach.report_lead_conversions.conversions IS 'Leads converted to patients that week; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_lead_conversions.matched_existing IS 'Conversions that matched an existing patient (by email or phone) instead of creating one; NULL when 1 to access_settings.min_cell_size - 1';
+COMMENT ON COLUMN outreach.report_lead_conversions.avg_score_at_conversion IS 'Average lead score when converted, two decimals; NULL when conversions is NULL';
 
 GRANT SELECT ON outreach.report_event_overview, outreach.report_lead_funnel, outreach.report_lead_conversions
   TO outreach_analyst, outreach_marketer;

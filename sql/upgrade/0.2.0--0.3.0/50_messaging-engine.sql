@@ -20,6 +20,8 @@ CREATE TABLE outreach.contact_pacing (
 SELECT outreach._dump('outreach.contact_pacing');
 COMMENT ON TABLE outreach.contact_pacing IS
   'Per contact and channel, when a marketing message was last queued: the row every queueing transaction writes so frequency caps hold under every isolation level';
+COMMENT ON COLUMN outreach.contact_pacing.last_queued_at IS
+  'When the contact''s latest marketing message on this channel was queued (the time queued at: outreach.now() unless the caller gave one; it only moves forward)';
 -- the 0.2.0 contacts' past marketing messages, so the first queueing after the upgrade conflicts too
 INSERT INTO outreach.contact_pacing (contact_id, channel, last_queued_at)
 SELECT m.contact_id, m.channel, max(m.created_at) FROM outreach.message m
