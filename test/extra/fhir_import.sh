@@ -113,9 +113,12 @@ for t in breast_cancer_screening_gap colorectal_cancer_screening_gap cervical_ca
 		                      WHERE m.gap AND c.deceased_at IS NULL AND c.status = 'active' ORDER BY 1)
 		         = ARRAY(SELECT x FROM outreach.evaluate(outreach.template_query('$t', '$params'), 'America/New_York') x ORDER BY 1)")"
 done
+# (The three sample bundles have no adult of screening age in 2018: this one needs the shared set.)
+if [ -n "$SHARED" ]; then
 check "measure reports find people on this data (denominators of the year are not all empty)" "t" \
 	"$(q -c "SELECT sum(denominator) > 0 FROM (SELECT (outreach.measure_report(t, '[2018-01-01,2019-01-01)', '{}', 'America/New_York')).denominator
 	         FROM unnest(ARRAY['colorectal_cancer_screening_gap', 'cervical_cancer_screening_gap', 'uncontrolled_blood_pressure']) t) x")"
+fi
 
 # ---- NDJSON (on top of the bundles: other patients) -------------------------------------------
 q -c "DROP TABLE IF EXISTS public.fhir_run; CREATE TABLE public.fhir_run AS SELECT * FROM outreach.import_fhir('$TMP/ndjson')" >/dev/null \
