@@ -2475,7 +2475,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
 							 errmsg("field \"%s\" is %s; %s applies to dates and timestamps at character %d",
 									f->name, kind_name(f->kind),
-									n->type == QN_WITHIN ? "within" : "older than", POS(n->field_location))));
+									n->type == QN_OLDER_THAN ? "older than" : n->period != QPERIOD_NONE ? "in this, last or next" :
+									anniversary ? "anniversary" : "within", POS(n->field_location))));
 				if (n->period != QPERIOD_NONE)
 				{
 					compile_period(st, out, n, f, fs);
