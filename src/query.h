@@ -50,8 +50,24 @@ typedef enum QCmpOp
 
 typedef enum QMatchOp
 {
-	QMATCH_CONTAINS, QMATCH_STARTS_WITH, QMATCH_ENDS_WITH
+	QMATCH_CONTAINS, QMATCH_STARTS_WITH, QMATCH_ENDS_WITH,
+	QMATCH_REGEX				/* matches 'regular expression' */
 } QMatchOp;
+
+/* calendar periods of "in this|last|next week|month|quarter|year" */
+typedef enum QPeriod
+{
+	QPERIOD_NONE, QPERIOD_WEEK, QPERIOD_MONTH, QPERIOD_QUARTER, QPERIOD_YEAR
+} QPeriod;
+
+/* what an aggregate's or latest's result is tested with */
+typedef enum QResultTest
+{
+	QRES_CMP,					/* cmp value */
+	QRES_EMPTY,					/* is [not] empty (empty_test is also set) */
+	QRES_BETWEEN,				/* [not] between value and value2 */
+	QRES_IN_LIST				/* [not] in (values) */
+} QResultTest;
 
 typedef enum QAggFunc
 {
@@ -66,7 +82,7 @@ typedef enum QUnit
 
 typedef enum QDirection
 {
-	QDIR_LAST, QDIR_NEXT
+	QDIR_LAST, QDIR_NEXT, QDIR_THIS
 } QDirection;
 
 typedef enum QValueKind
@@ -93,6 +109,7 @@ typedef struct QOffset
 #define QUERY_MAX_LENGTH		262144	/* bytes of query text */
 #define QUERY_MAX_LIST_ITEMS	10000	/* values of one in (...) list */
 #define QUERY_MAX_OFFSETS		100		/* + / - steps after one contact.field */
+#define QUERY_MAX_REGEX			1000	/* characters of one matches pattern */
 
 typedef struct QValue
 {
@@ -145,7 +162,10 @@ typedef struct QueryNode
 	List	   *values;			/* QN_IN_LIST: List of QValue * */
 	char	   *name;			/* QN_SEGMENT, QN_IN_SEGMENT, QN_IN_VALUE_SET */
 	int			name_location;
-	QDirection	direction;		/* QN_WITHIN */
+	QDirection	direction;		/* QN_WITHIN (QDIR_THIS only with period) */
+	QPeriod		period;			/* QN_WITHIN: "field [not] in this|last|next <period>", else QPERIOD_NONE */
+	bool		anniversary;	/* QN_WITHIN: "anniversary of field within ..." (field "birthday": of birthdate) */
+	QResultTest result_test;	/* QN_AGG, QN_LATEST: how the result is tested */
 	int64		amount;			/* QN_WITHIN, QN_OLDER_THAN */
 	QUnit		unit;			/* QN_WITHIN, QN_OLDER_THAN */
 	QAggFunc	agg;			/* QN_AGG */

@@ -1968,6 +1968,94 @@ compile_age_between(CompileState *st, StringInfo out, Scope *s, const QueryNode 
  * ------------------------------------------------------------------------------------- */
 
 /* SQL true exactly when condition n is false for the row in scope (never NULL when it matters) */
+/*
+ * An aggregate's or latest's result tested as a field is (between, in (...), is empty on an
+ * aggregate) is the same tree of plain comparisons, which compile_cond and compile_fails
+ * already give one three-valued meaning in both forms:
+ *   r between a and b      r >= a and r <= b        (not: r < a or r > b)
+ *   r in (v1, v2)          r = v1 or r = v2         (not: r != v1 and r != v2)
+ *   agg(R.f) is empty      count(R.f) = 0           (not: count(R.f) >= 1): no values
+ * NULL when the node is a plain comparison (or latest's own is [not] empty).
+ */
+static QueryNode *
+result_copy(const QueryNode *n, QCmpOp cmp, QValue *v)
+{
+	QueryNode  *c = palloc(sizeof(QueryNode));
+
+	memcpy(c, n, sizeof(QueryNode));
+	c->result_test = QRES_CMP;
+	c->empty_test = false;
+	c->negated = false;
+	c->cmp = cmp;
+	c->value = v;
+	c->value2 = NULL;
+	c->values = NIL;
+	return c;
+}
+
+static const QueryNode *
+result_test_tree(const QueryNode *n)
+{
+	QueryNode  *t;
+	ListCell   *lc;
+
+	switch (n->result_test)
+	{
+		case QRES_CMP:
+			return NULL;
+		case QRES_EMPTY:
+			if (n->type == QN_LATEST)
+				return NULL;
+			if (n->agg == QAGG_COUNT)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("count(...) is never empty at character %d", POS(n->location)),
+						 errdetail("A count of no rows is 0."),
+						 errhint("Write count(...) = 0.")));
+			{
+				QValue	   *v = palloc0(sizeof(QValue));
+				QueryNode  *c;
+
+				v->kind = QV_NUMBER;
+				v->text = pstrdup(n->negated ? "1" : "0");
+				v->location = n->location;
+				c = result_copy(n, n->negated ? QCMP_GE : QCMP_EQ, v);
+				c->agg = QAGG_COUNT;
+				c->distinct = false;
+				c->distinct_day = false;
+				return c;
+			}
+		case QRES_BETWEEN:
+			t = palloc0(sizeof(QueryNode));
+			t->type = n->negated ? QN_OR : QN_AND;
+			t->location = n->location;
+			t->args = list_make2(result_copy(n, n->negated ? QCMP_LT : QCMP_GE, n->value),
+								 result_copy(n, n->negated ? QCMP_GT : QCMP_LE, n->value2));
+			return t;
+		case QRES_IN_LIST:
+			t = palloc0(sizeof(QueryNode));
+			t->type = n->negated ? QN_AND : QN_OR;
+			t->location = n->location;
+			foreach(lc, n->values)
+				t->args = lappend(t->args, result_copy(n, n->negated ? QCMP_NE : QCMP_EQ, lfirst(lc)));
+			if (list_length(t->args) == 1)
+				return linitial(t->args);
+			return t;
+	}
+	return NULL;
+}
+
+static void
+compile_result_tree(CompileState *st, StringInfo out, const QueryNode *t, Scope *s, int ind, bool fails)
+{
+	appendStringInfoChar(out, '(');
+	if (fails)
+		compile_fails(st, out, t, s, ind + 1);
+	else
+		compile_cond(st, out, t, s, ind + 1);
+	appendStringInfoChar(out, ')');
+}
+
 static void
 compile_fails(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
 {
@@ -2002,10 +2090,17 @@ compile_fails(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, in
 			appendStringInfoChar(out, ')');
 			break;
 		case QN_AGG:
-			compile_agg(st, out, n, s, ind, true);
-			break;
 		case QN_LATEST:
-			compile_latest(st, out, n, s, ind, true);
+			{
+				const QueryNode *t = result_test_tree(n);
+
+				if (t)
+					compile_result_tree(st, out, t, s, ind, true);
+				else if (n->type == QN_AGG)
+					compile_agg(st, out, n, s, ind, true);
+				else
+					compile_latest(st, out, n, s, ind, true);
+			}
 			break;
 		case QN_HAS:
 		case QN_IN_SEGMENT:
@@ -2023,11 +2118,92 @@ compile_fails(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, in
 	}
 }
 
+/*
+ * field [not] in this|last|next week|month|quarter|year: the calendar period in the query's
+ * time zone (weeks start on Monday, as date_trunc counts them), start included, end
+ * excluded: f >= start AND f < end (not: f < start OR f >= end).  Both bounds are computed
+ * once (scalar subqueries).
+ */
+static char *
+period_bound_sql(CompileState *st, FieldKind fk, QPeriod period, int shift)
+{
+	const char *tz = quote_literal_cstr(st->tz);
+	const char *unit = period == QPERIOD_WEEK ? "week" : period == QPERIOD_MONTH ? "month" :
+		period == QPERIOD_QUARTER ? "quarter" : "year";
+	char	   *expr = psprintf("pg_catalog.date_trunc('%s', outreach.now() AT TIME ZONE %s)", unit, tz);
+
+	if (shift != 0)
+		expr = psprintf("(%s %s '%d %s'::interval)", expr, OP("+"),
+						period == QPERIOD_QUARTER ? 3 * shift : shift,
+						period == QPERIOD_WEEK ? "weeks" : period == QPERIOD_YEAR ? "years" : "months");
+	if (fk == FK_DATE)
+		return psprintf("(SELECT (%s)::pg_catalog.date)", expr);
+	if (fk == FK_TIMESTAMPTZ)
+		return psprintf("(SELECT %s AT TIME ZONE %s)", expr, tz);
+	return psprintf("(SELECT %s)", expr);
+}
+
+static void
+compile_period(CompileState *st, StringInfo out, const QueryNode *n, const FieldInfo *f, const char *fs)
+{
+	int			k = n->direction == QDIR_THIS ? 0 : n->direction == QDIR_LAST ? -1 : 1;
+	char	   *lo = period_bound_sql(st, f->kind, n->period, k);
+	char	   *hi = period_bound_sql(st, f->kind, n->period, k + 1);
+
+	if (n->negated)
+		appendStringInfo(out, "(%1$s " OP("<") " %2$s OR %1$s " OP(">=") " %3$s)", fs, lo, hi);
+	else
+		appendStringInfo(out, "(%1$s " OP(">=") " %2$s AND %1$s " OP("<") " %3$s)", fs, lo, hi);
+}
+
+/*
+ * anniversary of f within last|next N unit (birthday: of contact.birthdate): a yearly
+ * anniversary of the date falls in the window [a, b] of days (today and N units before or
+ * after, both included) when the whole years from the date grow across it, counted as age
+ * counts them: age(b, d) > age(a - 1 day, d), with d before a.  Someone born on 29 February
+ * has the anniversary on 1 March in common years, the day age turns.
+ */
+static void
+compile_anniversary(CompileState *st, StringInfo out, const QueryNode *n, const FieldInfo *f, const char *fs)
+{
+	char	   *d;
+	char	   *a;
+	char	   *b;
+
+	if (n->unit == QUNIT_MINUTE || n->unit == QUNIT_HOUR)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an anniversary is a calendar day; \"%s\" counts whole days, not %s, at character %d",
+						n->anniversary ? "anniversary of" : "birthday within",
+						n->unit == QUNIT_MINUTE ? "minutes" : "hours", POS(n->location)),
+				 errhint("Write birthday within next 14 days.")));
+	if (f->kind == FK_DATE)
+		d = pstrdup(fs);
+	else if (f->kind == FK_TIMESTAMPTZ)
+		d = psprintf("(%s AT TIME ZONE %s)::pg_catalog.date", fs, quote_literal_cstr(st->tz));
+	else
+		d = psprintf("(%s)::pg_catalog.date", fs);
+	if (n->direction == QDIR_LAST)
+	{
+		a = relative_sql(st, FK_DATE, true, -1, n->amount, n->unit);
+		b = relative_sql(st, FK_DATE, true, 0, 0, n->unit);
+	}
+	else
+	{
+		a = relative_sql(st, FK_DATE, true, 0, 0, n->unit);
+		b = relative_sql(st, FK_DATE, true, +1, n->amount, n->unit);
+	}
+	appendStringInfo(out, "(%1$s " OP("<") " %2$s AND EXTRACT(YEAR FROM pg_catalog.age(%3$s::timestamp, %1$s::timestamp)) "
+					 OP(">") " EXTRACT(YEAR FROM pg_catalog.age((%2$s " OP("-") " 1)::timestamp, %1$s::timestamp)))",
+					 d, a, b);
+}
+
 static void
 compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int ind)
 {
 	FieldInfo  *f = NULL;
 	char	   *fs = NULL;
+	bool		anniversary = false;
 	ListCell   *lc;
 
 	check_stack_depth();
@@ -2049,7 +2225,18 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 						 errmsg("\"age at\" applies to contacts, not to \"%s\", at character %d",
 								s->entity->name, POS(n->field_location)),
 						 errhint("Write age at date '2024-12-31' in a condition on contacts.")));
-			f = resolve_field(st, s->entity, n->field, n->field_location);
+			if (n->type == QN_WITHIN && n->period == QPERIOD_NONE && !n->anniversary &&
+				strcmp(n->field, "birthday") == 0 && strcmp(s->entity->name, "contact") == 0 &&
+				get_attnum(s->entity->relid, "birthday") == InvalidAttrNumber)
+			{
+				/* birthday within ...: the yearly anniversary of contact.birthdate */
+				f = resolve_field(st, s->entity, "birthdate", n->field_location);
+				anniversary = true;
+			}
+			else
+				f = resolve_field(st, s->entity, n->field, n->field_location);
+			if (n->type == QN_WITHIN && n->anniversary)
+				anniversary = true;
 			if (n->age_at)
 			{
 				if (!f->is_age)
@@ -2135,12 +2322,19 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 				if (f->kind != FK_TEXT)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
-							 errmsg("field \"%s\" is %s; contains, starts with and ends with apply to text at character %d",
+							 errmsg("field \"%s\" is %s; contains, starts with, ends with and matches apply to text at character %d",
 									f->name, f->kind == FK_OTHER ? psprintf("of type %s", format_type_be(f->typid)) : kind_name(f->kind),
 									POS(n->field_location)),
 							 errhint("Compare it with =, <, > or between instead.")));
 				if (n->value->kind != QV_STRING)
 					value_mismatch(f, n->value, "Write the text in single quotes.");
+				if (n->match == QMATCH_REGEX)
+				{
+					/* validated (and bounded) by the parser; case matters, (?i) ignores it */
+					appendStringInfo(out, "%s %s %s", fs, n->negated ? OP("!~") : OP("~"),
+									 quote_literal_cstr(n->value->text));
+					break;
+				}
 				pat = literal_like_pattern(n->value->text);
 				switch (n->match)
 				{
@@ -2152,6 +2346,8 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 						break;
 					case QMATCH_ENDS_WITH:
 						pat = psprintf("%%%s", pat);
+						break;
+					case QMATCH_REGEX:
 						break;
 				}
 				appendStringInfo(out, "%s %s %s", fs, n->negated ? OP("!~~*") : OP("~~*"), quote_literal_cstr(pat));
@@ -2279,9 +2475,20 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 							(errcode(ERRCODE_DATATYPE_MISMATCH),
 							 errmsg("field \"%s\" is %s; %s applies to dates and timestamps at character %d",
 									f->name, kind_name(f->kind),
-									n->type == QN_WITHIN ? "within" : "older than", POS(n->field_location))));
+									n->type == QN_OLDER_THAN ? "older than" : n->period != QPERIOD_NONE ? "in this, last or next" :
+									anniversary ? "anniversary" : "within", POS(n->field_location))));
+				if (n->period != QPERIOD_NONE)
+				{
+					compile_period(st, out, n, f, fs);
+					break;
+				}
 				check_amount(n->amount, n->location);
 				check_span(span_days(n->amount, n->unit), n->location);
+				if (anniversary)
+				{
+					compile_anniversary(st, out, n, f, fs);
+					break;
+				}
 				/* dates count whole days from today; times count from now */
 				base_today = (f->kind == FK_DATE && n->unit != QUNIT_MINUTE && n->unit != QUNIT_HOUR);
 				if (n->type == QN_OLDER_THAN)
@@ -2300,10 +2507,17 @@ compile_cond(CompileState *st, StringInfo out, const QueryNode *n, Scope *s, int
 			compile_has(st, out, n, s, ind);
 			break;
 		case QN_AGG:
-			compile_agg(st, out, n, s, ind, false);
-			break;
 		case QN_LATEST:
-			compile_latest(st, out, n, s, ind, false);
+			{
+				const QueryNode *t = result_test_tree(n);
+
+				if (t)
+					compile_result_tree(st, out, t, s, ind, false);
+				else if (n->type == QN_AGG)
+					compile_agg(st, out, n, s, ind, false);
+				else
+					compile_latest(st, out, n, s, ind, false);
+			}
 			break;
 		case QN_IN_SEGMENT:
 			{

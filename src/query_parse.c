@@ -11,6 +11,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_collation.h"
+#include "mb/pg_wchar.h"
+#include "regex/regex.h"
+
 #include <limits.h>
 
 #include "datatype/timestamp.h"
@@ -69,10 +73,10 @@ typedef struct QParser
 
 /* every word with a meaning in the language: identifiers spelled like these are printed quoted */
 static const char *const all_keywords[] = {
-	"and", "avg", "between", "contact", "contains", "count", "date", "day", "days", "distinct",
+	"and", "anniversary", "avg", "between", "contact", "contains", "count", "date", "day", "days", "distinct",
 	"empty", "ends", "except", "false", "has", "hour", "hours", "in", "intersect", "is",
-	"last", "latest", "max", "min", "minute", "minutes", "month", "months", "next", "no",
-	"not", "now", "of", "older", "or", "segment", "starts", "sum", "than", "timestamp", "today",
+	"last", "latest", "matches", "max", "min", "minute", "minutes", "month", "months", "next", "no",
+	"not", "now", "of", "older", "or", "quarter", "segment", "starts", "sum", "than", "this", "timestamp", "today",
 	"true", "union", "value_set", "via", "week", "weeks", "where", "with", "within", "year",
 	"years", NULL
 };
@@ -92,7 +96,7 @@ static const char *const unit_words[] = {
 };
 
 static const char *const field_operator_words[] = {
-	"contains", "starts", "ends", "is", "in", "between", "within", "older", "not", NULL
+	"contains", "starts", "ends", "matches", "is", "in", "between", "within", "older", "not", NULL
 };
 
 static QueryNode *parse_query(QParser *p);
@@ -1052,6 +1056,47 @@ parse_relation(QParser *p)
 }
 
 /* field cmp value | field [not] contains ... | field is [not] empty | ... */
+/*
+ * matches 're': the pattern is compiled here, when the text becomes a segment_query, so a
+ * wrong one is refused with its position instead of failing every later evaluation; its
+ * length is bounded (QUERY_MAX_REGEX characters) and PostgreSQL's regex compiler refuses
+ * patterns whose automaton is too large ("too complex"), which bounds the work per row.
+ */
+static void
+check_regex(QParser *p, const char *re, int pos)
+{
+	int			len = strlen(re);
+	int			nchars = pg_mbstrlen_with_len(re, len);
+	pg_wchar   *w;
+	int			wlen;
+	regex_t		rx;
+	int			rc;
+
+	if (nchars > QUERY_MAX_REGEX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("regular expression at character %d is longer than %d characters", pos + 1, QUERY_MAX_REGEX),
+				 errdetail("A matches pattern holds at most %d characters.", QUERY_MAX_REGEX),
+				 errhint("Use a value set, in (...) or contains for long lists of alternatives.")));
+	w = palloc((len + 1) * sizeof(pg_wchar));
+	wlen = pg_mb2wchar_with_len(re, w, len);
+	rc = pg_regcomp(&rx, w, wlen, REG_ADVANCED, DEFAULT_COLLATION_OID);
+	if (rc != REG_OKAY)
+	{
+		char		msg[256];
+
+		pg_regerror(rc, &rx, msg, sizeof(msg));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
+				 errmsg("invalid regular expression at character %d: %s", pos + 1, msg),
+				 p->srclen > 0 ? errdetail("The position is marked with ^ below:\n%s",
+										   excerpt_with_caret(p->src, p->srclen, pos)) : 0,
+				 errhint("matches takes a PostgreSQL regular expression, as the ~ operator does: matches '^[0-9]{5}$'.")));
+	}
+	pg_regfree(&rx);
+	pfree(w);
+}
+
 static QueryNode *
 parse_field_op(QParser *p, char *field, int field_location)
 {
@@ -1076,18 +1121,32 @@ parse_field_op(QParser *p, char *field, int field_location)
 		negated = true;
 		u = peek(p);
 		if (!(is_word(u, "contains") || is_word(u, "starts") || is_word(u, "ends") ||
-			  is_word(u, "in") || is_word(u, "between")))
+			  is_word(u, "matches") || is_word(u, "in") || is_word(u, "between")))
 		{
-			static const char *const after_not[] = {"contains", "starts", "ends", "in", "between", NULL};
+			static const char *const after_not[] = {"contains", "starts", "ends", "matches", "in", "between", NULL};
 
 			syntax_error_at(p, u->pos,
 							is_word(u, "is") ? "Write \"is not empty\" rather than \"not is empty\"." :
 							suggest(u, after_not,
 									"To negate a whole condition, write not before it: not status = 'active'."),
-							"expected contains, starts with, ends with, in or between after \"not\", found %s",
+							"expected contains, starts with, ends with, matches, in or between after \"not\", found %s",
 							describe_token(p, u));
 		}
 		t = u;
+	}
+	if (is_word(t, "matches"))
+	{
+		int			loc;
+
+		n = make_node(QN_MATCH, field_location);
+		next(p);
+		n->match = QMATCH_REGEX;
+		n->value = palloc0(sizeof(QValue));
+		n->value->kind = QV_STRING;
+		n->value->text = parse_string(p, "a regular expression as a string after \"matches\"", &loc);
+		n->value->location = loc;
+		check_regex(p, n->value->text, loc);
+		goto done;
 	}
 	if (is_word(t, "contains") || is_word(t, "starts") || is_word(t, "ends"))
 	{
@@ -1134,6 +1193,25 @@ parse_field_op(QParser *p, char *field, int field_location)
 			expect_type(p, T_RPAREN, "\",\" or \")\" in the list of values", NULL);
 			goto done;
 		}
+		if (is_word(peek(p), "this") || is_word(peek(p), "last") || is_word(peek(p), "next"))
+		{
+			Token	   *d = next(p);
+			Token	   *u = peek(p);
+			static const char *const periods[] = {"week", "month", "quarter", "year", NULL};
+
+			n = make_node(QN_WITHIN, field_location);
+			n->direction = d->str[0] == 't' ? QDIR_THIS : d->str[0] == 'l' ? QDIR_LAST : QDIR_NEXT;
+			n->period = is_word(u, "week") ? QPERIOD_WEEK : is_word(u, "month") ? QPERIOD_MONTH :
+				is_word(u, "quarter") ? QPERIOD_QUARTER : is_word(u, "year") ? QPERIOD_YEAR : QPERIOD_NONE;
+			if (n->period == QPERIOD_NONE)
+				syntax_error_at(p, u->pos,
+								u->type == T_NUMBER ? "A number of units is written with within: within last 3 months." :
+								suggest(u, periods, "Write in this month, in last quarter or in next year."),
+								"expected week, month, quarter or year after \"in %s\", found %s",
+								d->str, describe_token(p, u));
+			next(p);
+			goto done;
+		}
 		if (accept_word(p, "value_set"))
 		{
 			n = make_node(QN_IN_VALUE_SET, field_location);
@@ -1145,7 +1223,7 @@ parse_field_op(QParser *p, char *field, int field_location)
 
 			syntax_error_at(p, peek(p)->pos,
 							suggest(peek(p), vs, "Write in ('a', 'b') for a list of values or in value_set 'name' for a named code list."),
-							"expected \"(\" or \"value_set\" after \"in\", found %s", describe_token(p, peek(p)));
+							"expected \"(\", \"value_set\" or this, last, next after \"in\", found %s", describe_token(p, peek(p)));
 		}
 	}
 	if (is_word(t, "between"))
@@ -1204,7 +1282,7 @@ parse_field_op(QParser *p, char *field, int field_location)
 	}
 	syntax_error_at(p, t->pos,
 					suggest(t, field_operator_words,
-							"After a field comes a comparison (=, !=, <, <=, >, >=) or contains, starts with, ends with, is empty, in, between, within or older than."),
+							"After a field comes a comparison (=, !=, <, <=, >, >=) or contains, starts with, ends with, matches, is empty, in, between, within or older than."),
 					"expected a comparison or an operator after field \"%s\", found %s",
 					clipped(field, strlen(field), 60), describe_token(p, t));
 	return NULL;				/* not reached */
@@ -1295,29 +1373,59 @@ parse_pred(QParser *p)
 			n->filter = parse_cond(p);
 		expect_type(p, T_RPAREN, psprintf("\")\" to close \"%s(\"", t->str), NULL);
 		op = peek(p);
-		if (latest && is_word(op, "is"))
+		if (is_word(op, "is") || is_word(op, "between") || is_word(op, "in") ||
+			(is_word(op, "not") && (is_word(peek_at(p, 1), "between") || is_word(peek_at(p, 1), "in"))))
 		{
-			/* latest(...) is [not] empty: the newest row's value is (not) NULL */
-			next(p);
-			n->empty_test = true;
-			if (accept_word(p, "not"))
-				n->negated = true;
-			if (is_word(peek(p), "null"))
-				syntax_error_at(p, peek(p)->pos,
-								"Write is empty or is not empty: empty means NULL, or '' for text.",
-								"expected \"empty\" after \"%s\", found \"null\"", n->negated ? "is not" : "is");
-			expect_word(p, "empty", n->negated ? "after \"is not\"" : "after \"is\"");
+			/* the result is tested as a field is: is [not] empty, [not] between, [not] in (...) */
+			QueryNode  *r = parse_field_op(p, pstrdup(t->str), t->pos);
+
+			if (r->type == QN_EMPTY)
+			{
+				n->result_test = QRES_EMPTY;
+				n->empty_test = true;
+			}
+			else if (r->type == QN_BETWEEN)
+			{
+				n->result_test = QRES_BETWEEN;
+				n->value = r->value;
+				n->value2 = r->value2;
+			}
+			else if (r->type == QN_IN_LIST)
+			{
+				n->result_test = QRES_IN_LIST;
+				n->values = r->values;
+			}
+			else
+				syntax_error_at(p, op->pos, "Write in (1, 2) for a list of values; value sets and periods apply to fields.",
+								"expected \"(\" after \"in\" following \"%s(...)\"", t->str);
+			n->negated = r->negated;
 			return n;
 		}
 		if (!token_is_cmp(op, &n->cmp))
 			syntax_error_at(p, op->pos,
-							latest ? "Compare the newest value, or test it with is empty or is not empty." :
-							is_word(op, "is") ? "Only latest(...) can be tested with is empty; an aggregate is compared with a value." : NULL,
-							latest ? "expected a comparison (=, !=, <, <=, >, >=) or \"is\" after \"%s(...)\", found %s" :
-							"expected a comparison (=, !=, <, <=, >, >=) after \"%s(...)\", found %s",
+							"Compare the result with =, !=, <, <=, >, >=, between or in (...), or test it with is empty.",
+							"expected a comparison (=, !=, <, <=, >, >=), between, in or \"is\" after \"%s(...)\", found %s",
 							t->str, describe_token(p, op));
 		next(p);
 		n->value = parse_value(p, quoted_symbol(p, op));
+		return n;
+	}
+	if (is_word(t, "anniversary") && is_word(peek_at(p, 1), "of"))
+	{
+		/* anniversary of <date field> within last|next N unit */
+		char	   *field;
+		int			floc;
+
+		next(p);
+		next(p);
+		field = parse_identifier(p, "a date field after \"anniversary of\"", &floc);
+		if (!is_word(peek(p), "within"))
+			syntax_error_at(p, peek(p)->pos, "Write anniversary of start_date within next 30 days.",
+							"expected \"within\" after \"anniversary of %s\", found %s",
+							clipped(field, strlen(field), 60), describe_token(p, peek(p)));
+		n = parse_field_pred(p, field, floc);
+		n->location = t->pos;
+		n->anniversary = true;
 		return n;
 	}
 	if (is_word(t, "age") && is_word(peek_at(p, 1), "at"))
@@ -1721,7 +1829,8 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			append_field(buf, n);
 			appendStringInfoString(buf, n->negated ? " not " : " ");
 			appendStringInfoString(buf, n->match == QMATCH_CONTAINS ? "contains " :
-								   n->match == QMATCH_STARTS_WITH ? "starts with " : "ends with ");
+								   n->match == QMATCH_STARTS_WITH ? "starts with " :
+								   n->match == QMATCH_REGEX ? "matches " : "ends with ");
 			append_value(buf, n->value);
 			break;
 		case QN_EMPTY:
@@ -1752,6 +1861,17 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			append_value(buf, n->value2);
 			break;
 		case QN_WITHIN:
+			if (n->period != QPERIOD_NONE)
+			{
+				append_field(buf, n);
+				appendStringInfoString(buf, n->negated ? " not in " : " in ");
+				appendStringInfoString(buf, n->direction == QDIR_THIS ? "this " : n->direction == QDIR_LAST ? "last " : "next ");
+				appendStringInfoString(buf, n->period == QPERIOD_WEEK ? "week" : n->period == QPERIOD_MONTH ? "month" :
+									   n->period == QPERIOD_QUARTER ? "quarter" : "year");
+				break;
+			}
+			if (n->anniversary)
+				appendStringInfoString(buf, "anniversary of ");
 			append_field(buf, n);
 			appendStringInfoString(buf, n->direction == QDIR_LAST ? " within last " : " within next ");
 			append_amount(buf, n->amount, n->unit);
@@ -1793,6 +1913,26 @@ deparse_cond(StringInfo buf, const QueryNode *n, int level)
 			if (n->empty_test)
 			{
 				appendStringInfoString(buf, n->negated ? ") is not empty" : ") is empty");
+				break;
+			}
+			if (n->result_test == QRES_BETWEEN)
+			{
+				appendStringInfoString(buf, n->negated ? ") not between " : ") between ");
+				append_value(buf, n->value);
+				appendStringInfoString(buf, " and ");
+				append_value(buf, n->value2);
+				break;
+			}
+			if (n->result_test == QRES_IN_LIST)
+			{
+				appendStringInfoString(buf, n->negated ? ") not in (" : ") in (");
+				foreach(lc, n->values)
+				{
+					if (lc != list_head(n->values))
+						appendStringInfoString(buf, ", ");
+					append_value(buf, (const QValue *) lfirst(lc));
+				}
+				appendStringInfoChar(buf, ')');
 				break;
 			}
 			appendStringInfo(buf, ") %s ", cmp_text(n->cmp));
@@ -1917,6 +2057,10 @@ dump_node(StringInfo buf, const QueryNode *n, bool loc)
 	}
 	if (n->empty_test)
 		appendStringInfoString(buf, " empty");
+	else if (n->result_test == QRES_BETWEEN)
+		appendStringInfoString(buf, " between");
+	else if (n->result_test == QRES_IN_LIST)
+		appendStringInfoString(buf, " in_list");
 	else if (n->type == QN_CMP || n->type == QN_AGG || n->type == QN_LATEST)
 		appendStringInfo(buf, " %s", cmp_text(n->cmp));
 	if (n->type == QN_MATCH)
@@ -1925,7 +2069,11 @@ dump_node(StringInfo buf, const QueryNode *n, bool loc)
 		appendStringInfo(buf, " agg=%d", (int) n->agg);
 	if (n->distinct)
 		appendStringInfoString(buf, n->distinct_day ? " distinct_day" : " distinct");
-	if (n->type == QN_WITHIN || n->type == QN_OLDER_THAN)
+	if (n->anniversary)
+		appendStringInfoString(buf, " anniversary");
+	if (n->period != QPERIOD_NONE)
+		appendStringInfo(buf, " period=%d dir=%d", (int) n->period, (int) n->direction);
+	else if (n->type == QN_WITHIN || n->type == QN_OLDER_THAN)
 	{
 		appendStringInfo(buf, " dir=%d ", (int) n->direction);
 		append_amount(buf, n->amount, n->unit);

@@ -90,19 +90,26 @@ BEGIN
     'birthdate >= date ''1960-06-01''', 'age > 50', 'age <= 30', 'age between 20 and 60', 'age not between 20 and 60',
     'first_name in (''ann'', ''bob'')', 'first_name not in (''ann'')', 'birthdate is empty', 'do_not_email = true',
     'last_name starts with ''s''', 'last_name not ends with ''n''', 'birthdate within last 20000 days',
-    'age at date ''2000-01-01'' >= 18', 'city is empty', 'birthdate older than 50 years']);
+    'age at date ''2000-01-01'' >= 18', 'city is empty', 'birthdate older than 50 years',
+    'city matches ''^[A-Z]''', 'city not matches ''(?i)o''', 'last_name matches ''s\$''', 'birthdate in this year',
+    'birthdate not in last month', 'birthday within next 60 days', 'birthday within last 2 weeks',
+    'anniversary of birthdate within next 3 months']);
   WHEN 'condition' THEN RETURN dfz.pick(ARRAY[
     'code = ''a''', 'code in (''a'', ''b'')', 'code not in (''c'')', 'onset_date > date ''2020-01-01''', 'onset_date is empty',
     'description contains ''a''', 'clinical_status = ''active''', 'clinical_status != ''resolved''',
-    'onset_date > contact.birthdate + 40 years', 'onset_date within last 1000 days', 'onset_date between date ''2016-01-01'' and date ''2022-12-31''']);
+    'onset_date > contact.birthdate + 40 years', 'onset_date within last 1000 days', 'onset_date between date ''2016-01-01'' and date ''2022-12-31''',
+    'onset_date in last year', 'onset_date not in this quarter', 'anniversary of onset_date within next 90 days',
+    'description matches ''(?i)^[a-m]''']);
   WHEN 'observation' THEN RETURN dfz.pick(ARRAY[
     'code = ''hba1c''', 'value_numeric > 7', 'value_numeric <= 3', 'value_numeric is empty', 'value_text = ''pos''',
     'value_text is not empty', 'effective_at > date ''2024-01-01''', 'value_numeric between 5 and 9', 'effective_at within last 900 days',
-    'effective_at > contact.birthdate + 30 years']);
+    'effective_at > contact.birthdate + 30 years', 'effective_at in this year', 'effective_at not in last quarter',
+    'effective_at in this month', 'value_text matches ''^p''']);
   WHEN 'immunization' THEN RETURN dfz.pick(ARRAY[
     'code = ''flu''', 'code is empty', 'code != ''x''', 'administered_at older than 365 days', 'administered_at is empty']);
   ELSE RETURN dfz.pick(ARRAY[
-    'class = ''ambulatory''', 'code = ''e1''', 'code is empty', 'start_at within last 700 days', 'class != ''inpatient''']);
+    'class = ''ambulatory''', 'code = ''e1''', 'code is empty', 'start_at within last 700 days', 'class != ''inpatient''',
+    'start_at in last year', 'start_at not in this week', 'anniversary of start_at within last 30 days']);
   END CASE;
 END \$\$;
 
@@ -134,12 +141,19 @@ BEGIN
   ELSIF r < 0.65 THEN
     RETURN dfz.pick('{has,"has no"}') || ' ' || rel || dfz.filter(rel, depth);
   ELSIF r < 0.73 THEN
-    RETURN 'count(' || rel || dfz.filter(rel, depth) || ') ' || cmp || ' ' || floor(random() * 4)::text;
+    RETURN 'count(' || rel || dfz.filter(rel, depth) || ') ' || CASE floor(random() * 4)
+      WHEN 0 THEN dfz.pick('{between,"not between"}') || ' ' || floor(random() * 2)::text || ' and ' || floor(1 + random() * 3)::text
+      WHEN 1 THEN dfz.pick('{in,"not in"}') || ' (' || floor(random() * 2)::text || ', ' || floor(2 + random() * 2)::text || ')'
+      ELSE cmp || ' ' || floor(random() * 4)::text END;
   ELSIF r < 0.77 THEN
     RETURN 'count(distinct ' || rel || '.code' || dfz.filter(rel, depth) || ') ' || cmp || ' ' || floor(random() * 3)::text;
   ELSIF r < 0.86 THEN
     IF rel = 'observation' THEN
-      RETURN dfz.pick('{min,max,sum,avg}') || '(observation.value_numeric' || dfz.filter(rel, depth) || ') ' || cmp || ' ' || floor(random() * 12)::text;
+      RETURN dfz.pick('{min,max,sum,avg}') || '(observation.value_numeric' || dfz.filter(rel, depth) || ') ' || CASE floor(random() * 5)
+        WHEN 0 THEN dfz.pick('{between,"not between"}') || ' ' || floor(random() * 6)::text || ' and ' || floor(6 + random() * 6)::text
+        WHEN 1 THEN dfz.pick('{in,"not in"}') || ' (' || floor(random() * 6)::text || ', ' || floor(random() * 12)::text || ')'
+        WHEN 2 THEN dfz.pick('{"is empty","is not empty"}')
+        ELSE cmp || ' ' || floor(random() * 12)::text END;
     ELSIF rel = 'condition' THEN
       RETURN dfz.pick('{min,max}') || '(condition.onset_date' || dfz.filter(rel, depth) || ') ' || cmp || ' date ''2020-06-01''';
     ELSIF rel = 'immunization' THEN
@@ -149,10 +163,12 @@ BEGIN
     END IF;
   ELSE
     IF rel = 'observation' THEN
-      RETURN CASE WHEN random() < 0.5 THEN 'latest(observation.value_numeric' || dfz.filter(rel, depth) || ') ' || cmp || ' 6'
+      RETURN CASE WHEN random() < 0.25 THEN 'latest(observation.value_numeric' || dfz.filter(rel, depth) || ') '
+                    || dfz.pick('{"between 3 and 8","not between 4 and 6","in (5, 7)","not in (6)"}')
+                  WHEN random() < 0.5 THEN 'latest(observation.value_numeric' || dfz.filter(rel, depth) || ') ' || cmp || ' 6'
                   ELSE 'latest(observation.value_text' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"is empty","is not empty"}') END;
     ELSIF rel = 'condition' THEN
-      RETURN 'latest(condition.code' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"= ''a''","!= ''b''","is empty","is not empty"}');
+      RETURN 'latest(condition.code' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"= ''a''","!= ''b''","is empty","is not empty","in (''a'', ''b'')","not in (''a'')","between ''a'' and ''b''","not between ''b'' and ''c''"}');
     ELSIF rel = 'immunization' THEN
       RETURN 'latest(immunization.code' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"!= ''x''","= ''flu''","is empty","is not empty"}');
     ELSE
