@@ -88,13 +88,13 @@ fi
 
 # ---- every other doc, each in a new database with a small population --------------------------
 # setup_for DOC: what the doc's examples assume exists (templates, segments, roles...).
-tmpl() { # name channel: a template fit for any class of message
-	echo "SELECT outreach.create_template('$1', '$2', 'Hello {{contact.first_name}} {{unsubscribe_url}} {{sender.postal_address}}', CASE WHEN '$2' = 'email' THEN 'Hello' END, sender_postal_address => '1 Main St, Springfield');"
+tmpl() { # name channel [class]: a template with what a message of its class needs
+	echo "SELECT outreach.create_template('$1', '$2', 'Hello {{contact.first_name}} {{unsubscribe_url}} {{sender.postal_address}}', CASE WHEN '$2' = 'email' THEN 'Hello' END, message_class => '${3:-marketing}', sender_postal_address => '1 Main St, Springfield');"
 }
 setup_for() {
 	case "$1" in
 	events) echo "SET outreach.now = '2026-09-15 12:00+00';"   # before the event's dates
-		for t in flu_cancelled flu_confirm flu_remind flu_thanks flu_missed; do tmpl "$t" email; done ;;
+		for t in flu_cancelled flu_confirm flu_remind flu_thanks flu_missed; do tmpl "$t" email transactional; done ;;
 	journeys)
 		echo "SELECT outreach.create_segment('Hypermetropia patients', \$\$contact where has condition where description contains 'Hypermetropia'\$\$);"
 		echo "SELECT outreach.go_live('Hypermetropia patients');"
@@ -126,7 +126,7 @@ for doc in "$ROOT"/docs/*.md; do
 	if out=$(q ops_docs_each -f "$TMP/$name.run.sql" 2>&1); then
 		ok "docs/$name.md: its $blocks SQL example(s) run ($skipped marked not run)"; run_docs="$run_docs $name"
 	else
-		notok "docs/$name.md examples: $(echo "$out" | grep -E 'ERROR|end of block' | head -3)"
+		notok "docs/$name.md examples: $(echo "$out" | grep -E 'ERROR|DETAIL' | head -4)"
 	fi
 	drop_roles
 done
