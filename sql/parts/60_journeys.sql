@@ -661,7 +661,10 @@ BEGIN
   END IF;
   UPDATE outreach.journey SET status = 'live', went_live_at = coalesce(went_live_at, at), stopped_at = NULL
   WHERE id = j.id;
+  PERFORM outreach._progress('launch_journey', 0);
   n := outreach._enroll_members(j.id, at);
+  PERFORM outreach._progress('launch_journey', n);
+  PERFORM outreach._progress_done();
   RETURN n;
 END $$;
 COMMENT ON FUNCTION outreach.launch_journey(text) IS

@@ -388,6 +388,8 @@ DECLARE
   ins     bigint;
   upd     bigint;
   r       record;
+  -- Progress: steps of 2 * files + 2 (stage each file, check, load each file, clean up).
+  steps   constant bigint := 2 * 10 + 2;
   -- The natural key of a clinical row: patient, encounter, code, time and the ordinal among equal keys.
   key_of  constant text := $k$md5(concat_ws('|', s.patient, s.encounter, s.code, %1$s,
                               row_number() OVER (PARTITION BY s.patient, s.encounter, s.code, %1$s ORDER BY s._line)))$k$;
@@ -423,6 +425,7 @@ BEGIN
 
   -- 1. Stage every file (headers and field counts checked).
   FOREACH f IN ARRAY files LOOP
+    PERFORM outreach._progress('import_synthea', array_position(files, f) - 1, steps);
     IF outreach._synthea_stage(dir, f, f = 'patients') IS NOT NULL THEN
       present := present || f;
     ELSE
@@ -430,6 +433,7 @@ BEGIN
     END IF;
   END LOOP;
 
+  PERFORM outreach._progress('import_synthea', cardinality(files), steps);
   -- 2. Check every value the load converts or resolves.
   PERFORM outreach._synthea_check('patients', 'id', 'required');
   PERFORM outreach._synthea_check('patients', 'id', 'unique');
@@ -511,6 +515,7 @@ BEGIN
         CASE f WHEN 'organizations' THEN 'medical_center' ELSE 'insurer' END, 'synthea_' || f, 'synthea_' || f)
       INTO n, ins, upd;
       entity := f; rows_in_csv := n; inserted := ins; updated := upd;
+      PERFORM outreach._progress('import_synthea', cardinality(files) + 1 + array_position(files, entity), steps);
       RETURN NEXT;
     END LOOP;
   END IF;
@@ -559,6 +564,7 @@ BEGIN
   SELECT (SELECT count(*) FROM pg_temp.synthea_patients), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new)
   FROM up INTO n, ins, upd;
   entity := 'patients'; rows_in_csv := n; inserted := ins; updated := upd;
+  PERFORM outreach._progress('import_synthea', cardinality(files) + 1 + array_position(files, entity), steps);
   RETURN NEXT;
 
   IF 'encounters' = ANY (present) THEN
@@ -582,6 +588,7 @@ BEGIN
     SELECT (SELECT count(*) FROM pg_temp.synthea_encounters), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new)
     FROM up INTO n, ins, upd;
     entity := 'encounters'; rows_in_csv := n; inserted := ins; updated := upd;
+    PERFORM outreach._progress('import_synthea', cardinality(files) + 1 + array_position(files, entity), steps);
     RETURN NEXT;
   END IF;
 
@@ -632,12 +639,14 @@ BEGIN
       ARRAY['patient_id', 'encounter_id'] || r.cols) u;
     EXECUTE format('SELECT count(*) FROM pg_temp.%I', 'synthea_' || r.file) INTO n;
     entity := r.file; rows_in_csv := n; inserted := ins; updated := upd;
+    PERFORM outreach._progress('import_synthea', cardinality(files) + 1 + array_position(files, entity), steps);
     RETURN NEXT;
   END LOOP;
 
   FOREACH f IN ARRAY files LOOP
     PERFORM outreach._synthea_drop('synthea_' || f);
   END LOOP;
+  PERFORM outreach._progress_done();
 END $$;
 COMMENT ON FUNCTION outreach.import_synthea(text, boolean) IS
   'Imports a Synthea CSV export folder (2.x or 3.x layout) into the built-in tables, atomically and re-runnably; see docs/synthea-import.md';

@@ -363,6 +363,8 @@ BEGIN
   PERFORM outreach._fhir_drop('fhir_file', 'fhir_in', 'fhir_res', 'fhir_problem', 'fhir_ref', 'fhir_url',
                               'fhir_ident', 'fhir_tz', 'fhir_skip', 'fhir_dup', 'fhir_person', 'fhir_clin', 'fhir_rows');
 
+  -- Progress: the phases done of 7 (files, parse, check, references, load, unmapped, clean up).
+  PERFORM outreach._progress('import_fhir', 0, 7);
   -- 1. The files: *.json (a Bundle or one resource) and *.ndjson (one resource a line).  An
   --    NDJSON file whose name does not start with a resource type (the Bulk Data log.ndjson)
   --    is not resource data: it is skipped and reported.
@@ -384,6 +386,7 @@ BEGIN
       HINT = 'Point to the folder Synthea writes its FHIR output to (output/fhir) or to a Bulk Data export.';
   END IF;
 
+  PERFORM outreach._progress('import_fhir', 1, 7);
   -- 2. Parse.  One statement for all files; when a file is not JSON, find which one (and for
   --    NDJSON which line) and say so.
   CREATE TEMP TABLE fhir_in (file text NOT NULL, pos bigint, is_line boolean NOT NULL, full_url text,
@@ -433,6 +436,7 @@ BEGIN
   CREATE INDEX ON fhir_res (rtype, rid);
   ANALYZE fhir_res;
 
+  PERFORM outreach._progress('import_fhir', 2, 7);
   -- 3. Check everything; collect every problem.
   CREATE TEMP TABLE fhir_problem (file text, pos bigint, is_line boolean, loc text, problem text, code text);
   INSERT INTO fhir_problem
@@ -501,6 +505,7 @@ BEGIN
                                       CASE WHEN jsonb_typeof(r.res -> 'clinicalStatus') = 'string' THEN r.res ->> 'clinicalStatus' END) AS v) s
   WHERE r.rtype = 'Condition' AND s.v NOT IN ('active', 'recurrence', 'relapse', 'inactive', 'remission', 'resolved');
 
+  PERFORM outreach._progress('import_fhir', 3, 7);
   -- 4. References.  urn:uuid: (and urn:oid:) resolve through the fullUrls of the same Bundle;
   --    Type/id (relative or absolute URL) is taken as it is; Type?identifier=system|value
   --    through the identifiers of the resources of this import.
@@ -585,6 +590,7 @@ BEGIN
   ANALYZE fhir_res;
   ANALYZE fhir_ref;
 
+  PERFORM outreach._progress('import_fhir', 4, 7);
   -- 5. Load, parents first.
   -- Organizations -> accounts (external_id = the resource id, as the Synthea CSV has it).
   SELECT u.inserted, u.updated, u.total INTO ins, upd, tot FROM outreach._fhir_upsert('account', $s$
@@ -865,6 +871,7 @@ BEGIN
         (least(t.first_seen_at, excluded.first_seen_at), greatest(t.last_seen_at, excluded.last_seen_at),
          greatest(t.encounters, excluded.encounters));
 
+  PERFORM outreach._progress('import_fhir', 5, 7);
   -- 6. What was not mapped: resource types, elements of mapped types, references.
   RETURN QUERY
     SELECT r.rtype, count(*), 0::bigint, 0::bigint, count(*), 'resource type not mapped'::text
@@ -898,6 +905,7 @@ BEGIN
 
   PERFORM outreach._fhir_drop('fhir_file', 'fhir_in', 'fhir_res', 'fhir_problem', 'fhir_ref', 'fhir_url', 'fhir_ident',
                               'fhir_tz', 'fhir_skip', 'fhir_dup', 'fhir_person', 'fhir_clin', 'fhir_rows');
+  PERFORM outreach._progress_done();
 END $$;
 COMMENT ON FUNCTION outreach.import_fhir(text) IS
   'Imports FHIR R4 data (a folder of Bundles, a Bulk Data NDJSON folder, or one file) into the built-in tables, atomically and re-runnably; see docs/fhir-import.md';

@@ -130,6 +130,8 @@ BEGIN
   IF to_regclass('pg_temp._outreach_population') IS NOT NULL THEN
     DROP TABLE pg_temp._outreach_population;
   END IF;
+  -- Progress: the phases done of 11 (plan, the nine tables, statistics).
+  PERFORM outreach._progress('generate_population', 0, 11);
   -- The per-contact plan: demographics, which conditions they have, how many encounters and
   -- the ids those encounters get.  Every later statement is one scan of this table.
   CREATE TEMP TABLE _outreach_population ON COMMIT DROP AS
@@ -204,6 +206,7 @@ BEGIN
   ANALYZE pg_temp._outreach_population;
   RAISE DEBUG 'generate_population: plan ready at %', clock_timestamp();
 
+  PERFORM outreach._progress('generate_population', 1, 11);
   -- Accounts: a health system with its medical centers, insurers, and one household per
   -- block of four contact numbers that has members.
   INSERT INTO outreach.account (id, name, kind, parent_id, external_id)
@@ -225,6 +228,7 @@ BEGIN
   ORDER BY h.block;
   counts := counts || (SELECT count(*) FROM outreach.account x WHERE x.id > acc_base);
 
+  PERFORM outreach._progress('generate_population', 2, 11);
   INSERT INTO outreach.contact (id, external_id, first_name, last_name, birthdate, gender, email, phone,
                                 address_line, city, state, postal_code, country, time_zone, status, contact_type,
                                 preferred_channel, do_not_email, do_not_sms, do_not_mail, deceased_at, account_id)
@@ -277,6 +281,7 @@ BEGIN
   counts := counts || cnt;
   RAISE DEBUG 'generate_population: % rows at %', cnt, clock_timestamp();
 
+  PERFORM outreach._progress('generate_population', 3, 11);
   -- Encounters, in order over each contact's span; inpatient stays last days.
   INSERT INTO outreach.encounter (id, patient_id, class, code, code_system, description, start_at, end_at)
   SELECT p.enc_first + j - 1, p.id, enc_class[k.c], enc_code[k.c], 'SNOMED', enc_desc[k.c], t.at,
@@ -294,6 +299,7 @@ BEGIN
   counts := counts || cnt;
   RAISE DEBUG 'generate_population: % rows at %', cnt, clock_timestamp();
 
+  PERFORM outreach._progress('generate_population', 4, 11);
   -- Conditions, diagnosed at one of the contact's encounters (or on a day in the span).
   INSERT INTO outreach.condition (patient_id, code, code_system, description, clinical_status, onset_date, abatement_date, encounter_id)
   SELECT p.id, cond_code[k], 'SNOMED', cond_desc[k], st.status, o.onset,
@@ -319,6 +325,7 @@ BEGIN
   counts := counts || cnt;
   RAISE DEBUG 'generate_population: % rows at %', cnt, clock_timestamp();
 
+  PERFORM outreach._progress('generate_population', 5, 11);
   -- Observations: blood pressure pairs (same time, same encounter), HbA1c, BMI.
   INSERT INTO outreach.observation (patient_id, code, code_system, description, value_numeric, unit, effective_at, encounter_id)
   SELECT p.id, v.code, 'LOINC', v.description, v.value, v.unit, v.at, p.enc_first + j - 1
@@ -360,6 +367,7 @@ BEGIN
   counts := counts || cnt;
   RAISE DEBUG 'generate_population: % rows at %', cnt, clock_timestamp();
 
+  PERFORM outreach._progress('generate_population', 6, 11);
   -- Procedures: colonoscopy (45-85), mammography every ~2 years (women 40-80), diabetic eye
   -- exams, spirometry for asthma.  Encounter-bound ones share their encounter's time.
   INSERT INTO outreach.procedure (patient_id, code, code_system, description, performed_at, encounter_id)
@@ -397,6 +405,7 @@ BEGIN
   counts := counts || cnt;
   RAISE DEBUG 'generate_population: % rows at %', cnt, clock_timestamp();
 
+  PERFORM outreach._progress('generate_population', 7, 11);
   -- Immunizations: seasonal influenza (CVX 140) per season, Td (113), COVID-19 mRNA (208).
   INSERT INTO outreach.immunization (patient_id, code, code_system, description, administered_at)
   SELECT p.id, '140', 'CVX', 'Influenza, seasonal, injectable, preservative free', f.at
@@ -427,6 +436,7 @@ BEGIN
   counts := counts || cnt;
   RAISE DEBUG 'generate_population: % rows at %', cnt, clock_timestamp();
 
+  PERFORM outreach._progress('generate_population', 8, 11);
   -- Medications (RxNorm) for chronic conditions; allergies.
   INSERT INTO outreach.medication (patient_id, code, code_system, description, start_at)
   SELECT p.id, m.code, 'RxNorm', m.description,
@@ -442,6 +452,7 @@ BEGIN
   counts := counts || cnt;
   RAISE DEBUG 'generate_population: % rows at %', cnt, clock_timestamp();
 
+  PERFORM outreach._progress('generate_population', 9, 11);
   INSERT INTO outreach.allergy (patient_id, code, code_system, description, start_at)
   SELECT p.id, a.code, 'SNOMED', a.description, timezone(p.tz, p.birthdate + (a.k * 400 % greatest(1, p.age_y * 365 + 1)) + time '12:00')
   FROM pg_temp._outreach_population p
@@ -460,10 +471,12 @@ BEGIN
   PERFORM outreach._gen_set_next_id('outreach.encounter');
   DROP TABLE pg_temp._outreach_population;
 
+  PERFORM outreach._progress('generate_population', 10, 11);
   -- Fresh statistics, so the first segments evaluated on the population get good plans.
   ANALYZE outreach.account, outreach.contact, outreach.encounter, outreach.condition, outreach.observation,
           outreach.procedure, outreach.immunization, outreach.medication, outreach.allergy;
 
+  PERFORM outreach._progress_done();
   FOR i IN 1 .. cardinality(counts) LOOP
     table_name := (ARRAY['account','contact','encounter','condition','observation','procedure','immunization','medication','allergy'])[i];
     rows := counts[i];

@@ -725,6 +725,8 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION outreach._progress_done() FROM PUBLIC;
 COMMENT ON FUNCTION outreach._progress_done() IS 'Internal: the long operation ended; the session''s application_name comes back';
+-- Imports (import_synthea, import_fhir) run with their admin caller's rights, not the owner's.
+GRANT EXECUTE ON FUNCTION outreach._progress(text, bigint, bigint), outreach._progress_done() TO outreach_admin;
 
 CREATE VIEW outreach.running_operation WITH (security_barrier) AS
 SELECT a.pid,

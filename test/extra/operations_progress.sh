@@ -5,8 +5,10 @@
 #     application_name comes back after it;
 #   * CALL outreach.purge_backlog(): visible while it runs, pg_cancel_backend stops it, the
 #     batches it committed stay and no batch is half done;
-#   * a go_live cancelled by pg_cancel_backend leaves the segment as it was (no members).
-# Bounded: about 10 seconds.  Prints "N passed, N failed" last.
+#   * a go_live cancelled by pg_cancel_backend leaves the segment as it was (no members), after
+#     its work and in the middle of its evaluation (seen as go_live in running_operation);
+#   * import_synthea shows its phase (step of 22) while it loads; cancelled then, it loads nothing.
+# Bounded: about 20 seconds.  Prints "N passed, N failed" last.
 set -uo pipefail
 
 BIN=${PRIVATE_BIN:-$(dirname "$(command -v psql)")}
@@ -78,4 +80,42 @@ q -c "SELECT pg_cancel_backend($pid)" >/dev/null
 wait "$BG"; BG=""
 check "a go_live cancelled after its work leaves the segment a draft" "draft" "$(q -c "SELECT status FROM outreach.segment WHERE name = 'adults'")"
 check "and without members or history" "0 0" "$(q -c "SELECT (SELECT count(*) FROM outreach.segment_member), (SELECT count(*) FROM outreach.segment_change)" | tr '|' ' ')"
+
+# ---- go_live: seen while it evaluates, cancelled mid-way ----------------------------------------
+q >/dev/null <<'SQL'
+-- slow the writing of members down (test only) so go_live can be watched and cancelled mid-way
+CREATE FUNCTION public.slow_member() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+CREATE TRIGGER slow_member AFTER INSERT ON outreach.segment_member FOR EACH STATEMENT EXECUTE FUNCTION public.slow_member();
+SQL
+"$BIN/psql" -X -qtA -d "$DB" -c "SELECT outreach.go_live('adults')" >"$TMP/golive2.out" 2>&1 &
+BG=$!
+row=$(wait_for "SELECT pid || ' ' || done FROM outreach.running_operation WHERE operation = 'go_live'")
+check "go_live shows its phase to other sessions while it evaluates (0 members written so far)" "0" "${row#* }"
+q -c "SELECT pg_cancel_backend(${row%% *})" >/dev/null
+wait "$BG"; BG=""
+check "pg_cancel_backend stops go_live mid-evaluation" "1" "$(grep -c 'canceling statement due to user request' "$TMP/golive2.out")"
+check "the segment stays a draft without members or history" "draft 0 0" \
+	"$(q -c "SELECT s.status, (SELECT count(*) FROM outreach.segment_member), (SELECT count(*) FROM outreach.segment_change) FROM outreach.segment s WHERE s.name = 'adults'" | tr '|' ' ')"
+q -c "DROP TRIGGER slow_member ON outreach.segment_member" >/dev/null
+
+# ---- import_synthea: seen phase by phase, cancelled while loading, loads nothing -----------------
+cp -r "$(cd "$(dirname "$0")/../.." && pwd)/data/synthea-sample" "$TMP/" && chmod -R a+rX "$TMP"
+q >/dev/null <<'SQL'
+-- slow the load of encounters down (test only): the import is then in its load phase
+CREATE FUNCTION public.slow_encounter() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+CREATE TRIGGER slow_encounter AFTER INSERT ON outreach.encounter FOR EACH STATEMENT EXECUTE FUNCTION public.slow_encounter();
+SQL
+before=$(q -c "SELECT (SELECT count(*) FROM outreach.contact) || ' ' || (SELECT count(*) FROM outreach.account)")
+"$BIN/psql" -X -qtA -d "$DB" -c "SELECT * FROM outreach.import_synthea('$TMP/synthea-sample')" >"$TMP/synthea.out" 2>&1 &
+BG=$!
+row=$(wait_for "SELECT pid || ' ' || done || ' ' || total FROM outreach.running_operation WHERE operation = 'import_synthea' AND done > 10")
+set -- $row
+check "import_synthea shows its step (of 22) to other sessions: past staging and checks, loading" "t 22" \
+	"$([ -n "$row" ] && [ "$2" -gt 10 ] && [ "$2" -lt 22 ] && echo t || echo "f ($row)") ${3:-}"
+q -c "SELECT pg_cancel_backend(${1:-0})" >/dev/null
+wait "$BG"; BG=""
+check "pg_cancel_backend stops import_synthea" "1" "$(grep -c 'canceling statement due to user request' "$TMP/synthea.out")"
+check "a cancelled import_synthea loads nothing: contacts and accounts as before, no encounter" "$before 0" \
+	"$(q -c "SELECT (SELECT count(*) FROM outreach.contact) || ' ' || (SELECT count(*) FROM outreach.account) || ' ' || (SELECT count(*) FROM outreach.encounter)")"
+check "and leaves no operation running" "0" "$(q -c "SELECT count(*) FROM outreach.running_operation")"
 finish

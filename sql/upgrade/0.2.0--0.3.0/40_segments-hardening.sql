@@ -127,6 +127,7 @@ DECLARE
   not_live text;
   started timestamptz := clock_timestamp();
   at timestamptz := outreach._change_time();
+  added bigint;
 BEGIN
   IF s.status = 'live' THEN
     RAISE EXCEPTION 'segment "%" is already live', s.name USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -141,12 +142,16 @@ BEGIN
   END IF;
   PERFORM outreach._segment_published(outreach._segment_tables(s.id));
   IF s.kind <> 'static' THEN
+    -- One statement: progress is its phases (evaluating, then how many members were added).
+    PERFORM outreach._progress('go_live', 0);
     EXECUTE format('WITH f AS (SELECT DISTINCT q.contact_id FROM (%s) AS q(contact_id) WHERE q.contact_id IS NOT NULL), '
                    'ins AS (INSERT INTO outreach.segment_member (segment_id, contact_id, added_at) '
                    '        SELECT $1, f.contact_id, $2 FROM f ON CONFLICT DO NOTHING RETURNING contact_id) '
                    'INSERT INTO outreach.segment_change (segment_id, contact_id, change, changed_at) '
                    'SELECT $1, ins.contact_id, ''added'', $2 FROM ins',
                    outreach.compile(s.definition, false, s.time_zone)) USING s.id, at;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    PERFORM outreach._progress('go_live', added);
   END IF;
   UPDATE outreach.segment x SET status = 'live', pending_full = false,
     last_evaluated_at = CASE WHEN x.kind <> 'static' THEN outreach.now() END,
@@ -155,6 +160,7 @@ BEGIN
   WHERE x.id = s.id;
   PERFORM outreach._pending_take(s.id);
   PERFORM outreach._membership_invalidate();
+  PERFORM outreach._progress_done();
 END $$;
 
 CREATE OR REPLACE FUNCTION outreach.stop(segment text, cascade boolean DEFAULT false) RETURNS void
