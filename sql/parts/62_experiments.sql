@@ -212,7 +212,7 @@ END $$;
 CREATE FUNCTION outreach._journey_chosen(ids bigint[], at timestamptz) RETURNS SETOF outreach.message_request
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 BEGIN
-  RETURN QUERY
+  RETURN QUERY SELECT (u.r).* FROM (
   SELECT ROW(e.id, s.id, j.id, e.contact_id,
              coalesce((SELECT cand.tpl FROM (
                          SELECT ch.channel, s.channel_templates ->> ch.channel AS tpl, ch.ord
@@ -227,7 +227,7 @@ BEGIN
                          FROM unnest(ARRAY[c.preferred_channel] || coalesce(s.channel_order, '{email,sms,letter}'))
                                 WITH ORDINALITY ch(channel, ord)
                         WHERE s.channel_templates ? ch.channel ORDER BY ch.ord LIMIT 1)),
-             j.message_class, j.subscription_list)::outreach.message_request
+             j.message_class, j.subscription_list)::outreach.message_request AS r
     FROM outreach.enrollment e
     JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
     JOIN outreach.journey j ON j.id = e.journey_id
@@ -243,7 +243,7 @@ BEGIN
     JOIN outreach.journey j ON j.id = e.journey_id
     JOIN outreach.journey_experiment x ON x.step_id = s.id
     CROSS JOIN LATERAL (SELECT outreach._experiment_arm(e.id, s.key, x.test_percent, cardinality(x.variants)) AS arm) a
-   WHERE e.id = ANY (ids) AND s.kind = 'experiment' AND (a.arm IS NOT NULL OR x.winner IS NOT NULL);
+   WHERE e.id = ANY (ids) AND s.kind = 'experiment' AND (a.arm IS NOT NULL OR x.winner IS NOT NULL)) u;
 END $$;
 
 -- First the decisions, then: the held audience of undecided experiments waits, looked at
@@ -253,16 +253,16 @@ CREATE FUNCTION outreach._journey_held(ids bigint[], at timestamptz) RETURNS SET
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 BEGIN
   PERFORM outreach._experiment_decide(ids, at);
-  RETURN QUERY
+  RETURN QUERY SELECT (u.d).* FROM (
   SELECT ROW(e.id, e.journey_id, s.id, s.key, 'experiment', NULL, NULL, NULL,
              CASE WHEN x.started_at + x.decide_within > at
                   THEN least(at + interval '1 hour', x.started_at + x.decide_within) ELSE at + interval '1 hour' END,
-             NULL)::outreach.journey_decision
+             NULL)::outreach.journey_decision AS d
     FROM outreach.enrollment e
     JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
     JOIN outreach.journey_experiment x ON x.step_id = s.id
    WHERE e.id = ANY (ids) AND s.kind = 'experiment' AND x.winner IS NULL
-     AND outreach._experiment_arm(e.id, s.key, x.test_percent, cardinality(x.variants)) IS NULL;
+     AND outreach._experiment_arm(e.id, s.key, x.test_percent, cardinality(x.variants)) IS NULL) u;
 END $$;
 
 -- API ----------------------------------------------------------------------------------------
