@@ -8,7 +8,7 @@
 --   * the statistics helpers against known values; argument errors.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(43);
+SELECT plan(45);
 
 SET LOCAL outreach.now = '2030-01-07 12:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -173,6 +173,30 @@ SELECT is((SELECT array_agg(DISTINCT template_name) FROM tie_msg WHERE arm IS NU
 SET LOCAL outreach.now = '2030-02-08 12:00+00';
 SELECT is((SELECT array_agg(DISTINCT decision) FROM outreach.experiment_results WHERE journey = 'tie'), ARRAY['no winner'],
           'experiment_results says no winner');
+
+-- Three variants, a segment-join conversion: the best wins against each other (Bonferroni) ---
+SELECT outreach.create_static_segment('converted');
+SELECT pg_temp.journey('conv', ARRAY(SELECT 910000 + i FROM generate_series(1, 600) i)::bigint[]);
+SELECT outreach.add_experiment_step('conv', 'abc', '{"a": "va", "b": "vb", "c": "vc"}', 90, metric => 'conversion',
+                                    conversion_segment => 'converted', metric_window => '2 days', min_sample => 50);
+SELECT outreach.launch_journey('conv');
+SELECT pg_temp.tick('2030-03-01 12:00+00');
+CREATE TEMP VIEW conv_msg AS
+SELECT m.*, outreach._experiment_arm(m.enrollment_id, 'abc', 90, 3) AS arm,
+       row_number() OVER (PARTITION BY outreach._experiment_arm(m.enrollment_id, 'abc', 90, 3) ORDER BY m.id) AS rn
+  FROM outreach.message m JOIN outreach.journey j ON j.id = m.journey_id WHERE j.name = 'conv';
+-- b converts half the time, a and c a tenth; joins are dated on the simulated clock
+SELECT outreach.add_members('converted', ARRAY(SELECT contact_id FROM conv_msg
+                                                 WHERE (arm = 2 AND rn % 2 = 0) OR (arm <> 2 AND rn % 10 = 0)));
+UPDATE outreach.segment_change sc SET changed_at = '2030-03-02 12:00+00'
+  FROM outreach.segment sg WHERE sg.id = sc.segment_id AND sg.name = 'converted';
+SELECT pg_temp.tick('2030-03-04 12:00+00');
+SELECT is((SELECT decision || ':' || winner FROM outreach.journey_experiment x JOIN outreach.journey j ON j.id = x.journey_id
+            WHERE j.name = 'conv'), 'winner:b', 'conversions: the variant that converts best wins against both others');
+SET LOCAL outreach.now = '2030-03-04 12:00+00';
+SELECT ok((SELECT rate FROM outreach.experiment_results WHERE journey = 'conv' AND variant = 'b') BETWEEN 0.45 AND 0.55
+          AND (SELECT count(*) FROM conv_msg WHERE arm IS NULL AND template_name = 'vb') > 0,
+          'the conversion rate of b is about a half; the held tenth got b');
 
 -- argument errors
 SELECT pg_temp.journey('bad', ARRAY[900001]::bigint[]);
