@@ -45,6 +45,23 @@ SELECT outreach._dump('outreach.journey_experiment');
 COMMENT ON TABLE outreach.journey_experiment IS
   'The experiment of each experiment step: variants (template each), test share, metric, decision rule and the decision';
 
+COMMENT ON COLUMN outreach.journey_experiment.step_id IS 'The experiment step (journey_step.id)';
+COMMENT ON COLUMN outreach.journey_experiment.journey_id IS 'The journey of the step';
+COMMENT ON COLUMN outreach.journey_experiment.variants IS 'Variant names, in order (sorted by name)';
+COMMENT ON COLUMN outreach.journey_experiment.templates IS 'The template of each variant, in the order of variants';
+COMMENT ON COLUMN outreach.journey_experiment.test_percent IS 'Share of enrollments (percent) that get a variant; the rest wait for the winner';
+COMMENT ON COLUMN outreach.journey_experiment.metric IS 'opened (a click counts), clicked, or conversion (joining conversion_segment)';
+COMMENT ON COLUMN outreach.journey_experiment.conversion_segment IS 'conversion metric: the segment whose join counts as a conversion';
+COMMENT ON COLUMN outreach.journey_experiment.metric_window IS 'How long after a test message its success is counted; it is observed once the window has passed';
+COMMENT ON COLUMN outreach.journey_experiment.min_sample IS 'Observed test messages every variant needs before a decision';
+COMMENT ON COLUMN outreach.journey_experiment.confidence IS 'Confidence level of the z-test (Bonferroni-corrected over the n - 1 comparisons) and of the Wilson intervals';
+COMMENT ON COLUMN outreach.journey_experiment.decide_within IS 'Deadline after started_at: without a winner by then, the decision is no winner';
+COMMENT ON COLUMN outreach.journey_experiment.default_variant IS 'What the held audience gets when no variant wins';
+COMMENT ON COLUMN outreach.journey_experiment.started_at IS 'When the first enrollment reached the step';
+COMMENT ON COLUMN outreach.journey_experiment.decided_at IS 'When the decision was made';
+COMMENT ON COLUMN outreach.journey_experiment.winner IS 'The variant the held audience gets (the winner, or the default variant)';
+COMMENT ON COLUMN outreach.journey_experiment.decision IS 'winner or no winner (NULL while undecided)';
+
 -- Statistics -------------------------------------------------------------------------------
 
 -- The standard normal distribution function, Phi(z) = erfc(-z / sqrt 2) / 2, with the
@@ -309,6 +326,12 @@ BEGIN
     RAISE EXCEPTION 'invalid fallback order %', coalesce(fallback::text, 'NULL') USING ERRCODE = 'invalid_parameter_value',
       DETAIL = 'The fallback order lists channels among email, sms, letter.';
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM unnest(fallback) f WHERE templates ? f) THEN
+    RAISE EXCEPTION 'the fallback order of step "%" names no channel with a template', key
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'A contact without a preferred channel (or one without a template) would have no message.',
+            HINT = 'Put at least one channel of templates in fallback.';
+  END IF;
   sid := outreach.add_step(journey, key, 'message', next => next);
   UPDATE outreach.journey_step SET channel_templates = templates, channel_order = fallback WHERE id = sid;
   RETURN sid;
@@ -394,6 +417,24 @@ SELECT j.name AS journey, s.key AS step, x.metric, c.variant, c.template, c.assi
   CROSS JOIN LATERAL outreach._wilson(c.successes, c.observed, x.confidence) w;
 COMMENT ON VIEW outreach.experiment_results IS
   'Each experiment variant: test messages, observed, successes, rate, Wilson interval, and the decision (winner, no winner, undecided)';
+
+COMMENT ON COLUMN outreach.experiment_results.journey IS 'Journey name';
+COMMENT ON COLUMN outreach.experiment_results.step IS 'Step key';
+COMMENT ON COLUMN outreach.experiment_results.metric IS 'The experiment metric';
+COMMENT ON COLUMN outreach.experiment_results.variant IS 'Variant name';
+COMMENT ON COLUMN outreach.experiment_results.template IS 'The variants template';
+COMMENT ON COLUMN outreach.experiment_results.assigned IS 'Test messages of the variant';
+COMMENT ON COLUMN outreach.experiment_results.sent IS 'Test messages not suppressed, failed or bounced';
+COMMENT ON COLUMN outreach.experiment_results.observed IS 'Sent test messages whose metric window has passed (the sample)';
+COMMENT ON COLUMN outreach.experiment_results.successes IS 'Observed messages that succeeded on the metric';
+COMMENT ON COLUMN outreach.experiment_results.rate IS 'successes / observed';
+COMMENT ON COLUMN outreach.experiment_results.ci_low IS 'Lower end of the Wilson score interval of the rate';
+COMMENT ON COLUMN outreach.experiment_results.ci_high IS 'Upper end of the Wilson score interval of the rate';
+COMMENT ON COLUMN outreach.experiment_results.confidence IS 'Confidence level of the interval and the test';
+COMMENT ON COLUMN outreach.experiment_results.decision IS 'winner, no winner or undecided';
+COMMENT ON COLUMN outreach.experiment_results.chosen IS 'This variant is what the held audience gets';
+COMMENT ON COLUMN outreach.experiment_results.winner IS 'The chosen variant (winner or default)';
+COMMENT ON COLUMN outreach.experiment_results.decided_at IS 'When the decision was made';
 
 REVOKE ALL ON FUNCTION outreach._normal_cdf(float8), outreach._normal_quantile(float8),
   outreach._wilson(bigint, bigint, numeric), outreach._two_proportion_p(bigint, bigint, bigint, bigint),

@@ -8,7 +8,7 @@
 --   * the statistics helpers against known values; argument errors.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(45);
+SELECT plan(46);
 
 SET LOCAL outreach.now = '2030-01-07 12:00+00';
 DELETE FROM outreach.frequency_cap;
@@ -87,6 +87,8 @@ SELECT throws_ok($$ SELECT outreach.add_channel_step('pc2', 'x', '{"email": "nop
 SELECT throws_ok($$ SELECT outreach.add_channel_step('pc2', 'x', '{}') $$, '22023', NULL, 'no templates refused');
 SELECT throws_ok($$ SELECT outreach.add_channel_step('pc2', 'x', '{"email": "pc_email"}', fallback => '{email,pigeon}') $$,
                  '22023', NULL, 'an unknown fallback channel refused');
+SELECT throws_ok($$ SELECT outreach.add_channel_step('pc2', 'x', '{"email": "pc_email"}', fallback => '{sms}') $$,
+                 '22023', NULL, 'a fallback order without any templated channel refused');
 
 -- Statistics helpers ----------------------------------------------------------------------
 SELECT ok(abs(outreach._normal_cdf(1.959964) - 0.975) < 1e-6, 'Phi(1.96) = 0.975');
