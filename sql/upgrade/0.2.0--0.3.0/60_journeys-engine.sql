@@ -253,7 +253,10 @@ BEGIN
           FROM outreach.enrollment e JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
          WHERE e.id = ANY (run) AND s.kind = 'end');
     END IF;
-    IF kinds && ARRAY['email', 'sms', 'letter'] THEN
+    IF kinds && ARRAY['message', 'experiment'] THEN   -- 62_experiments: held audiences wait
+      d := d || ARRAY(SELECT h FROM outreach._journey_held(run, at) h);
+    END IF;
+    IF kinds && ARRAY['email', 'sms', 'letter', 'message', 'experiment'] THEN
       reqs := ARRAY(
         SELECT ROW(e.id, s.id, j.id, e.contact_id, s.template, j.message_class, j.subscription_list)::outreach.message_request
           FROM outreach.enrollment e
@@ -261,11 +264,14 @@ BEGIN
           JOIN outreach.journey j ON j.id = e.journey_id
          WHERE e.id = ANY (run) AND s.kind IN ('email', 'sms', 'letter')
          ORDER BY e.contact_id, e.id);
+      IF kinds && ARRAY['message', 'experiment'] THEN   -- 62_experiments: the template chosen per enrollment
+        reqs := reqs || ARRAY(SELECT r FROM outreach._journey_chosen(run, at) r ORDER BY r.contact_id, r.enrollment_id);
+      END IF;
       d := d || ARRAY(
         SELECT ROW(q.enrollment_id, s.journey_id, s.id, s.key, s.kind, CASE WHEN q.error IS NULL THEN q.status END,
                    s.next_step, q.message_id, NULL, q.error)::outreach.journey_decision
           FROM outreach._enqueue_batch(reqs, at) q JOIN outreach.journey_step s ON s.id = q.step_id);
-      messages := messages + (SELECT count(*) FROM unnest(d) x WHERE x.kind IN ('email', 'sms', 'letter') AND x.error IS NULL);
+      messages := messages + (SELECT count(*) FROM unnest(d) x WHERE x.kind IN ('email', 'sms', 'letter', 'message', 'experiment') AND x.error IS NULL);
     END IF;
 
     -- apply: failures, waits, history, moves, completions

@@ -1,0 +1,1 @@
+../../parts/62_experiments.sql
