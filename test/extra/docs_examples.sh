@@ -98,7 +98,10 @@ setup_for() {
 	journeys)
 		echo "SELECT outreach.create_segment('Hypermetropia patients', \$\$contact where has condition where description contains 'Hypermetropia'\$\$);"
 		echo "SELECT outreach.go_live('Hypermetropia patients');"
-		tmpl eye_invite email; tmpl eye_reminder sms ;;
+		tmpl eye_invite email; tmpl eye_reminder sms
+		# the preferred-channel and experiment examples add steps to a journey 'recall'
+		tmpl recall_email email; tmpl recall_sms sms; tmpl recall_letter letter; tmpl recall_plain email; tmpl recall_urgent email
+		echo "SELECT outreach.create_journey('recall', 'Hypermetropia patients');" ;;
 	security)
 		echo "CREATE ROLE gateway;"
 		echo "INSERT INTO outreach.account (name, kind) VALUES ('Northside Clinic', 'medical_center');" ;;
