@@ -53,9 +53,9 @@ CONF
 "${PSQL[@]}" -c "SELECT m.id, m.address, m.status, m.detail FROM outreach.message m JOIN outreach.journey j ON j.id = m.journey_id
                  WHERE j.name = 'Gateway demo invitation' ORDER BY m.id"
 echo "The mailbox: $(ls "$MAILBOX" | grep -c '\.eml$') message(s) in $MAILBOX/*.eml, e.g.:"
-first=$(ls "$MAILBOX"/*.eml | head -1)
+first=$(ls "$MAILBOX"/*.eml | sed -n 1p)   # sed reads all: head would end ls with SIGPIPE (pipefail)
 sed -n '/^From:/p;/^To:/p;/^Subject:/p;/^Message-ID:/p;/^List-Unsubscribe/p' "$first"
-ics=$(grep -l '^Content-Disposition: attachment; filename="invite.ics"' "$MAILBOX"/*.eml 2>/dev/null | head -1 || true)
+ics=$(grep -l '^Content-Disposition: attachment; filename="invite.ics"' "$MAILBOX"/*.eml 2>/dev/null | sed -n 1p || true)
 if [ -n "$ics" ]; then
 	echo "The events section's mails went out too; those about the flu-shot day carry invite.ics, e.g. $ics:"
 	sed -n '/^Subject:/p;/^Content-Type: multipart\/mixed/p;/^Content-Type: text\/calendar/p' "$ics"
