@@ -32,6 +32,17 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("outreach.membership_delta",
+							 "Maintains segment membership from the changed rows where the query allows it.",
+							 "On (the default), a single-row or small write decides membership from the "
+							 "changed rows and the stored members where it can, and re-evaluates only what "
+							 "it cannot decide. Off re-evaluates every concerned segment for the touched "
+							 "contacts (the result is the same; tests compare both).",
+							 &outreach_membership_delta,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	outreach_operations_init();
 	MarkGUCPrefixReserved("outreach");
 }

@@ -8,6 +8,7 @@
 
 /* outreach.c */
 extern char *outreach_now_setting;
+extern bool outreach_membership_delta;
 
 /* operations.c */
 extern void outreach_operations_init(void);

@@ -233,4 +233,43 @@ extern QueryDependencies *segment_query_dependencies(const QueryNode *node);
 extern char *segment_query_relevance(const QueryNode *node, const char *entity,
 									 const char *time_zone, bool *local);
 
+/*
+ * query_compile.c: what maintenance by delta needs of a query for changes of one entity
+ * (membership.c, docs/segments.md "Maintenance by delta").  Defined only for "contact where
+ * F" in which every use of the entity is an atom of F: a has / has no / aggregate / latest
+ * over the entity, reached from F's root through and / or only (no not, not inside another
+ * relation), linked directly to the contact, whose filter reads only the row itself.
+ * form holds F in prefix order: DELTA_AND / DELTA_OR n child..., DELTA_ATOM i, DELTA_OTHER
+ * (a leaf that does not read the entity: unchanged by its rows).
+ */
+typedef enum DeltaAtomKind
+{
+	DELTA_HAS,					/* has R where P: true as soon as one row satisfies P */
+	DELTA_HAS_NO,				/* has no R where P: false as soon as one row satisfies P */
+	DELTA_TERM					/* count/sum/.../latest: re-evaluated when a row satisfying P changes */
+} DeltaAtomKind;
+
+enum
+{
+	DELTA_AND = 1, DELTA_OR = 2, DELTA_ATOM = 3, DELTA_OTHER = 4
+};
+
+typedef struct DeltaAtom
+{
+	DeltaAtomKind kind;
+	char	   *row_pred;		/* SQL boolean over the entity's row "tr": the atom's filter */
+	char	   *term_sql;		/* SQL boolean over the contact "c0": the atom as the segment evaluates it */
+} DeltaAtom;
+
+typedef struct SegmentDelta
+{
+	char	   *link_column;	/* the entity's column holding the contact id */
+	int			natoms;
+	DeltaAtom  *atoms;
+	int			nform;
+	int		   *form;
+} SegmentDelta;
+
+extern SegmentDelta *segment_query_delta(const QueryNode *node, const char *entity, const char *time_zone);
+
 #endif							/* OUTREACH_QUERY_H */

@@ -3008,6 +3008,166 @@ segment_query_relevance(const QueryNode *node, const char *entity, const char *t
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Maintenance by delta (see query.h, segment_query_delta)
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct DeltaState
+{
+	CompileState *st;
+	const char *entity;
+	EntityInfo *info;
+	Scope	   *contact;
+	bool		ok;
+	char	   *link_column;
+	List	   *atoms;			/* DeltaAtom * */
+	int		   *form;
+	int			nform;
+	int			cap;
+} DeltaState;
+
+static void
+delta_emit(DeltaState *ds, int v)
+{
+	if (ds->nform == ds->cap)
+	{
+		ds->cap *= 2;
+		ds->form = repalloc(ds->form, sizeof(int) * ds->cap);
+	}
+	ds->form[ds->nform++] = v;
+}
+
+static void
+delta_walk(DeltaState *ds, const QueryNode *n)
+{
+	ListCell   *lc;
+
+	if (!ds->ok)
+		return;
+	check_stack_depth();
+	if (n->type == QN_AND || n->type == QN_OR)
+	{
+		delta_emit(ds, n->type == QN_AND ? DELTA_AND : DELTA_OR);
+		delta_emit(ds, list_length(n->args));
+		foreach(lc, n->args)
+			delta_walk(ds, lfirst(lc));
+		return;
+	}
+	if ((n->type == QN_HAS || n->type == QN_AGG || n->type == QN_LATEST) &&
+		n->relation != NULL && strcmp(n->relation->entity, ds->entity) == 0)
+	{
+		Edge		edge;
+		DeltaAtom  *a;
+		StringInfoData buf;
+		Scope		r;
+
+		if (n->filter != NULL &&
+			(reads_other_rows(n->filter) || refers_to_contact(n->filter) || uses_entity(n->filter, ds->entity)))
+		{
+			ds->ok = false;
+			return;
+		}
+		edge = resolve_edge(ds->st, ds->contact->entity, ds->info, n->relation);
+		if (!edge.one_to_many || (ds->link_column != NULL && strcmp(ds->link_column, edge.column) != 0))
+		{
+			ds->ok = false;
+			return;
+		}
+		if (n->type != QN_HAS)
+		{
+			/*
+			 * An aggregate or latest: its value after a change is known only by evaluating
+			 * it, which costs what evaluating the segment for the contact costs.
+			 */
+			ds->ok = false;
+			return;
+		}
+		ds->link_column = edge.column;
+		a = palloc0(sizeof(DeltaAtom));
+		a->kind = n->type != QN_HAS ? DELTA_TERM : n->negated ? DELTA_HAS_NO : DELTA_HAS;
+		initStringInfo(&buf);
+		if (n->filter == NULL)
+			appendStringInfoString(&buf, "true");
+		else
+		{
+			memset(&r, 0, sizeof(r));
+			r.entity = ds->info;
+			strlcpy(r.alias, "tr", sizeof(r.alias));
+			ds->st->relation_depth = 1;
+			compile_cond(ds->st, &buf, n->filter, &r, 1);
+			ds->st->relation_depth = 0;
+		}
+		a->row_pred = buf.data;
+		initStringInfo(&buf);
+		ds->st->contact_scope = ds->contact;
+		compile_cond(ds->st, &buf, n, ds->contact, 1);
+		a->term_sql = buf.data;
+		delta_emit(ds, DELTA_ATOM);
+		delta_emit(ds, list_length(ds->atoms));
+		ds->atoms = lappend(ds->atoms, a);
+		return;
+	}
+	if (uses_entity(n, ds->entity))
+	{
+		ds->ok = false;
+		return;
+	}
+	delta_emit(ds, DELTA_OTHER);
+}
+
+/*
+ * For maintenance by delta: the atoms of "contact where F" that read the entity, and F as a
+ * formula over them; NULL when the query is not of that shape (see query.h).  Compiled
+ * restricted, in the given time zone, like the segment's own SQL.
+ */
+SegmentDelta *
+segment_query_delta(const QueryNode *node, const char *entity, const char *time_zone)
+{
+	CompileState st;
+	CompileOptions opts;
+	DeltaState	ds;
+	SegmentDelta *d;
+	EntityInfo *ce;
+	int			i = 0;
+	ListCell   *lc;
+
+	if (node == NULL || node->type != QN_CONTACT || node->filter == NULL || strcmp(entity, "contact") == 0)
+		return NULL;
+	memset(&opts, 0, sizeof(opts));
+	opts.restricted = true;
+	opts.maintenance = true;
+	opts.time_zone = time_zone;
+	memset(&st, 0, sizeof(st));
+	st.opts = &opts;
+	st.tz = validated_time_zone(time_zone);
+	load_registry(&st);
+	memset(&ds, 0, sizeof(ds));
+	ds.st = &st;
+	ds.entity = entity;
+	ds.info = find_entity(&st, entity);
+	ce = find_entity(&st, "contact");
+	if (ds.info == NULL || ce == NULL || ce->key_column == NULL)
+		return NULL;
+	ds.contact = new_scope(&st, ce, 'c');
+	snprintf(ds.contact->alias, sizeof(ds.contact->alias), "c0");
+	ds.contact->top = true;
+	ds.ok = true;
+	ds.cap = 16;
+	ds.form = palloc(sizeof(int) * ds.cap);
+	delta_walk(&ds, node->filter);
+	if (!ds.ok || ds.atoms == NIL)
+		return NULL;
+	d = palloc0(sizeof(SegmentDelta));
+	d->link_column = ds.link_column;
+	d->natoms = list_length(ds.atoms);
+	d->atoms = palloc(sizeof(DeltaAtom) * d->natoms);
+	foreach(lc, ds.atoms)
+		d->atoms[i++] = *(DeltaAtom *) lfirst(lc);
+	d->nform = ds.nform;
+	d->form = ds.form;
+	return d;
+}
+
+/* ---------------------------------------------------------------------------------------
  * SQL entry points
  * ------------------------------------------------------------------------------------- */
 
