@@ -119,6 +119,8 @@ typedef struct EntityEntry
 	int		   *datom_first;	/* per k: its first flat atom */
 	SPIPlanPtr	delta_row_plan[3];	/* insert, update, delete */
 	int			dfast;			/* 0: not tried; 1: dfast_state usable; -1: use delta_row_plan */
+	char	   *back_sql;		/* contacts concerned through nested uses (segment_query_back_paths), or NULL */
+	SPIPlanPtr	back_plan[3];
 	ExprState **dfast_state;	/* the contact column, then each flat atom's filter */
 	ExprContext *dfast_econtext;
 	List	   *term_plans;		/* TermPlan * */
@@ -597,6 +599,8 @@ rebuild_cache(void)
 		e->ndatoms = 0;
 		memset(e->delta_row_plan, 0, sizeof(e->delta_row_plan));
 		e->dfast = 0;
+		e->back_sql = NULL;
+		memset(e->back_plan, 0, sizeof(e->back_plan));
 		e->term_plans = NIL;
 		memset(e->affected_plan, 0, sizeof(e->affected_plan));
 		for (int i = 0; i < n; i++)
@@ -1482,7 +1486,7 @@ delta_copy(SegmentDelta *d)
 }
 
 static char *
-relevance_compile(SegEntry *s, const char *entity, bool *local, SegmentDelta **delta)
+relevance_compile(SegEntry *s, const char *entity, bool *local, SegmentDelta **delta, char **back)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -1490,6 +1494,7 @@ relevance_compile(SegEntry *s, const char *entity, bool *local, SegmentDelta **d
 
 	*local = false;
 	*delta = NULL;
+	*back = NULL;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
@@ -1497,6 +1502,10 @@ relevance_compile(SegEntry *s, const char *entity, bool *local, SegmentDelta **d
 		QueryNode  *tree = segment_query_parse(s->definition);
 		char	   *pred = segment_query_relevance(tree, entity, s->time_zone, local);
 
+		char	   *bp = segment_query_back_paths(tree, entity, s->time_zone);
+
+		if (bp != NULL)
+			*back = MemoryContextStrdup(cache_cxt, bp);
 		if (pred != NULL)
 			result = MemoryContextStrdup(cache_cxt, pred);
 		if (delta_enabled && !s->deferred && !s->is_static && s->level == 0)
@@ -1526,6 +1535,8 @@ relevance_compile(SegEntry *s, const char *entity, bool *local, SegmentDelta **d
 		result = NULL;
 		*local = false;
 		*delta = NULL;
+		/* the back paths are missed too: the segment_failure path re-evaluates it in full */
+		*back = NULL;
 	}
 	PG_END_TRY();
 	return result;
@@ -1557,10 +1568,17 @@ relevance_prepare(EntityEntry *e)
 		bool		local = false;
 		char	   *pred;
 		SegmentDelta *d = NULL;
+		char	   *back = NULL;
 
 		if (s->definition == NULL)
 			continue;
-		pred = relevance_compile(s, e->entity, &local, &d);
+		pred = relevance_compile(s, e->entity, &local, &d, &back);
+		if (back != NULL)
+		{
+			old = MemoryContextSwitchTo(cache_cxt);
+			e->back_sql = e->back_sql == NULL ? back : psprintf("%s UNION %s", e->back_sql, back);
+			MemoryContextSwitchTo(old);
+		}
 		if (d != NULL)
 		{
 			e->delta[k] = d;
@@ -2289,6 +2307,72 @@ delta_maintain(EntityEntry *e, TriggerData *td, int event, bool *use, int64 *ids
 	return nacts == n || stamped;
 }
 
+/*
+ * The contacts that changed rows concern through nested uses of the entity (e.g. the
+ * patients whose conditions point at the encounter of a changed condition), appended to
+ * ids (unsorted).
+ */
+static int64 *
+add_back_path_contacts(EntityEntry *e, TriggerData *td, int event, int64 *ids, int *n, bool *registered)
+{
+	int			ret;
+	int			nb;
+	int64	   *b;
+	bool		isnull;
+	Datum		d;
+	int64	   *out;
+
+	if (!*registered)
+	{
+		if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "outreach: SPI_register_trigger_data failed");
+		*registered = true;
+	}
+	if (e->back_plan[event] == NULL)
+	{
+		StringInfoData buf;
+		StringInfoData oldsql;
+		const char *p;
+
+		/* the same paths over the old rows: outreach_new AS tr -> outreach_old AS tr */
+		initStringInfo(&oldsql);
+		for (p = e->back_sql; *p; )
+		{
+			if (strncmp(p, "outreach_new AS tr", 18) == 0)
+			{
+				appendStringInfoString(&oldsql, "outreach_old AS tr");
+				p += 18;
+			}
+			else
+				appendStringInfoChar(&oldsql, *p++);
+		}
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, "SELECT pg_catalog.array_agg(DISTINCT x.contact_id) FROM (");
+		if (event == EV_INSERT)
+			appendStringInfoString(&buf, e->back_sql);
+		else if (event == EV_DELETE)
+			appendStringInfoString(&buf, oldsql.data);
+		else
+			appendStringInfo(&buf, "%s UNION %s", e->back_sql, oldsql.data);
+		appendStringInfoString(&buf, ") AS x");
+		e->back_plan[event] = keep_plan(buf.data, 0, NULL);
+	}
+	ret = SPI_execute_plan(e->back_plan[event], NULL, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "outreach: finding the contacts of changed %s rows through nested relations failed: %s",
+			 e->entity, SPI_result_code_string(ret));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return ids;
+	b = datum_int8_array(d, &nb);
+	out = palloc(sizeof(int64) * Max(*n + nb, 1));
+	if (*n > 0)
+		memcpy(out, ids, sizeof(int64) * *n);
+	memcpy(out + *n, b, sizeof(int64) * nb);
+	*n += nb;
+	return out;
+}
+
 /* The kept diff plan of a subset of the entity's base segments (indexes into segs). */
 static SubsetPlan *
 subset_plan(EntityEntry *e, int *ixs, int n)
@@ -2377,6 +2461,7 @@ membership_trigger_body(TriggerData *td)
 		for (int k = 0; k < e->nsegs; k++)
 			relevant[k] = (segs[e->segs[k]].id == only_segment);
 		test_first = false;
+		relevance_prepare(e);	/* for the back paths (guarded per segment) */
 	}
 	else
 	{
@@ -2437,7 +2522,11 @@ membership_trigger_body(TriggerData *td)
 			elog(ERROR, "outreach: finding the contacts of changed %s rows failed: %s", e->entity, SPI_result_code_string(ret));
 		ids = datum_int8_array(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &n);
 	}
-	if (isnull || n == 0)
+	if (isnull)
+		n = 0;
+	if (e->back_sql != NULL)
+		ids = add_back_path_contacts(e, td, event, ids, &n, &registered);
+	if (n == 0)
 	{
 		SPI_finish();
 		return;

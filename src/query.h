@@ -270,6 +270,16 @@ typedef struct SegmentDelta
 	int		   *form;
 } SegmentDelta;
 
+/*
+ * query_compile.c: for maintenance, the contacts a changed row of the entity can concern
+ * through a nested use (has condition where has encounter where has condition ...: a
+ * condition of patient B changes whether patient A, whose condition points at B's
+ * encounter, is a member).  SQL returning contact ids, reading the changed rows from a
+ * table "outreach_new" aliased tr, one SELECT per nested use joined by UNION; NULL when
+ * the entity is used only directly under the contact.
+ */
+extern char *segment_query_back_paths(const QueryNode *node, const char *entity, const char *time_zone);
+
 extern SegmentDelta *segment_query_delta(const QueryNode *node, const char *entity, const char *time_zone);
 
 #endif							/* OUTREACH_QUERY_H */

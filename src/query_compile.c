@@ -3008,6 +3008,123 @@ segment_query_relevance(const QueryNode *node, const char *entity, const char *t
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Back paths of nested uses (see query.h, segment_query_back_paths)
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct BackState
+{
+	CompileState *st;
+	const char *entity;
+	EntityInfo *contact;
+	StringInfoData out;
+	int			n;
+} BackState;
+
+/* "SELECT contact ids FROM contact JOIN R1 ... JOIN outreach_new AS tr" for the path */
+static void
+back_emit(BackState *bs, List *path)
+{
+	Scope	   *prev;
+	ListCell   *lc;
+	int			i = 1;
+
+	prev = palloc0(sizeof(Scope));
+	prev->entity = bs->contact;
+	strlcpy(prev->alias, "b0", sizeof(prev->alias));
+	appendStringInfo(&bs->out, "%sSELECT b0.%s AS contact_id FROM %s AS b0",
+					 bs->n > 0 ? " UNION " : "", quote_identifier(bs->contact->key_column), bs->contact->qualname);
+	foreach(lc, path)
+	{
+		const QueryNode *n = lfirst(lc);
+		EntityInfo *re = require_entity(bs->st, n->relation->entity, n->relation->location);
+		Edge		edge = resolve_edge(bs->st, prev->entity, re, n->relation);
+		Scope	   *r = palloc0(sizeof(Scope));
+		char	   *outer,
+				   *inner;
+		bool		last = (lnext(path, lc) == NULL);
+
+		r->entity = re;
+		if (last)
+			strlcpy(r->alias, "tr", sizeof(r->alias));
+		else
+			snprintf(r->alias, sizeof(r->alias), "b%d", i++);
+		edge_columns(prev, r, &edge, &outer, &inner, n->relation->location);
+		appendStringInfo(&bs->out, " JOIN %s AS %s ON %s " OP("=") " %s",
+						 last ? "outreach_new" : re->qualname, r->alias, inner, outer);
+		prev = r;
+	}
+	bs->n++;
+}
+
+static void
+back_walk(BackState *bs, const QueryNode *n, List *path)
+{
+	ListCell   *lc;
+
+	if (n == NULL)
+		return;
+	check_stack_depth();
+	switch (n->type)
+	{
+		case QN_CONTACT:
+			back_walk(bs, n->filter, NIL);
+			return;
+		case QN_SETOP:
+			back_walk(bs, n->left, NIL);
+			back_walk(bs, n->right, NIL);
+			return;
+		case QN_HAS:
+		case QN_AGG:
+		case QN_LATEST:
+			if (n->relation != NULL)
+			{
+				List	   *p = lappend(list_copy(path), (void *) n);
+
+				if (list_length(p) >= 2 && strcmp(n->relation->entity, bs->entity) == 0)
+					back_emit(bs, p);
+				back_walk(bs, n->filter, p);
+				return;
+			}
+			break;
+		default:
+			break;
+	}
+	back_walk(bs, n->arg, path);
+	back_walk(bs, n->left, path);
+	back_walk(bs, n->right, path);
+	foreach(lc, n->args)
+		back_walk(bs, lfirst(lc), path);
+}
+
+char *
+segment_query_back_paths(const QueryNode *node, const char *entity, const char *time_zone)
+{
+	CompileState st;
+	CompileOptions opts;
+	BackState	bs;
+
+	if (strcmp(entity, "contact") == 0)
+		return NULL;
+	memset(&opts, 0, sizeof(opts));
+	opts.restricted = true;
+	opts.maintenance = true;
+	opts.time_zone = time_zone;
+	memset(&st, 0, sizeof(st));
+	st.opts = &opts;
+	st.tz = validated_time_zone(time_zone);
+	load_registry(&st);
+	memset(&bs, 0, sizeof(bs));
+	bs.st = &st;
+	bs.entity = entity;
+	bs.contact = find_entity(&st, "contact");
+	if (bs.contact == NULL || bs.contact->key_column == NULL || find_entity(&st, entity) == NULL)
+		return NULL;
+	initStringInfo(&bs.out);
+	back_walk(&bs, node, NIL);
+	return bs.n > 0 ? bs.out.data : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
  * Maintenance by delta (see query.h, segment_query_delta)
  * ------------------------------------------------------------------------------------- */
 
