@@ -157,6 +157,40 @@ BEGIN
   RETURN ARRAY[tc, tt];
 END $$;
 
+-- Case 3, the floor of an immediate COPY: a plain COPY of the file plus a plain INSERT ...
+-- SELECT of as many segment_member and segment_change rows as the immediate COPY wrote
+-- (counted first, with maintenance), all rolled back.  Returns {changes, floor ms}.
+CREATE FUNCTION bench.bulk_floor(path text) RETURNS double precision[]
+LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; n bigint; ms double precision; seg bigint; m0 bigint;
+BEGIN
+  BEGIN
+    SELECT coalesce(max(id), 0) INTO m0 FROM outreach.segment_change;
+    EXECUTE format('COPY outreach.condition (patient_id, code, description, onset_date) FROM %L', path);
+    SELECT count(*) INTO n FROM outreach.segment_change WHERE id > m0;
+    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'bench rollback';
+  EXCEPTION WHEN raise_exception THEN
+    NULL;
+  END;
+  BEGIN
+    SELECT s.id INTO seg FROM outreach.segment s WHERE s.name LIKE 'bench ___' ORDER BY s.name LIMIT 1;
+    t0 := clock_timestamp();
+    EXECUTE format('COPY outreach.condition (patient_id, code, description, onset_date) FROM %L', path);
+    -- as many (segment, contact) pairs, none a member yet: a fresh dummy segment
+    INSERT INTO outreach.segment (name, definition, kind, status)
+      VALUES ('bench floor', 'contact where id < 0', 'dynamic', 'draft') RETURNING id INTO seg;
+    INSERT INTO outreach.segment_member (segment_id, contact_id, added_at)
+      SELECT seg, c.id, outreach.now() FROM outreach.contact c ORDER BY c.id LIMIT n;
+    INSERT INTO outreach.segment_change (segment_id, contact_id, change, changed_at)
+      SELECT seg, c.id, 'added', outreach.now() FROM outreach.contact c ORDER BY c.id LIMIT n;
+    ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'bench rollback';
+  EXCEPTION WHEN raise_exception THEN
+    NULL;
+  END;
+  RETURN ARRAY[n, ms];
+END $$;
+
 -- Case 5: commit -> visible.  Each iteration inserts one condition that makes its contact a
 -- member of segment `seg` and commits; `visible` is when another transaction can see the
 -- membership: at commit in immediate mode, after the tick has applied it in deferred mode.

@@ -17,10 +17,7 @@
 -- Inlined into the WHEN clauses (a plain SQL function without SET, every name qualified), so
 -- a normal row insert pays one current_setting() call, no function call.
 CREATE FUNCTION outreach._restoring() RETURNS boolean
-LANGUAGE sql VOLATILE AS $$
-  SELECT pg_catalog.current_setting('check_function_bodies') OPERATOR(pg_catalog.=) 'off'
-     AND pg_catalog.current_query() OPERATOR(pg_catalog.~*) '^\s*copy\s'
-$$;
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'outreach_restoring';
 REVOKE ALL ON FUNCTION outreach._restoring() FROM PUBLIC;
 COMMENT ON FUNCTION outreach._restoring() IS
   'Internal: true while a dump''s COPY restores table data (check_function_bodies off and a COPY statement)';
