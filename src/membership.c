@@ -58,6 +58,7 @@ PG_FUNCTION_INFO_V1(outreach_apply_segment);
 PG_FUNCTION_INFO_V1(outreach_apply_segment_nowait);
 PG_FUNCTION_INFO_V1(outreach_cascade_segment);
 PG_FUNCTION_INFO_V1(outreach_lock_contacts);
+PG_FUNCTION_INFO_V1(outreach_apply_pending);
 PG_FUNCTION_INFO_V1(outreach_membership_invalidate);
 
 /* One live segment. */
@@ -685,11 +686,14 @@ diff_sql(int *ixs, int n)
 	return buf.data;
 }
 
-/* The DiffPlan of segments ixs (in cache_cxt; the want plan kept). */
+/*
+ * The DiffPlan of segments ixs: in cache_cxt with its want plan kept; or, transient, in the
+ * current memory context without a kept plan (the tick's groups, which change every time).
+ */
 static DiffPlan *
-make_diff(int *ixs, int n)
+make_diff_lazy(int *ixs, int n, bool transient)
 {
-	MemoryContext old = MemoryContextSwitchTo(cache_cxt);
+	MemoryContext old = MemoryContextSwitchTo(transient ? CurrentMemoryContext : cache_cxt);
 	DiffPlan   *dp = palloc0(sizeof(DiffPlan));
 	Oid			types[1] = {INT8ARRAYOID};
 
@@ -701,8 +705,15 @@ make_diff(int *ixs, int n)
 	dp->want_sql = want_sql(ixs, n);
 	dp->diff_sql = diff_sql(ixs, n);
 	MemoryContextSwitchTo(old);
-	dp->want_plan = keep_plan(dp->want_sql, 1, types);
+	if (!transient)
+		dp->want_plan = keep_plan(dp->want_sql, 1, types);
 	return dp;
+}
+
+static DiffPlan *
+make_diff(int *ixs, int n)
+{
+	return make_diff_lazy(ixs, n, false);
 }
 
 /* Per-segment lists of changed contacts, filled by apply_diff. */
@@ -937,7 +948,20 @@ run_diff(DiffPlan *dp, int64 *ids, int n, Work *w, bool flush)
 					a = 0,
 					b = 0;
 
-		ret = SPI_execute_plan(dp->want_plan, &arg, NULL, false, 0);
+		SPIPlanPtr	plan = dp->want_plan;
+
+		if (plan == NULL)
+		{
+			/* a DiffPlan of one tick (make_diff_lazy): planned for this call only */
+			Oid			types[1] = {INT8ARRAYOID};
+
+			plan = SPI_prepare(dp->want_sql, 1, types);
+			if (plan == NULL)
+				elog(ERROR, "outreach: SPI_prepare failed (%s) for: %s", SPI_result_code_string(SPI_result), dp->want_sql);
+		}
+		ret = SPI_execute_plan(plan, &arg, NULL, false, 0);
+		if (plan != dp->want_plan)
+			SPI_freeplan(plan);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "outreach: evaluating segments failed: %s", SPI_result_code_string(ret));
 		want = tuptable_pairs(SPI_processed, &nwant);
@@ -1073,8 +1097,9 @@ apply_pairs(int64 *sids, int64 *cids, bool *added, int nrows, Work *w)
 
 		apply_plan = keep_plan(
 							   "WITH d AS (SELECT * FROM unnest($1, $2, $3) AS d(segment_id, contact_id, added)), "
-							   "del AS (DELETE FROM outreach.segment_member m USING d "
-							   "        WHERE NOT d.added AND m.segment_id = d.segment_id AND m.contact_id = d.contact_id "
+							   "del AS (DELETE FROM outreach.segment_member m "
+							   "        WHERE m.segment_id OPERATOR(pg_catalog.=) ANY ($1) AND m.contact_id OPERATOR(pg_catalog.=) ANY ($2) "
+							   "          AND (m.segment_id, m.contact_id) IN (SELECT d.segment_id, d.contact_id FROM d WHERE NOT d.added) "
 							   "        RETURNING m.segment_id, m.contact_id), "
 							   "ins AS (INSERT INTO outreach.segment_member (segment_id, contact_id, added_at) "
 							   "        SELECT d.segment_id, d.contact_id, outreach.now() FROM d WHERE d.added "
@@ -2951,4 +2976,197 @@ outreach_membership_invalidate(PG_FUNCTION_ARGS)
 		CacheInvalidateRelcacheByRelid(relid);
 	cache_valid = false;
 	PG_RETURN_VOID();
+}
+
+/*
+ * _apply_pending() -> {contacts, changes}: the tick's one pass over the deferred backlog.
+ * Takes every segment_pending row, groups the live dynamic segments that read no other
+ * segment by the contacts recorded for them (a statement records one row naming all the
+ * deferred segments it concerned), and re-evaluates each group in one plan for its contacts,
+ * never waiting for a writer (the contacts a writer holds are queued again).  Rows naming
+ * other segments (compound ones, failed ones, ones marked for a full re-evaluation, ones no
+ * longer live) are put back for the tick's per-segment loop.  An error rolls the whole pass
+ * back (the caller then applies the rows one segment at a time and records the failing one).
+ */
+typedef struct PendingGroup
+{
+	char	   *key;			/* the segment indexes */
+	int		   *ixs;
+	int			nix;
+	int64	   *ids;
+	int			n;
+	int			cap;
+} PendingGroup;
+
+Datum
+outreach_apply_pending(PG_FUNCTION_ARGS)
+{
+	volatile int64 total_contacts = 0;
+	volatile int64 total_changes = 0;
+	Datum		result[2];
+
+	depth++;
+	PG_TRY();
+	{
+		int			ret;
+		bool	   *blocked;
+		List	   *groups = NIL;
+		ListCell   *lc;
+		SPITupleTable *rows;
+		uint64		nrows;
+		Oid			requeue_types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "outreach: SPI_connect failed");
+		ensure_cache();
+		blocked = palloc(sizeof(bool) * Max(nsegs, 1));
+		for (int i = 0; i < nsegs; i++)
+			blocked[i] = true;
+
+		/*
+		 * The live segments with pending rows, FOR KEY SHARE before the rows (the order of
+		 * the per-segment loop): a segment dropped meanwhile is waited for, and the drop's
+		 * deletion of its pending rows never waits for us while we wait for it.
+		 */
+		ret = SPI_execute("SELECT x.id FROM outreach.segment x "
+						  "WHERE x.status = 'live' AND x.kind <> 'static' AND NOT x.pending_full "
+						  "AND NOT EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = x.id) "
+						  "AND EXISTS (SELECT 1 FROM outreach.segment_pending p WHERE p.segment_ids @> ARRAY[x.id]) "
+						  "ORDER BY x.id FOR KEY SHARE OF x", false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "outreach: reading segments failed: %s", SPI_result_code_string(ret));
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			int			ix = seg_index(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)));
+
+			if (ix >= 0)
+				blocked[ix] = false;
+		}
+		/* the rows, locked in id order as _pending_take does (one order: takers never deadlock) */
+		ret = SPI_execute("WITH l AS (SELECT p.id FROM outreach.segment_pending p ORDER BY p.id FOR UPDATE) "
+						  "DELETE FROM outreach.segment_pending p USING l WHERE p.id = l.id "
+						  "RETURNING p.segment_ids, p.contact_ids", false, 0);
+		if (ret != SPI_OK_DELETE_RETURNING)
+			elog(ERROR, "outreach: taking the deferred changes failed: %s", SPI_result_code_string(ret));
+		rows = SPI_tuptable;
+		nrows = SPI_processed;
+		for (uint64 r = 0; r < nrows; r++)
+		{
+			bool		isnull;
+			int			ns,
+						nc;
+			int64	   *sids = datum_int8_array(SPI_getbinval(rows->vals[r], rows->tupdesc, 1, &isnull), &ns);
+			int64	   *cids;
+			int64	   *others = palloc(sizeof(int64) * Max(ns, 1));
+			int		   *ixs = palloc(sizeof(int) * Max(ns, 1));
+			int			nothers = 0,
+						nix = 0;
+			StringInfoData key;
+			PendingGroup *g = NULL;
+
+			if (isnull)
+				continue;
+			cids = datum_int8_array(SPI_getbinval(rows->vals[r], rows->tupdesc, 2, &isnull), &nc);
+			if (isnull || nc == 0)
+				continue;
+			ns = sort_unique(sids, ns);
+			for (int k = 0; k < ns; k++)
+			{
+				int			ix = seg_index(sids[k]);
+
+				if (ix < 0 || segs[ix].is_static)
+					continue;	/* no longer live: nothing to maintain */
+				if (segs[ix].level == 0 && !blocked[ix])
+					ixs[nix++] = ix;
+				else
+					others[nothers++] = sids[k];
+			}
+			if (nothers > 0)
+			{
+				/* back for the per-segment loop (which skips segments no longer live) */
+				Datum		args[2];
+
+				args[0] = int8_array_datum(others, nothers);
+				args[1] = int8_array_datum(cids, nc);
+				ret = SPI_execute_with_args("INSERT INTO outreach.segment_pending (segment_ids, contact_ids) VALUES ($1, $2)",
+											2, requeue_types, args, NULL, false, 0);
+				if (ret != SPI_OK_INSERT)
+					elog(ERROR, "outreach: re-queueing deferred changes failed: %s", SPI_result_code_string(ret));
+			}
+			if (nix == 0)
+				continue;
+			initStringInfo(&key);
+			for (int k = 0; k < nix; k++)
+				appendStringInfo(&key, "%d,", ixs[k]);
+			foreach(lc, groups)
+			{
+				PendingGroup *x = lfirst(lc);
+
+				if (strcmp(x->key, key.data) == 0)
+					g = x;
+			}
+			if (g == NULL)
+			{
+				g = palloc0(sizeof(PendingGroup));
+				g->key = key.data;
+				g->ixs = ixs;
+				g->nix = nix;
+				g->cap = Max(nc, 16);
+				g->ids = palloc(sizeof(int64) * g->cap);
+				groups = lappend(groups, g);
+			}
+			if (g->n + nc > g->cap)
+			{
+				g->cap = Max(g->cap * 2, g->n + nc);
+				g->ids = repalloc_huge(g->ids, sizeof(int64) * g->cap);
+			}
+			memcpy(g->ids + g->n, cids, sizeof(int64) * nc);
+			g->n += nc;
+		}
+		foreach(lc, groups)
+		{
+			PendingGroup *g = lfirst(lc);
+			int64	   *locked,
+					   *skipped;
+			int			nlocked,
+						nskipped;
+			Work	   *w;
+			DiffPlan   *dp;
+
+			g->n = sort_unique(g->ids, g->n);
+			stamp_contacts_nowait(g->ids, g->n, &locked, &nlocked, &skipped, &nskipped);
+			if (nskipped > 0)
+			{
+				Datum		args[2];
+				int64	   *sids = palloc(sizeof(int64) * g->nix);
+
+				for (int k = 0; k < g->nix; k++)
+					sids[k] = segs[g->ixs[k]].id;
+				args[0] = int8_array_datum(sids, g->nix);
+				args[1] = int8_array_datum(skipped, nskipped);
+				ret = SPI_execute_with_args("INSERT INTO outreach.segment_pending (segment_ids, contact_ids) VALUES ($1, $2)",
+											2, requeue_types, args, NULL, false, 0);
+				if (ret != SPI_OK_INSERT)
+					elog(ERROR, "outreach: re-queueing contacts failed: %s", SPI_result_code_string(ret));
+			}
+			total_contacts += nlocked;
+			if (nlocked == 0)
+				continue;
+			w = work_new();
+			dp = make_diff_lazy(g->ixs, g->nix, true);
+			run_diff(dp, locked, nlocked, w, true);
+			run_work(w, -1, false);
+			total_changes += w->total_changes;
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		depth--;
+	}
+	PG_END_TRY();
+	result[0] = Int64GetDatum(total_contacts);
+	result[1] = Int64GetDatum(total_changes);
+	PG_RETURN_ARRAYTYPE_P(construct_array(result, 2, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

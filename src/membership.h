@@ -12,6 +12,7 @@ extern Datum outreach_membership_trigger(PG_FUNCTION_ARGS);
 extern Datum outreach_apply_segment(PG_FUNCTION_ARGS);
 extern Datum outreach_cascade_segment(PG_FUNCTION_ARGS);
 extern Datum outreach_lock_contacts(PG_FUNCTION_ARGS);
+extern Datum outreach_apply_pending(PG_FUNCTION_ARGS);
 extern Datum outreach_membership_invalidate(PG_FUNCTION_ARGS);
 
 #endif							/* OUTREACH_MEMBERSHIP_H */

@@ -187,6 +187,11 @@ CREATE FUNCTION outreach._apply_segment(segment_id bigint, contact_ids bigint[])
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'outreach_apply_segment';
 COMMENT ON FUNCTION outreach._apply_segment(bigint, bigint[]) IS
   'Re-evaluates a live segment for the given contacts (any number: bulk sets run as a cursor, see membership.c), writes the difference and cascades; returns the number of membership changes';
+CREATE FUNCTION outreach._apply_pending() RETURNS bigint[] LANGUAGE c
+SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'outreach_apply_pending';
+REVOKE ALL ON FUNCTION outreach._apply_pending() FROM PUBLIC;
+COMMENT ON FUNCTION outreach._apply_pending() IS
+  'The tick''s pass over the deferred backlog: every segment_pending row, the segments that read no other segment evaluated together per group of recorded contacts, never waiting for a writer; returns {contacts, changes}';
 CREATE FUNCTION outreach._apply_segment(segment_id bigint, contact_ids bigint[], nowait boolean) RETURNS bigint LANGUAGE c
 SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'outreach_apply_segment_nowait';
 REVOKE ALL ON FUNCTION outreach._apply_segment(bigint, bigint[], boolean) FROM PUBLIC;
@@ -909,6 +914,7 @@ DECLARE
   n_full integer := 0;
   n_changes bigint := 0;
   failed_now bigint[] := '{}';
+  pass bigint[];
 BEGIN
   IF at IS NULL THEN
     RAISE EXCEPTION 'outreach.tick() needs a time' USING ERRCODE = 'null_value_not_allowed',
@@ -928,6 +934,18 @@ BEGIN
   -- no writer can be waiting for this tick's contacts while the tick waits for it.
   -- Enrollments this tick's membership changes make are advanced by the next tick.
   PERFORM outreach._tick_journeys(at);
+
+  -- The deferred backlog in one pass (issue 16): the segments that read no other segment,
+  -- evaluated together per group of recorded contacts.  If that fails, it is rolled back
+  -- and the loop below applies the same rows one segment at a time, recording the failing one.
+  BEGIN
+    pass := outreach._apply_pending();
+    n_contacts := n_contacts + pass[1];
+    n_changes := n_changes + pass[2];
+  EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object
+                 OR object_not_in_prerequisite_state THEN
+    NULL;
+  END;
 
   -- Each segment in its own subtransaction: one segment's error (its data, its definition
   -- against the catalog) is recorded in segment_failure and does not stop the tick.
