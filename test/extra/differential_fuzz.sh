@@ -35,7 +35,7 @@ QUERIES=${QUERIES:-3000}
 SECONDS_MAX=${FUZZ_SECONDS:-30}
 SEGMENTS=${SEGMENTS:-24}      # live segments of phase 2 (the first 14 are skeletons)
 OPS=${OPS:-10000}             # random statements of phase 2
-BATCH=${BATCH:-500}           # statements per transaction
+BATCH=${BATCH:-250}           # statements per transaction
 TICK_EVERY=${TICK_EVERY:-50}
 SEED=${SEED:-0.$(( (RANDOM % 9000) + 1000 ))}
 PSQL=("$PRIVATE_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At)
@@ -49,8 +49,9 @@ DROP SCHEMA IF EXISTS dfz CASCADE;
 CREATE EXTENSION outreach CASCADE;
 CREATE SCHEMA dfz;
 SELECT setseed(:seed);
-CREATE TABLE dfz.result (checks int NOT NULL DEFAULT 0, failures int NOT NULL DEFAULT 0, statements int NOT NULL DEFAULT 0);
-INSERT INTO dfz.result VALUES (0, 0, 0);
+CREATE TABLE dfz.result (checks int NOT NULL DEFAULT 0, failures int NOT NULL DEFAULT 0, statements int NOT NULL DEFAULT 0,
+  t_generate interval NOT NULL DEFAULT '0', t_statement interval NOT NULL DEFAULT '0', t_compare interval NOT NULL DEFAULT '0', t_tick interval NOT NULL DEFAULT '0');
+INSERT INTO dfz.result DEFAULT VALUES;
 CREATE TABLE dfz.failure (id serial, label text, query text, detail text, stmt_no int, stmt_kind text, stmt text);
 CREATE TABLE dfz.seed (v float8);
 INSERT INTO dfz.seed VALUES (:seed);
@@ -573,27 +574,36 @@ DECLARE
   d record;
   s record;
   nimm int;
+  t0 timestamptz;
+  t1 timestamptz;
+  t2 timestamptz;
+  t3 timestamptz;
 BEGIN
   SELECT count(*) INTO nimm FROM outreach.segment WHERE status = 'live' AND mode = 'immediate' AND kind <> 'static';
   FOR i IN first .. first + n - 1 LOOP
+    t0 := clock_timestamp();
     SELECT * INTO st FROM dfz.stmt();
-    UPDATE dfz.result SET statements = statements + 1, checks = checks + nimm;
+    t1 := clock_timestamp();
     BEGIN
       EXECUTE st.sql;
     EXCEPTION WHEN OTHERS THEN
       UPDATE dfz.result SET checks = checks + 1;
       PERFORM dfz.fail('the statement failed', NULL, SQLSTATE || ' ' || SQLERRM, i, st.kind, st.sql);
     END;
+    t2 := clock_timestamp();
     FOR d IN SELECT * FROM dfz.diff() LOOP
       SELECT * INTO s FROM outreach.segment WHERE id = d.o_seg;
       PERFORM dfz.fail('live members <> fresh evaluation after the statement', s.name || ': ' || s.definition::text,
                        format('missing %s extra %s', d.o_missing, d.o_extra), i, st.kind, st.sql);
       PERFORM dfz.resync(s.name);
     END LOOP;
+    t3 := clock_timestamp();
     IF i % tick_every = 0 THEN
       PERFORM outreach.tick(timestamptz '2026-06-15 12:00:00+00');
       PERFORM dfz.check_fresh(i, st.kind, st.sql);
     END IF;
+    UPDATE dfz.result SET statements = statements + 1, checks = checks + nimm, t_generate = t_generate + (t1 - t0),
+      t_statement = t_statement + (t2 - t1), t_compare = t_compare + (t3 - t2), t_tick = t_tick + (clock_timestamp() - t3);
   END LOOP;
 END $$;
 SQL
@@ -634,6 +644,9 @@ SET outreach.now = '2026-06-15 12:00:00+00';
 SELECT setseed((SELECT v FROM dfz.seed) / 3 + $first / ($OPS * 4.0));
 SELECT dfz.run($first, $n, $TICK_EVERY);
 SQL
+	# the churn of a batch (members, history, rows) would slow the next ones down: vacuum it away
+	"${PSQL[@]}" -c "VACUUM ANALYZE outreach.segment_member, outreach.segment_change, outreach.contact, outreach.account, outreach.encounter, outreach.condition, outreach.observation, outreach.immunization, outreach.procedure, dfz.lab, dfz.result, dfz.failure" >/dev/null
+	[ -z "${VERBOSE:-}" ] || echo "differential_fuzz: statements $first.. at $(( $(date +%s) - start )) s" >&2
 	first=$(( first + n ))
 done
 "${PSQL[@]}" >/dev/null <<SQL
@@ -643,6 +656,7 @@ SELECT outreach.tick(timestamptz '2026-06-15 12:00:00+00');
 SELECT dfz.check_fresh($OPS, 'final tick', NULL);
 SQL
 echo "differential_fuzz: $OPS statements in $(( $(date +%s) - start )) s; $("${PSQL[@]}" -c "SELECT string_agg(format('%s %s', m.ent, (xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM ' || dfz.tbl(m.ent), false, true, '')))[1]), ', ') FROM dfz.meta m") rows now" >&2
+"${PSQL[@]}" -c "SELECT format('differential_fuzz: time in generating statements %s, running them %s, comparing %s, ticks and fresh evaluations %s', date_trunc('second', t_generate), date_trunc('second', t_statement), date_trunc('second', t_compare), date_trunc('second', t_tick)) FROM dfz.result" >&2
 
 # every failure class (statement kind x segment) once, with what reproduces it
 "${PSQL[@]}" -v seed="$SEED" <<'SQL'
