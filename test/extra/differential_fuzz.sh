@@ -561,7 +561,7 @@ BEGIN
     FULL JOIN (SELECT contact_id FROM outreach.segment_member WHERE segment_id = s.id) m ON m.contact_id = f.e
     WHERE f.e IS NULL OR m.contact_id IS NULL;
     IF missing IS NOT NULL OR extra IS NOT NULL THEN
-      PERFORM dfz.fail(format('live members <> outreach.evaluate() after a tick (%s segment)', s.mode), s.name || ': ' || s.definition::text,
+      PERFORM dfz.fail(format('live members <> outreach.evaluate() after a tick (%s segment; the statement is the last one before the tick)', s.mode), s.name || ': ' || s.definition::text,
                        format('missing %s extra %s', missing, extra), stmt_no, stmt_kind, stmt);
       PERFORM dfz.resync(s.name);
     END IF;
@@ -666,6 +666,8 @@ FROM (SELECT DISTINCT ON (label, stmt_kind, split_part(query, ':', 1)) * FROM df
 ORDER BY id LIMIT 40;
 SELECT format('failures by statement kind: %s', string_agg(format('%s x%s', coalesce(stmt_kind, label), n), '; ' ORDER BY n DESC))
 FROM (SELECT stmt_kind, min(label) AS label, count(*) AS n FROM dfz.failure GROUP BY stmt_kind) x HAVING count(*) > 0;
+SELECT format('failures by segment: %s', string_agg(format('%s x%s', seg, n), '; ' ORDER BY n DESC))
+FROM (SELECT split_part(query, ':', 1) AS seg, count(*) AS n FROM dfz.failure WHERE stmt_no IS NOT NULL GROUP BY 1) x HAVING count(*) > 0;
 SQL
 result=$("${PSQL[@]}" -c "SELECT (checks - failures) || ' passed, ' || failures || ' failed' FROM dfz.result")
 [ -n "${KEEP:-}" ] || "${PSQL[@]}" -c "SET client_min_messages = warning; DROP EXTENSION outreach CASCADE; DROP SCHEMA dfz CASCADE" >/dev/null
