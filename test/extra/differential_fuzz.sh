@@ -33,7 +33,7 @@
 set -euo pipefail
 QUERIES=${QUERIES:-3000}
 SECONDS_MAX=${FUZZ_SECONDS:-30}
-SEGMENTS=${SEGMENTS:-24}      # live segments of phase 2 (the first 14 are skeletons)
+SEGMENTS=${SEGMENTS:-24}      # live segments of phase 2 (the first 15 are skeletons)
 OPS=${OPS:-10000}             # random statements of phase 2
 BATCH=${BATCH:-250}           # statements per transaction
 TICK_EVERY=${TICK_EVERY:-50}
@@ -369,7 +369,7 @@ SET check_function_bodies = off;
 -- a condition (of B, or of C) makes A a member.
 CREATE FUNCTION dfz.skeleton(k int) RETURNS text LANGUAGE sql VOLATILE AS $$
   SELECT CASE k
-    WHEN 0 THEN 'contact where has condition where has encounter where has condition where ' || dfz.cond('condition', 1)
+    WHEN 0 THEN 'contact where has condition where has encounter where has condition where code in (''a'', ''b'')'
     WHEN 1 THEN 'contact where has encounter where has condition where has encounter where ' || dfz.cond('encounter', 1)
     WHEN 2 THEN 'contact where has observation where has encounter where has lab where ' || dfz.leaf('lab')
     WHEN 3 THEN 'contact where count(condition where has encounter where has observation where ' || dfz.leaf('observation') || ') >= 1'
@@ -381,8 +381,9 @@ CREATE FUNCTION dfz.skeleton(k int) RETURNS text LANGUAGE sql VOLATILE AS $$
     WHEN 9 THEN 'segment ''s1'' union segment ''s2'''
     WHEN 10 THEN 'segment ''s3'' except segment ''s0'''
     WHEN 11 THEN 'contact where not in segment ''s9'' and has condition via patient_id where ' || dfz.cond('condition', 2)
-    WHEN 12 THEN 'contact where has condition where has encounter where has condition where ' || dfz.cond('condition', 1)
+    WHEN 12 THEN 'contact where has condition where has encounter where has condition where ' || dfz.leaf('condition')
     WHEN 13 THEN 'contact where has encounter where count(lab where result = ''pos'') >= 1 and count(condition) < 3'
+    WHEN 14 THEN 'contact where has observation where has encounter where has observation where ' || dfz.leaf('observation')
   END
 $$;
 
@@ -621,7 +622,7 @@ BEGIN
     UPDATE dfz.result SET checks = checks + 1;
     BEGIN
       PERFORM outreach.create_segment('s' || k, q::outreach.segment_query, 'UTC');
-      IF k IN (12, 13) OR (k >= 14 AND k % 4 = 3) THEN PERFORM outreach.set_segment_mode('s' || k, 'deferred'); END IF;
+      IF k IN (12, 13) OR (k >= 15 AND k % 4 = 3) THEN PERFORM outreach.set_segment_mode('s' || k, 'deferred'); END IF;
       PERFORM outreach.go_live('s' || k);
       INSERT INTO dfz.avail VALUES ('s' || k);
     EXCEPTION WHEN OTHERS THEN
