@@ -15,10 +15,10 @@
 #   2. SEGMENTS live segments (immediate and deferred) on random queries: fixed skeletons
 #      that make sure every construct is live (the cross-patient `has condition where has
 #      encounter where has condition ...` among them), then random ones that may use the
-#      segments before them (`in segment`, `segment 'x' union ...`).  OPS random statements
+#      segments before them (`in segment`, `segment 'x' union ...`) and a static segment.  OPS random statements
 #      (single-row and multi-row INSERT, INSERT ... SELECT, COPY, UPDATE and DELETE of one or
 #      many rows, UPDATE of link columns patient_id / encounter_id / account_id, TRUNCATE of
-#      small tables) on every entity the segments read.  After EVERY statement one query
+#      small tables) on every entity the segments read, and add/remove_members of the static one.  After EVERY statement one query
 #      compares the members of every live immediate segment with its query compiled once at
 #      go_live (what outreach.evaluate() runs); every TICK_EVERY statements a tick, then
 #      every live segment (deferred ones too) against a fresh outreach.evaluate().  A segment
@@ -33,7 +33,7 @@
 set -euo pipefail
 QUERIES=${QUERIES:-3000}
 SECONDS_MAX=${FUZZ_SECONDS:-30}
-SEGMENTS=${SEGMENTS:-24}      # live segments of phase 2 (the first 15 are skeletons)
+SEGMENTS=${SEGMENTS:-24}      # live segments of phase 2 (the first 16 are skeletons)
 OPS=${OPS:-10000}             # random statements of phase 2
 BATCH=${BATCH:-250}           # statements per transaction
 TICK_EVERY=${TICK_EVERY:-50}
@@ -379,11 +379,12 @@ CREATE FUNCTION dfz.skeleton(k int) RETURNS text LANGUAGE sql VOLATILE AS $$
     WHEN 7 THEN 'contact where max(observation.value_numeric where effective_at > now - 600 days) > 6 or birthdate < today - 60 years'
     WHEN 8 THEN 'contact where in segment ''s0'' and ' || dfz.cond('contact', 2)
     WHEN 9 THEN 'segment ''s1'' union segment ''s2'''
-    WHEN 10 THEN 'segment ''s3'' except segment ''s0'''
+    WHEN 10 THEN 'segment ''s3'' except segment ''s0'' union segment ''st'''
     WHEN 11 THEN 'contact where not in segment ''s9'' and has condition via patient_id where ' || dfz.cond('condition', 2)
     WHEN 12 THEN 'contact where has condition where has encounter where has condition where ' || dfz.leaf('condition')
     WHEN 13 THEN 'contact where has encounter where count(lab where result = ''pos'') >= 1 and count(condition) < 3'
     WHEN 14 THEN 'contact where has observation where has encounter where has observation where ' || dfz.leaf('observation')
+    WHEN 15 THEN 'contact where has condition where has encounter where ' || dfz.leaf('encounter') || ' and not has procedure where has encounter where ' || dfz.leaf('encounter')
   END
 $$;
 
@@ -429,6 +430,11 @@ DECLARE
   wh text;
   clinical boolean;
 BEGIN
+  IF random() < 0.03 THEN  -- hand changes of the static segment others are built on
+    kind := 'static segment: ' || dfz.pick('{add_members,remove_members}');
+    sql := format('SELECT outreach.%s(''st'', ARRAY[%s]::bigint[])', substr(kind, 17), dfz.ids('outreach.contact', n));
+    RETURN;
+  END IF;
   SELECT x.* INTO m FROM dfz.meta x, generate_series(1, x.weight) ORDER BY random() LIMIT 1;
   tbl := dfz.tbl(m.ent);
   clinical := m.cols[1] = 'patient_id';
@@ -613,6 +619,10 @@ SQL
 SET client_min_messages = warning;
 SET outreach.now = '2026-06-15 12:00:00+00';
 SELECT setseed((SELECT v FROM dfz.seed) / 3);
+SELECT outreach.create_static_segment('st');
+SELECT outreach.go_live('st');
+SELECT outreach.add_members('st', ARRAY(SELECT id FROM outreach.contact WHERE random() < 0.3));
+INSERT INTO dfz.avail VALUES ('st');
 DO \$\$
 DECLARE
   q text;
@@ -622,7 +632,7 @@ BEGIN
     UPDATE dfz.result SET checks = checks + 1;
     BEGIN
       PERFORM outreach.create_segment('s' || k, q::outreach.segment_query, 'UTC');
-      IF k IN (12, 13) OR (k >= 15 AND k % 4 = 3) THEN PERFORM outreach.set_segment_mode('s' || k, 'deferred'); END IF;
+      IF k IN (12, 13) OR (k >= 16 AND k % 4 = 3) THEN PERFORM outreach.set_segment_mode('s' || k, 'deferred'); END IF;
       PERFORM outreach.go_live('s' || k);
       INSERT INTO dfz.avail VALUES ('s' || k);
     EXCEPTION WHEN OTHERS THEN
