@@ -33,7 +33,7 @@
 set -euo pipefail
 QUERIES=${QUERIES:-3000}
 SECONDS_MAX=${FUZZ_SECONDS:-30}
-SEGMENTS=${SEGMENTS:-24}      # live segments of phase 2 (the first 16 are skeletons)
+SEGMENTS=${SEGMENTS:-24}      # live segments of phase 2 (the first 17 are skeletons)
 OPS=${OPS:-10000}             # random statements of phase 2
 BATCH=${BATCH:-250}           # statements per transaction
 TICK_EVERY=${TICK_EVERY:-50}
@@ -364,9 +364,9 @@ echo "differential_fuzz: $done_q queries in $(( $(date +%s) - start )) s" >&2
 SET client_min_messages = warning;
 SET check_function_bodies = off;
 
--- Skeletons: segments that make sure every construct is live, with random parts.  s0 and
--- s12 are the cross-patient chain: a condition of A pointing at an encounter of B that has
--- a condition (of B, or of C) makes A a member.
+-- Skeletons: segments that make sure every construct is live, with random parts.  s0, s4,
+-- s12 (deferred) and s14 are the cross-patient chains: a condition of A pointing at an
+-- encounter of B that has a condition (of B, or of C) makes A a member of s0.
 CREATE FUNCTION dfz.skeleton(k int) RETURNS text LANGUAGE sql VOLATILE AS $$
   SELECT CASE k
     WHEN 0 THEN 'contact where has condition where has encounter where has condition where code in (''a'', ''b'')'
@@ -385,6 +385,7 @@ CREATE FUNCTION dfz.skeleton(k int) RETURNS text LANGUAGE sql VOLATILE AS $$
     WHEN 13 THEN 'contact where has encounter where count(lab where result = ''pos'') >= 1 and count(condition) < 3'
     WHEN 14 THEN 'contact where has observation where has encounter where has observation where ' || dfz.leaf('observation')
     WHEN 15 THEN 'contact where has condition where has encounter where ' || dfz.leaf('encounter') || ' and not has procedure where has encounter where ' || dfz.leaf('encounter')
+    WHEN 16 THEN 'segment ''s13'' union segment ''s7'''  -- deferred, on a deferred segment
   END
 $$;
 
@@ -632,7 +633,7 @@ BEGIN
     UPDATE dfz.result SET checks = checks + 1;
     BEGIN
       PERFORM outreach.create_segment('s' || k, q::outreach.segment_query, 'UTC');
-      IF k IN (12, 13) OR (k >= 16 AND k % 4 = 3) THEN PERFORM outreach.set_segment_mode('s' || k, 'deferred'); END IF;
+      IF k IN (12, 13, 16) OR (k >= 17 AND k % 4 = 3) THEN PERFORM outreach.set_segment_mode('s' || k, 'deferred'); END IF;
       PERFORM outreach.go_live('s' || k);
       INSERT INTO dfz.avail VALUES ('s' || k);
     EXCEPTION WHEN OTHERS THEN
