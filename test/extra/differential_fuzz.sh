@@ -385,7 +385,7 @@ CREATE FUNCTION dfz.skeleton(k int) RETURNS text LANGUAGE sql VOLATILE AS $$
     WHEN 13 THEN 'contact where has encounter where count(lab where result = ''pos'') >= 1 and count(condition) < 3'
     WHEN 14 THEN 'contact where has observation where has encounter where has observation where ' || dfz.leaf('observation')
     WHEN 15 THEN 'contact where has condition where has encounter where ' || dfz.leaf('encounter') || ' and not has procedure where has encounter where ' || dfz.leaf('encounter')
-    WHEN 16 THEN 'segment ''s13'' union segment ''s7'''  -- deferred, on a deferred segment
+    WHEN 16 THEN 'segment ''s13'' except segment ''st'''  -- deferred, on a deferred segment
   END
 $$;
 
