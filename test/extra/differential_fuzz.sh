@@ -1,87 +1,175 @@
 #!/usr/bin/env bash
-# differential_fuzz: grammar-aware differential fuzzer of the segment language (issue 19,
-# defect 1).  A generator written from the grammar builds random queries over every
-# construct: and / or / not at any depth, every field predicate (on NULL-able fields too),
-# has / has no with nested relations and filters, count / count(distinct) / min / max / sum /
-# avg, latest(...) compared and is [not] empty, contact.field inside relation filters, set
-# operations.  The population has NULLs in every field used, contacts without related rows
-# and rows with NULL values, so the three-valued cases are hit.
+# differential_fuzz: grammar-aware differential fuzzer of the segment language and of
+# segment maintenance (issue 19 defect 1, issue 16 point 5).  A generator written from the
+# grammar builds random queries over every construct: and / or / not at any depth, every
+# field predicate (on NULL-able fields too), relative dates (today / now - N unit, within,
+# older than, calendar periods, anniversaries), value sets, has / has no with nested relations
+# 2-3 deep in both directions (contact -> condition -> encounter -> condition -> ...), `via`,
+# a user-registered entity (lab, linked through encounter), count / count(distinct) / min /
+# max / sum / avg, latest(...), contact.field inside relation filters, `in segment`, compound
+# segments and set operations.  The population has NULLs in every field used, contacts
+# without related rows, rows with NULL values, and clinical rows whose encounter belongs to
+# another patient.
 #   1. For every query: evaluate(q) (the whole-population form) equals evaluate(q, all ids)
 #      (the restricted form maintenance uses), and evaluate(q, some ids) is its subset.
-#   2. Live segments on random queries (immediate and deferred) stay equal to a fresh
-#      evaluation after every random statement (deferred: after each tick).
-# Bounded: QUERIES queries, OPS statements, and at most FUZZ_SECONDS seconds of query checks.
+#   2. SEGMENTS live segments (immediate and deferred) on random queries: fixed skeletons
+#      that make sure every construct is live (the cross-patient `has condition where has
+#      encounter where has condition ...` among them), then random ones that may use the
+#      segments before them (`in segment`, `segment 'x' union ...`) and a static segment.  OPS random statements
+#      (single-row and multi-row INSERT, INSERT ... SELECT, COPY, UPDATE and DELETE of one or
+#      many rows, UPDATE of link columns patient_id / encounter_id / account_id, TRUNCATE of
+#      small tables) on every entity the segments read, and add/remove_members of the static one.  After EVERY statement one query
+#      compares the members of every live immediate segment with its query compiled once at
+#      go_live (what outreach.evaluate() runs); every TICK_EVERY statements a tick, then
+#      every live segment (deferred ones too) against a fresh outreach.evaluate().  A segment
+#      found wrong is reported, then re-evaluated (alter_segment to its own definition) so
+#      that the next failures are new ones.
+# Checks: each query of phase 1; each (statement, live immediate segment) comparison and
+# each (tick, live segment) comparison of phase 2; a statement that errors is one failure.
 # Environment: PGHOST, PGPORT, PGDATABASE, PRIVATE_BIN (test/run.sh).  Last line:
-# "N passed, N failed".  SEED makes a run repeatable.
+# "N passed, N failed".  SEED makes a run repeatable (SEED=0.1234 reruns a reported case);
+# KEEP=1 keeps the schema and data; QUERIES, FUZZ_SECONDS, SEGMENTS, OPS, BATCH, TICK_EVERY
+# tune it.
 set -euo pipefail
 QUERIES=${QUERIES:-3000}
-SEGMENTS=${SEGMENTS:-12}
-OPS=${OPS:-300}
-SECONDS_MAX=${FUZZ_SECONDS:-60}
+SECONDS_MAX=${FUZZ_SECONDS:-30}
+SEGMENTS=${SEGMENTS:-24}      # live segments of phase 2 (the first 17 are skeletons)
+OPS=${OPS:-10000}             # random statements of phase 2
+BATCH=${BATCH:-250}           # statements per transaction
+TICK_EVERY=${TICK_EVERY:-50}
 SEED=${SEED:-0.$(( (RANDOM % 9000) + 1000 ))}
 PSQL=("$PRIVATE_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At)
 echo "differential_fuzz: seed $SEED (SEED=$SEED reruns this case)" >&2
 
-"${PSQL[@]}" >/dev/null <<SQL
+"${PSQL[@]}" -v seed="$SEED" >/dev/null <<'SQL'
 SET client_min_messages = warning;
 SET check_function_bodies = off;
 DROP EXTENSION IF EXISTS outreach CASCADE;
 DROP SCHEMA IF EXISTS dfz CASCADE;
 CREATE EXTENSION outreach CASCADE;
 CREATE SCHEMA dfz;
-SELECT setseed($SEED);
-CREATE TABLE dfz.result (checks int NOT NULL DEFAULT 0, failures int NOT NULL DEFAULT 0);
-INSERT INTO dfz.result VALUES (0, 0);
-CREATE TABLE dfz.failure (id serial, label text, query text, detail text);
+SELECT setseed(:seed);
+CREATE TABLE dfz.result (checks int NOT NULL DEFAULT 0, failures int NOT NULL DEFAULT 0, statements int NOT NULL DEFAULT 0,
+  t_generate interval NOT NULL DEFAULT '0', t_statement interval NOT NULL DEFAULT '0', t_compare interval NOT NULL DEFAULT '0', t_tick interval NOT NULL DEFAULT '0');
+INSERT INTO dfz.result DEFAULT VALUES;
+CREATE TABLE dfz.failure (id serial, label text, query text, detail text, stmt_no int, stmt_kind text, stmt text);
 CREATE TABLE dfz.seed (v float8);
-INSERT INTO dfz.seed VALUES ($SEED);
+INSERT INTO dfz.seed VALUES (:seed);
+-- live segments a new random query may refer to (empty in phase 1)
+CREATE TABLE dfz.avail (name text PRIMARY KEY);
+
+-- a user table, registered, linked to contacts only through encounter
+CREATE TABLE dfz.lab (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  encounter_id bigint NOT NULL REFERENCES outreach.encounter ON DELETE CASCADE, result text, taken_at timestamptz);
+SELECT outreach.register_entity('dfz.lab', link_column => 'encounter_id', time_column => 'taken_at', name => 'lab');
+INSERT INTO outreach.value_set (name, code_system, code) VALUES
+  ('vs_c', 'SNOMED', 'a'), ('vs_c', 'SNOMED', 'b'), ('vs_c', 'LOINC', 'c'), ('vs_o', 'LOINC', 'hba1c'), ('vs_i', 'CVX', 'flu');
 
 CREATE FUNCTION dfz.pick(arr text[]) RETURNS text LANGUAGE sql VOLATILE AS
-  \$\$ SELECT arr[1 + floor(random() * cardinality(arr))::int] \$\$;
+  $$ SELECT arr[1 + floor(random() * cardinality(arr))::int] $$;
 CREATE FUNCTION dfz.maybe(p float8, v text) RETURNS text LANGUAGE sql VOLATILE AS
-  \$\$ SELECT CASE WHEN random() < p THEN NULL ELSE v END \$\$;
+  $$ SELECT CASE WHEN random() < p THEN NULL ELSE v END $$;
 CREATE FUNCTION dfz.contact_id() RETURNS bigint LANGUAGE sql VOLATILE AS
-  \$\$ SELECT id FROM outreach.contact ORDER BY random() LIMIT 1 \$\$;
-CREATE FUNCTION dfz.ts() RETURNS timestamptz LANGUAGE sql VOLATILE AS
-  \$\$ SELECT CASE WHEN random() < 0.15 THEN NULL ELSE timestamptz '2026-06-15 12:00+00' - (floor(random() * 2500) || ' days')::interval END \$\$;
+  $$ SELECT id FROM outreach.contact ORDER BY random() LIMIT 1 $$;
+CREATE FUNCTION dfz.ts() RETURNS text LANGUAGE sql VOLATILE AS
+  $$ SELECT CASE WHEN random() < 0.15 THEN NULL ELSE (timestamptz '2026-06-15 12:00+00' - (floor(random() * 2500) || ' days')::interval)::text END $$;
+CREATE FUNCTION dfz.tbl(ent text) RETURNS text LANGUAGE sql IMMUTABLE AS
+  $$ SELECT CASE ent WHEN 'lab' THEN 'dfz.lab' ELSE 'outreach.' || ent END $$;
+-- n random ids of a table as a literal list (NULL when it is empty)
+CREATE FUNCTION dfz.ids(tbl text, n int) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+DECLARE r text;
+BEGIN
+  EXECUTE format('SELECT string_agg(id::text, '', '' ORDER BY id) FROM (SELECT id FROM %s ORDER BY random() LIMIT %s) x', tbl, n) INTO r;
+  RETURN coalesce(r, 'NULL');
+END $$;
+-- the encounter of a new clinical row of patient p: often p's own, often another
+-- patient's (a condition of A pointing at an encounter of B), sometimes none
+CREATE FUNCTION dfz.enc_for(p bigint) RETURNS text LANGUAGE sql VOLATILE AS $$
+  SELECT CASE WHEN random() < 0.4 THEN (SELECT e.id FROM outreach.encounter e WHERE e.patient_id = p ORDER BY random() LIMIT 1)
+              WHEN random() < 0.6 THEN (SELECT e.id FROM outreach.encounter e ORDER BY random() LIMIT 1) END::text
+$$;
 
-CREATE FUNCTION dfz.new_contact() RETURNS void LANGUAGE sql AS \$\$
-  INSERT INTO outreach.contact (first_name, last_name, status, gender, birthdate, email, city, do_not_email)
-  VALUES (dfz.maybe(0.2, dfz.pick('{ann,Al,bob,cy,Dora,eve}')), dfz.maybe(0.2, dfz.pick('{Jansson,Smith,Olson,Lee}')),
-          dfz.pick('{active,inactive}'), dfz.pick('{female,male,other,unknown}'),
-          CASE WHEN random() < 0.2 THEN NULL ELSE date '1940-01-01' + floor(random() * 30000)::int END,
-          CASE WHEN random() < 0.3 THEN NULL WHEN random() < 0.2 THEN '' ELSE 'x@example.org' END,
-          dfz.maybe(0.3, dfz.pick('{Boston,Salem,Oslo,""}')), random() < 0.3)
-\$\$;
-CREATE FUNCTION dfz.new_condition(p bigint) RETURNS void LANGUAGE sql AS \$\$
-  INSERT INTO outreach.condition (patient_id, code, description, onset_date, clinical_status, encounter_id)
-  VALUES (p, dfz.maybe(0.1, dfz.pick('{a,b,c}')), dfz.maybe(0.3, dfz.pick('{Asthma,Hypermetropia,"Diabetes x"}')),
-          CASE WHEN random() < 0.2 THEN NULL ELSE date '2015-01-01' + floor(random() * 4000)::int END,
-          dfz.pick('{active,resolved}'),
-          CASE WHEN random() < 0.5 THEN (SELECT e.id FROM outreach.encounter e WHERE e.patient_id = p ORDER BY random() LIMIT 1) END)
-\$\$;
-CREATE FUNCTION dfz.new_observation(p bigint) RETURNS void LANGUAGE sql AS \$\$
-  INSERT INTO outreach.observation (patient_id, code, value_numeric, value_text, effective_at, encounter_id)
-  VALUES (p, dfz.pick('{hba1c,bmi,hba1c}'), CASE WHEN random() < 0.25 THEN NULL ELSE round((random() * 12)::numeric, 1) END,
-          dfz.maybe(0.5, dfz.pick('{pos,neg,""}')), dfz.ts(),
-          CASE WHEN random() < 0.5 THEN (SELECT e.id FROM outreach.encounter e WHERE e.patient_id = p ORDER BY random() LIMIT 1) END)
-\$\$;
-CREATE FUNCTION dfz.new_immunization(p bigint) RETURNS void LANGUAGE sql AS \$\$
-  INSERT INTO outreach.immunization (patient_id, code, administered_at) VALUES (p, dfz.maybe(0.2, dfz.pick('{flu,x,covid}')), dfz.ts())
-\$\$;
-CREATE FUNCTION dfz.new_encounter(p bigint) RETURNS void LANGUAGE sql AS \$\$
-  INSERT INTO outreach.encounter (patient_id, class, code, start_at) VALUES (p, dfz.pick('{ambulatory,inpatient}'), dfz.maybe(0.3, dfz.pick('{e1,e2}')), dfz.ts())
-\$\$;
+-- Each entity the segments read: its columns (link columns included), their types, and a
+-- random row of values (text, NULL for NULL), from which statements are written with
+-- literal values, so that a reported statement can be pasted as it is.
+CREATE TABLE dfz.meta (ent text PRIMARY KEY, cols text[], types text[], target int, weight int);
+INSERT INTO dfz.meta VALUES
+  ('contact', '{first_name,last_name,status,gender,birthdate,email,city,do_not_email,account_id}',
+              '{text,text,text,text,date,text,text,boolean,bigint}', 60, 3),
+  ('account', '{name,kind}', '{text,text}', 5, 1),
+  ('encounter', '{patient_id,class,code,start_at}', '{bigint,text,text,timestamptz}', 100, 3),
+  ('condition', '{patient_id,code,description,onset_date,clinical_status,encounter_id}',
+                '{bigint,text,text,date,text,bigint}', 150, 4),
+  ('observation', '{patient_id,code,value_numeric,value_text,effective_at,encounter_id}',
+                  '{bigint,text,numeric,text,timestamptz,bigint}', 150, 3),
+  ('immunization', '{patient_id,code,administered_at,encounter_id}', '{bigint,text,timestamptz,bigint}', 60, 1),
+  ('procedure', '{patient_id,code,performed_at,encounter_id}', '{bigint,text,timestamptz,bigint}', 60, 1),
+  ('lab', '{encounter_id,result,taken_at}', '{bigint,text,timestamptz}', 60, 2);
 
-SELECT dfz.new_contact() FROM generate_series(1, 70);
--- a third of the contacts have no related rows at all
-SELECT dfz.new_encounter(c.id) FROM outreach.contact c, generate_series(1, 2) WHERE c.id % 3 <> 0 AND random() < 0.6;
-SELECT dfz.new_condition(c.id) FROM outreach.contact c, generate_series(1, 3) WHERE c.id % 3 <> 0 AND random() < 0.6;
-SELECT dfz.new_observation(c.id) FROM outreach.contact c, generate_series(1, 3) WHERE c.id % 3 <> 0 AND random() < 0.6;
-SELECT dfz.new_immunization(c.id) FROM outreach.contact c, generate_series(1, 2) WHERE c.id % 3 <> 1 AND random() < 0.5;
+CREATE FUNCTION dfz.vals(ent text, p bigint DEFAULT NULL) RETURNS text[] LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  p := coalesce(p, dfz.contact_id());
+  CASE ent
+  WHEN 'contact' THEN RETURN ARRAY[dfz.maybe(0.2, dfz.pick('{ann,Al,bob,cy,Dora,eve}')), dfz.maybe(0.2, dfz.pick('{Jansson,Smith,Olson,Lee}')),
+    dfz.pick('{active,inactive}'), dfz.pick('{female,male,other,unknown}'),
+    CASE WHEN random() < 0.2 THEN NULL ELSE (date '1940-01-01' + floor(random() * 30000)::int)::text END,
+    CASE WHEN random() < 0.3 THEN NULL WHEN random() < 0.2 THEN '' ELSE 'x@example.org' END,
+    dfz.maybe(0.3, dfz.pick('{Boston,Salem,Oslo,""}')), (random() < 0.3)::text,
+    CASE WHEN random() < 0.7 THEN (SELECT id FROM outreach.account ORDER BY random() LIMIT 1) END::text];
+  WHEN 'account' THEN RETURN ARRAY[dfz.pick('{acme,beta,alpha}'), dfz.pick('{household,employer,other,insurer}')];
+  WHEN 'encounter' THEN RETURN ARRAY[p::text, dfz.pick('{ambulatory,inpatient,emergency}'), dfz.maybe(0.3, dfz.pick('{e1,e2}')), dfz.ts()];
+  WHEN 'condition' THEN RETURN ARRAY[p::text, dfz.maybe(0.1, dfz.pick('{a,b,c}')), dfz.maybe(0.3, dfz.pick('{Asthma,Hypermetropia,"Diabetes x"}')),
+    CASE WHEN random() < 0.2 THEN NULL ELSE (date '2015-01-01' + floor(random() * 4000)::int)::text END,
+    dfz.pick('{active,resolved}'), dfz.enc_for(p)];
+  WHEN 'observation' THEN RETURN ARRAY[p::text, dfz.pick('{hba1c,bmi,hba1c}'),
+    CASE WHEN random() < 0.25 THEN NULL ELSE round((random() * 12)::numeric, 1)::text END,
+    dfz.maybe(0.5, dfz.pick('{pos,neg,""}')), dfz.ts(), dfz.enc_for(p)];
+  WHEN 'immunization' THEN RETURN ARRAY[p::text, dfz.maybe(0.2, dfz.pick('{flu,x,covid}')), dfz.ts(), dfz.enc_for(p)];
+  WHEN 'procedure' THEN RETURN ARRAY[p::text, dfz.maybe(0.2, dfz.pick('{mammo,colo}')), dfz.ts(), dfz.enc_for(p)];
+  ELSE RETURN ARRAY[(SELECT id FROM outreach.encounter ORDER BY random() LIMIT 1)::text, dfz.maybe(0.3, dfz.pick('{pos,neg}')), dfz.ts()];
+  END CASE;
+END $$;
+-- typed literals of a row of values: 'x'::text, NULL::date, ...
+CREATE FUNCTION dfz.lits(ent text, v text[]) RETURNS text[] LANGUAGE sql STABLE AS $$
+  SELECT array_agg(quote_nullable(x) || '::' || (SELECT m.types[o] FROM dfz.meta m WHERE m.ent = lits.ent) ORDER BY o)
+  FROM unnest(v) WITH ORDINALITY AS u(x, o)
+$$;
+CREATE FUNCTION dfz.row_lit(ent text, p bigint DEFAULT NULL) RETURNS text LANGUAGE sql VOLATILE AS
+  $$ SELECT '(' || array_to_string(dfz.lits(ent, dfz.vals(ent, p)), ', ') || ')' $$;
+CREATE FUNCTION dfz.cols(ent text) RETURNS text LANGUAGE sql STABLE AS
+  $$ SELECT array_to_string(cols, ', ') FROM dfz.meta WHERE meta.ent = cols.ent $$;
+CREATE FUNCTION dfz.csv_line(v text[]) RETURNS text LANGUAGE sql IMMUTABLE AS
+  $$ SELECT string_agg(CASE WHEN x IS NULL THEN '' ELSE '"' || x || '"' END, ',' ORDER BY o) FROM unnest(v) WITH ORDINALITY AS u(x, o) $$;
+
+-- the population: a third of the contacts have no clinical rows at all
+DO $$
+DECLARE
+  p bigint;
+BEGIN
+  FOR i IN 1..4 LOOP EXECUTE 'INSERT INTO outreach.account (name, kind) VALUES ' || dfz.row_lit('account'); END LOOP;
+  FOR i IN 1..60 LOOP EXECUTE 'INSERT INTO outreach.contact (' || dfz.cols('contact') || ') VALUES ' || dfz.row_lit('contact'); END LOOP;
+  FOR e IN 1..3 LOOP
+    FOR p IN SELECT id FROM outreach.contact WHERE id % 3 <> 0 AND random() < 0.8 LOOP
+      EXECUTE 'INSERT INTO outreach.encounter (' || dfz.cols('encounter') || ') VALUES ' || dfz.row_lit('encounter', p);
+    END LOOP;
+  END LOOP;
+  FOR i IN 1..60 LOOP EXECUTE 'INSERT INTO dfz.lab (' || dfz.cols('lab') || ') VALUES ' || dfz.row_lit('lab'); END LOOP;
+  FOR e IN 1..4 LOOP
+    FOR p IN SELECT id FROM outreach.contact WHERE id % 3 <> 0 AND random() < 0.7 LOOP
+      EXECUTE 'INSERT INTO outreach.condition (' || dfz.cols('condition') || ') VALUES ' || dfz.row_lit('condition', p);
+      EXECUTE 'INSERT INTO outreach.observation (' || dfz.cols('observation') || ') VALUES ' || dfz.row_lit('observation', p);
+    END LOOP;
+  END LOOP;
+  FOR e IN 1..2 LOOP
+    FOR p IN SELECT id FROM outreach.contact WHERE id % 3 <> 1 AND random() < 0.5 LOOP
+      EXECUTE 'INSERT INTO outreach.immunization (' || dfz.cols('immunization') || ') VALUES ' || dfz.row_lit('immunization', p);
+      EXECUTE 'INSERT INTO outreach.procedure (' || dfz.cols('procedure') || ') VALUES ' || dfz.row_lit('procedure', p);
+    END LOOP;
+  END LOOP;
+END $$;
 
 -- The grammar, as a generator.  ent: the entity in scope; depth: the remaining nesting.
-CREATE FUNCTION dfz.leaf(ent text) RETURNS text LANGUAGE plpgsql VOLATILE AS \$\$
+CREATE FUNCTION dfz.leaf(ent text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
   CASE ent
   WHEN 'contact' THEN RETURN dfz.pick(ARRAY[
@@ -91,62 +179,89 @@ BEGIN
     'first_name in (''ann'', ''bob'')', 'first_name not in (''ann'')', 'birthdate is empty', 'do_not_email = true',
     'last_name starts with ''s''', 'last_name not ends with ''n''', 'birthdate within last 20000 days',
     'age at date ''2000-01-01'' >= 18', 'city is empty', 'birthdate older than 50 years',
-    'city matches ''^[A-Z]''', 'city not matches ''(?i)o''', 'last_name matches ''s\$''', 'birthdate in this year',
+    'city matches ''^[A-Z]''', 'city not matches ''(?i)o''', 'last_name matches ''s$''', 'birthdate in this year',
     'birthdate not in last month', 'birthday within next 60 days', 'birthday within last 2 weeks',
-    'anniversary of birthdate within next 3 months']);
+    'anniversary of birthdate within next 3 months', 'birthdate < today - 40 years', 'birthdate > today - 358 months']);
   WHEN 'condition' THEN RETURN dfz.pick(ARRAY[
     'code = ''a''', 'code in (''a'', ''b'')', 'code not in (''c'')', 'onset_date > date ''2020-01-01''', 'onset_date is empty',
     'description contains ''a''', 'clinical_status = ''active''', 'clinical_status != ''resolved''',
     'onset_date > contact.birthdate + 40 years', 'onset_date within last 1000 days', 'onset_date between date ''2016-01-01'' and date ''2022-12-31''',
     'onset_date in last year', 'onset_date not in this quarter', 'anniversary of onset_date within next 90 days',
-    'description matches ''(?i)^[a-m]''']);
+    'description matches ''(?i)^[a-m]''', 'code in value_set ''vs_c''', 'code not in value_set ''vs_c''', 'onset_date > today - 5 years']);
   WHEN 'observation' THEN RETURN dfz.pick(ARRAY[
     'code = ''hba1c''', 'value_numeric > 7', 'value_numeric <= 3', 'value_numeric is empty', 'value_text = ''pos''',
     'value_text is not empty', 'effective_at > date ''2024-01-01''', 'value_numeric between 5 and 9', 'effective_at within last 900 days',
     'effective_at > contact.birthdate + 30 years', 'effective_at in this year', 'effective_at not in last quarter',
-    'effective_at in this month', 'value_text matches ''^p''']);
+    'effective_at in this month', 'value_text matches ''^p''', 'code in value_set ''vs_o''', 'effective_at < now - 400 days']);
   WHEN 'immunization' THEN RETURN dfz.pick(ARRAY[
-    'code = ''flu''', 'code is empty', 'code != ''x''', 'administered_at older than 365 days', 'administered_at is empty']);
+    'code = ''flu''', 'code is empty', 'code != ''x''', 'administered_at older than 365 days', 'administered_at is empty',
+    'code in value_set ''vs_i''']);
+  WHEN 'procedure' THEN RETURN dfz.pick(ARRAY[
+    'code = ''mammo''', 'code is empty', 'performed_at within last 2 years', 'performed_at > contact.birthdate + 50 years',
+    'performed_at is empty', 'code != ''colo''']);
+  WHEN 'lab' THEN RETURN dfz.pick(ARRAY[
+    'result = ''pos''', 'result is empty', 'result != ''neg''', 'taken_at > now - 300 days', 'taken_at is not empty']);
+  WHEN 'account' THEN RETURN dfz.pick(ARRAY[
+    'kind = ''household''', 'kind != ''employer''', 'name starts with ''a''', 'kind in (''other'', ''insurer'')']);
   ELSE RETURN dfz.pick(ARRAY[
     'class = ''ambulatory''', 'code = ''e1''', 'code is empty', 'start_at within last 700 days', 'class != ''inpatient''',
-    'start_at in last year', 'start_at not in this week', 'anniversary of start_at within last 30 days']);
+    'start_at in last year', 'start_at not in this week', 'anniversary of start_at within last 30 days',
+    'start_at > today - 3 years', 'class in (''emergency'', ''inpatient'')']);
   END CASE;
-END \$\$;
+END $$;
 
-CREATE FUNCTION dfz.related(ent text) RETURNS text LANGUAGE sql VOLATILE AS \$\$
-  SELECT CASE WHEN ent = 'contact' THEN dfz.pick('{condition,observation,immunization,encounter}')
-              WHEN ent = 'encounter' THEN dfz.pick('{condition,observation}') ELSE NULL END
-\$\$;
+-- the relations from an entity: one-to-many (contact -> condition, encounter -> condition)
+-- and many-to-one (condition -> encounter, contact -> account)
+CREATE FUNCTION dfz.related(ent text) RETURNS text LANGUAGE sql VOLATILE AS $$
+  SELECT CASE WHEN ent = 'contact' THEN dfz.pick('{condition,condition,observation,immunization,encounter,encounter,procedure,account}')
+              WHEN ent = 'encounter' THEN dfz.pick('{condition,condition,observation,procedure,lab,immunization}')
+              WHEN ent IN ('condition', 'observation', 'immunization', 'procedure', 'lab') THEN 'encounter' END
+$$;
+CREATE FUNCTION dfz.to_many(ent text, rel text) RETURNS boolean LANGUAGE sql IMMUTABLE AS
+  $$ SELECT NOT (rel = 'account' OR (rel = 'encounter' AND ent <> 'contact')) $$;
+CREATE FUNCTION dfz.via(ent text, rel text) RETURNS text LANGUAGE sql VOLATILE AS $$
+  SELECT CASE WHEN random() < 0.8 THEN ''
+              WHEN ent = 'contact' AND rel = 'account' THEN ' via account_id'
+              WHEN ent = 'contact' THEN ' via patient_id'
+              ELSE ' via encounter_id' END
+$$;
 
-CREATE FUNCTION dfz.filter(rel text, depth int) RETURNS text LANGUAGE sql VOLATILE AS \$\$
-  SELECT CASE WHEN random() < 0.35 THEN '' ELSE ' where ' || dfz.cond(rel, depth - 1) END
-\$\$;
+CREATE FUNCTION dfz.filter(rel text, depth int) RETURNS text LANGUAGE sql VOLATILE AS $$
+  SELECT CASE WHEN random() < 0.3 THEN '' ELSE ' where ' || dfz.cond(rel, depth - 1) END
+$$;
 
-CREATE FUNCTION dfz.cond(ent text, depth int) RETURNS text LANGUAGE plpgsql VOLATILE AS \$\$
+CREATE FUNCTION dfz.cond(ent text, depth int) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   r float8 := random();
   rel text := dfz.related(ent);
   cmp text := dfz.pick('{=,!=,<,<=,>,>=}');
+  seg text;
 BEGIN
+  IF ent = 'contact' AND random() < 0.08 THEN
+    seg := (SELECT name FROM dfz.avail ORDER BY random() LIMIT 1);
+    IF seg IS NOT NULL THEN
+      RETURN CASE WHEN random() < 0.3 THEN 'not ' ELSE '' END || 'in segment ''' || seg || '''';
+    END IF;
+  END IF;
   IF depth <= 0 OR r < 0.08 + 0.1 * (4 - least(depth, 4)) THEN
     RETURN dfz.leaf(ent);
-  ELSIF r < 0.37 THEN
+  ELSIF r < 0.34 THEN
     RETURN 'not (' || dfz.cond(ent, depth - 1) || ')';
-  ELSIF r < 0.47 THEN
+  ELSIF r < 0.44 THEN
     RETURN '(' || dfz.cond(ent, depth - 1) || ' and ' || dfz.cond(ent, depth - 1) || ')';
-  ELSIF r < 0.57 THEN
+  ELSIF r < 0.54 THEN
     RETURN '(' || dfz.cond(ent, depth - 1) || ' or ' || dfz.cond(ent, depth - 1) || ')';
   ELSIF rel IS NULL THEN
     RETURN dfz.leaf(ent);
-  ELSIF r < 0.65 THEN
-    RETURN dfz.pick('{has,"has no"}') || ' ' || rel || dfz.filter(rel, depth);
+  ELSIF r < 0.65 OR NOT dfz.to_many(ent, rel) THEN
+    RETURN dfz.pick('{has,has,"has no"}') || ' ' || rel || dfz.via(ent, rel) || dfz.filter(rel, depth);
   ELSIF r < 0.73 THEN
     RETURN 'count(' || rel || dfz.filter(rel, depth) || ') ' || CASE floor(random() * 4)
       WHEN 0 THEN dfz.pick('{between,"not between"}') || ' ' || floor(random() * 2)::text || ' and ' || floor(1 + random() * 3)::text
       WHEN 1 THEN dfz.pick('{in,"not in"}') || ' (' || floor(random() * 2)::text || ', ' || floor(2 + random() * 2)::text || ')'
       ELSE cmp || ' ' || floor(random() * 4)::text END;
   ELSIF r < 0.77 THEN
-    RETURN 'count(distinct ' || rel || '.code' || dfz.filter(rel, depth) || ') ' || cmp || ' ' || floor(random() * 3)::text;
+    RETURN 'count(distinct ' || rel || '.' || CASE WHEN rel = 'lab' THEN 'result' ELSE 'code' END || dfz.filter(rel, depth) || ') ' || cmp || ' ' || floor(random() * 3)::text;
   ELSIF r < 0.86 THEN
     IF rel = 'observation' THEN
       RETURN dfz.pick('{min,max,sum,avg}') || '(observation.value_numeric' || dfz.filter(rel, depth) || ') ' || CASE floor(random() * 5)
@@ -155,9 +270,13 @@ BEGIN
         WHEN 2 THEN dfz.pick('{"is empty","is not empty"}')
         ELSE cmp || ' ' || floor(random() * 12)::text END;
     ELSIF rel = 'condition' THEN
-      RETURN dfz.pick('{min,max}') || '(condition.onset_date' || dfz.filter(rel, depth) || ') ' || cmp || ' date ''2020-06-01''';
+      RETURN dfz.pick('{min,max}') || '(condition.onset_date' || dfz.filter(rel, depth) || ') ' || cmp || ' ' || dfz.pick('{"date ''2020-06-01''","today - 4 years"}');
     ELSIF rel = 'immunization' THEN
       RETURN dfz.pick('{min,max}') || '(immunization.code' || dfz.filter(rel, depth) || ') ' || cmp || ' ''flu''';
+    ELSIF rel = 'procedure' THEN
+      RETURN dfz.pick('{min,max}') || '(procedure.performed_at' || dfz.filter(rel, depth) || ') ' || cmp || ' now - 1000 days';
+    ELSIF rel = 'lab' THEN
+      RETURN dfz.pick('{min,max}') || '(lab.result' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"= ''pos''","is empty","!= ''neg''"}');
     ELSE
       RETURN 'count(distinct day of encounter.start_at' || dfz.filter(rel, depth) || ') ' || cmp || ' 1';
     END IF;
@@ -171,25 +290,44 @@ BEGIN
       RETURN 'latest(condition.code' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"= ''a''","!= ''b''","is empty","is not empty","in (''a'', ''b'')","not in (''a'')","between ''a'' and ''b''","not between ''b'' and ''c''"}');
     ELSIF rel = 'immunization' THEN
       RETURN 'latest(immunization.code' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"!= ''x''","= ''flu''","is empty","is not empty"}');
+    ELSIF rel = 'procedure' THEN
+      RETURN 'latest(procedure.code' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"= ''mammo''","is empty","is not empty"}');
+    ELSIF rel = 'lab' THEN
+      RETURN 'latest(lab.result' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"= ''pos''","is empty","!= ''neg''"}');
     ELSE
       RETURN 'latest(encounter.class' || dfz.filter(rel, depth) || ') ' || dfz.pick('{"= ''ambulatory''","is empty","is not empty"}');
     END IF;
   END IF;
-END \$\$;
+END $$;
 
-CREATE FUNCTION dfz.query() RETURNS text LANGUAGE sql VOLATILE AS \$\$
-  SELECT CASE WHEN random() < 0.85 THEN 'contact where ' || dfz.cond('contact', 4)
-              ELSE '(contact where ' || dfz.cond('contact', 2) || ') ' || dfz.pick('{union,intersect,except}')
-                   || ' (contact where ' || dfz.cond('contact', 2) || ')' END
-\$\$;
+CREATE FUNCTION dfz.query(depth int DEFAULT 4) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  r float8 := random();
+  a text := (SELECT name FROM dfz.avail ORDER BY random() LIMIT 1);
+  b text := (SELECT name FROM dfz.avail ORDER BY random() LIMIT 1);
+  op text := dfz.pick('{union,intersect,except}');
+BEGIN
+  IF a IS NOT NULL AND r < 0.12 THEN
+    RETURN 'segment ''' || a || ''' ' || op || ' segment ''' || b || '''';
+  ELSIF a IS NOT NULL AND r < 0.2 THEN
+    RETURN CASE WHEN random() < 0.5 THEN 'segment ''' || a || ''' ' || op || ' (contact where ' || dfz.cond('contact', depth - 1) || ')'
+                ELSE '(contact where ' || dfz.cond('contact', depth - 1) || ') ' || op || ' segment ''' || a || '''' END;
+  ELSIF r < 0.85 THEN
+    RETURN 'contact where ' || dfz.cond('contact', depth);
+  ELSE
+    RETURN '(contact where ' || dfz.cond('contact', depth - 2) || ') ' || op
+           || ' (contact where ' || dfz.cond('contact', depth - 2) || ')';
+  END IF;
+END $$;
 
-CREATE FUNCTION dfz.fail(label text, q text, detail text) RETURNS void LANGUAGE sql AS \$\$
+CREATE FUNCTION dfz.fail(label text, q text, detail text, stmt_no int DEFAULT NULL, stmt_kind text DEFAULT NULL, stmt text DEFAULT NULL)
+RETURNS void LANGUAGE sql AS $$
   UPDATE dfz.result SET failures = failures + 1;
-  INSERT INTO dfz.failure (label, query, detail) VALUES (label, q, detail);
-\$\$;
+  INSERT INTO dfz.failure (label, query, detail, stmt_no, stmt_kind, stmt) VALUES (label, q, detail, stmt_no, stmt_kind, stmt);
+$$;
 
 -- evaluate(q) = evaluate(q, all ids); evaluate(q, some ids) = evaluate(q) restricted to them
-CREATE FUNCTION dfz.check_query(q text) RETURNS void LANGUAGE plpgsql AS \$\$
+CREATE FUNCTION dfz.check_query(q text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   whole bigint[];
   restricted bigint[];
@@ -209,54 +347,7 @@ BEGIN
   END IF;
 EXCEPTION WHEN OTHERS THEN
   PERFORM dfz.fail('error', q, SQLERRM);
-END \$\$;
-
--- one random statement on a random entity, NULLs included
-CREATE FUNCTION dfz.random_op() RETURNS void LANGUAGE plpgsql AS \$\$
-DECLARE
-  ent text := dfz.pick('{contact,contact,condition,observation,observation,immunization,encounter}');
-  r float8 := random();
-  p bigint := dfz.contact_id();
-BEGIN
-  IF ent = 'contact' THEN
-    IF r < 0.2 THEN PERFORM dfz.new_contact();
-    ELSIF r < 0.3 THEN DELETE FROM outreach.contact WHERE id = p;
-    ELSIF r < 0.55 THEN UPDATE outreach.contact SET birthdate = CASE WHEN random() < 0.3 THEN NULL ELSE date '1940-01-01' + floor(random() * 30000)::int END WHERE id = p;
-    ELSIF r < 0.8 THEN UPDATE outreach.contact SET city = dfz.maybe(0.4, dfz.pick('{Boston,Oslo}')), email = dfz.maybe(0.4, '') WHERE id = p;
-    ELSE UPDATE outreach.contact SET status = dfz.pick('{active,inactive}'), gender = dfz.pick('{male,female}') WHERE id % 4 = floor(random() * 4);
-    END IF;
-  ELSIF r < 0.45 THEN
-    EXECUTE format('SELECT dfz.new_%s(%s)', ent, p);
-  ELSIF r < 0.7 THEN
-    EXECUTE format('DELETE FROM outreach.%I WHERE id = (SELECT id FROM outreach.%I ORDER BY random() LIMIT 1)', ent, ent);
-  ELSIF ent = 'observation' THEN
-    UPDATE outreach.observation SET value_numeric = CASE WHEN random() < 0.4 THEN NULL ELSE round((random() * 12)::numeric, 1) END,
-      value_text = dfz.maybe(0.5, '') WHERE id = (SELECT id FROM outreach.observation ORDER BY random() LIMIT 1);
-  ELSIF ent = 'condition' THEN
-    UPDATE outreach.condition SET code = dfz.maybe(0.3, 'b'), onset_date = NULL WHERE patient_id = p;
-  ELSIF ent = 'immunization' THEN
-    UPDATE outreach.immunization SET code = dfz.maybe(0.5, 'x'), patient_id = dfz.contact_id() WHERE id = (SELECT id FROM outreach.immunization ORDER BY random() LIMIT 1);
-  ELSE
-    UPDATE outreach.encounter SET class = dfz.pick('{ambulatory,inpatient}'), code = dfz.maybe(0.5, 'e2') WHERE patient_id = p;
-  END IF;
-END \$\$;
-
-CREATE FUNCTION dfz.check_segments(deferred boolean) RETURNS void LANGUAGE plpgsql AS \$\$
-DECLARE
-  s record;
-  fresh bigint[];
-  have bigint[];
-BEGIN
-  FOR s IN SELECT id, name, definition FROM outreach.segment WHERE status = 'live' AND (mode = 'deferred') = deferred ORDER BY id LOOP
-    UPDATE dfz.result SET checks = checks + 1;
-    fresh := ARRAY(SELECT x FROM outreach.evaluate(s.definition) x ORDER BY 1);
-    have := ARRAY(SELECT contact_id FROM outreach.segment_member WHERE segment_id = s.id ORDER BY 1);
-    IF fresh IS DISTINCT FROM have THEN
-      PERFORM dfz.fail('live members <> fresh evaluation', s.definition::text,
-        format('missing %s extra %s', ARRAY(SELECT unnest(fresh) EXCEPT SELECT unnest(have)), ARRAY(SELECT unnest(have) EXCEPT SELECT unnest(fresh))));
-    END IF;
-  END LOOP;
-END \$\$;
+END $$;
 SQL
 
 # 1. queries, bounded in time
@@ -269,43 +360,327 @@ done
 echo "differential_fuzz: $done_q queries in $(( $(date +%s) - start )) s" >&2
 
 # 2. live segments on random queries after random statements
+"${PSQL[@]}" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+SET check_function_bodies = off;
+
+-- Skeletons: segments that make sure every construct is live, with random parts.  s0, s4,
+-- s12 (deferred) and s14 are the cross-patient chains: a condition of A pointing at an
+-- encounter of B that has a condition (of B, or of C) makes A a member of s0.
+CREATE FUNCTION dfz.skeleton(k int) RETURNS text LANGUAGE sql VOLATILE AS $$
+  SELECT CASE k
+    WHEN 0 THEN 'contact where has condition where has encounter where has condition where code in (''a'', ''b'')'
+    WHEN 1 THEN 'contact where has encounter where has condition where has encounter where ' || dfz.cond('encounter', 1)
+    WHEN 2 THEN 'contact where has observation where has encounter where has lab where ' || dfz.leaf('lab')
+    WHEN 3 THEN 'contact where count(condition where has encounter where has observation where ' || dfz.leaf('observation') || ') >= 1'
+    WHEN 4 THEN 'contact where has no condition where has encounter where has no condition where code in value_set ''vs_c'''
+    WHEN 5 THEN 'contact where latest(observation.value_numeric where has encounter where ' || dfz.leaf('encounter') || ') > 5'
+    WHEN 6 THEN 'contact where has account where ' || dfz.leaf('account') || ' or has immunization where has encounter where has procedure'
+    WHEN 7 THEN 'contact where max(observation.value_numeric where effective_at > now - 600 days) > 6 or birthdate < today - 60 years'
+    WHEN 8 THEN 'contact where in segment ''s0'' and ' || dfz.cond('contact', 2)
+    WHEN 9 THEN 'segment ''s1'' union segment ''s2'''
+    WHEN 10 THEN 'segment ''s3'' except segment ''s0'' union segment ''st'''
+    WHEN 11 THEN 'contact where not in segment ''s9'' and has condition via patient_id where ' || dfz.cond('condition', 2)
+    WHEN 12 THEN 'contact where has condition where has encounter where has condition where ' || dfz.leaf('condition')
+    WHEN 13 THEN 'contact where has encounter where count(lab where result = ''pos'') >= 1 and count(condition) < 3'
+    WHEN 14 THEN 'contact where has observation where has encounter where has observation where ' || dfz.leaf('observation')
+    WHEN 15 THEN 'contact where has condition where has encounter where ' || dfz.leaf('encounter') || ' and not has procedure where has encounter where ' || dfz.leaf('encounter')
+    WHEN 16 THEN 'segment ''s13'' except segment ''st'''  -- deferred, on a deferred segment
+  END
+$$;
+
+CREATE FUNCTION dfz.insert_select(m dfz.meta, n int) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  v text[] := dfz.lits(m.ent, dfz.vals(m.ent));
+  cols text := array_to_string(m.cols, ', ');
+BEGIN
+  CASE m.ent
+  WHEN 'contact' THEN
+    RETURN format('INSERT INTO outreach.contact (%s) SELECT first_name, last_name, status, gender, birthdate + %s, email, city, NOT do_not_email, account_id '
+                  'FROM outreach.contact WHERE id IN (%s)', cols, floor(random() * 400), dfz.ids('outreach.contact', n));
+  WHEN 'account' THEN
+    RETURN format('INSERT INTO outreach.account (name, kind) SELECT name || ''2'', kind FROM outreach.account WHERE id IN (%s)', dfz.ids('outreach.account', 2));
+  WHEN 'encounter' THEN
+    RETURN format('INSERT INTO outreach.encounter (%s) SELECT c.id, %s FROM outreach.contact c WHERE c.id IN (%s)',
+                  cols, array_to_string(v[2:], ', '), dfz.ids('outreach.contact', n));
+  WHEN 'lab' THEN
+    RETURN format('INSERT INTO dfz.lab (%s) SELECT e.id, %s, e.start_at FROM outreach.encounter e WHERE e.id IN (%s)',
+                  cols, v[2], dfz.ids('outreach.encounter', n));
+  ELSE -- a clinical row for each of n encounters: half of them of the encounter's patient, half of another patient
+    RETURN format('INSERT INTO %s (%s) SELECT CASE WHEN e.id %% 2 = 0 THEN e.patient_id ELSE %s END, %s, e.id FROM outreach.encounter e WHERE e.id IN (%s)',
+                  dfz.tbl(m.ent), cols, dfz.contact_id(), array_to_string(v[2:cardinality(v) - 1], ', '), dfz.ids('outreach.encounter', n));
+  END CASE;
+END $$;
+
+-- one random statement, with literal values and ids
+CREATE FUNCTION dfz.stmt(OUT kind text, OUT sql text) LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  m dfz.meta;
+  tbl text;
+  cnt bigint;
+  r float8 := random();
+  n int := 2 + floor(random() * 4)::int;
+  ins_p float8;
+  del_p float8;
+  v text[];
+  links int[];
+  c1 int;
+  c2 int;
+  setc text;
+  scope text;
+  wh text;
+  clinical boolean;
+BEGIN
+  IF random() < 0.03 THEN  -- hand changes of the static segment others are built on
+    kind := 'static segment: ' || dfz.pick('{add_members,remove_members}');
+    sql := format('SELECT outreach.%s(''st'', ARRAY[%s]::bigint[])', substr(kind, 17), dfz.ids('outreach.contact', n));
+    RETURN;
+  END IF;
+  SELECT x.* INTO m FROM dfz.meta x, generate_series(1, x.weight) ORDER BY random() LIMIT 1;
+  tbl := dfz.tbl(m.ent);
+  clinical := m.cols[1] = 'patient_id';
+  EXECUTE 'SELECT count(*) FROM ' || tbl INTO cnt;
+  -- inserts and deletes keep each table near its target size
+  ins_p := CASE WHEN cnt < m.target * 0.7 THEN 0.5 WHEN cnt > m.target * 1.3 THEN 0.1 ELSE 0.3 END;
+  del_p := ins_p + CASE WHEN cnt > m.target * 1.3 THEN 0.45 WHEN cnt < m.target * 0.7 THEN 0.05 ELSE 0.22 END;
+  IF r < ins_p THEN
+    r := random();
+    IF r < 0.45 THEN
+      kind := 'INSERT one row';
+      sql := format('INSERT INTO %s (%s) VALUES %s', tbl, dfz.cols(m.ent), dfz.row_lit(m.ent));
+    ELSIF r < 0.65 THEN
+      kind := 'INSERT VALUES of several rows';
+      sql := format('INSERT INTO %s (%s) VALUES %s', tbl, dfz.cols(m.ent), (SELECT string_agg(dfz.row_lit(m.ent), ', ') FROM generate_series(1, n)));
+    ELSIF r < 0.85 THEN
+      kind := 'INSERT ... SELECT';
+      sql := dfz.insert_select(m, n);
+    ELSE
+      kind := 'COPY';
+      sql := format('COPY %s (%s) FROM PROGRAM %L WITH (FORMAT csv)', tbl, dfz.cols(m.ent),
+                    'printf ''%s\n'' ' || (SELECT string_agg('''' || dfz.csv_line(dfz.vals(m.ent)) || '''', ' ') FROM generate_series(1, n)));
+    END IF;
+  ELSIF r < del_p THEN
+    r := random();
+    IF r < 0.5 THEN
+      kind := 'DELETE one row';
+      sql := format('DELETE FROM %s WHERE id = %s', tbl, dfz.ids(tbl, 1));
+    ELSIF r < 0.75 THEN
+      kind := 'DELETE several rows by id';
+      sql := format('DELETE FROM %s WHERE id IN (%s)', tbl, dfz.ids(tbl, n));
+    ELSIF r < 0.97 OR m.ent NOT IN ('lab', 'procedure', 'immunization') THEN
+      kind := 'DELETE many rows';
+      sql := CASE WHEN clinical THEN format('DELETE FROM %s WHERE patient_id IN (%s)', tbl, dfz.ids('outreach.contact', 2))
+                  WHEN m.ent = 'lab' THEN format('DELETE FROM dfz.lab WHERE encounter_id IN (%s)', dfz.ids('outreach.encounter', 3))
+                  ELSE format('DELETE FROM %s WHERE id %% 17 = %s', tbl, floor(random() * 17)) END;
+    ELSE
+      kind := 'TRUNCATE';
+      sql := 'TRUNCATE ' || tbl;
+    END IF;
+  ELSIF m.ent IN ('condition', 'observation', 'immunization', 'procedure') AND random() < 0.15 THEN
+    -- link columns moved together with the rows they point at
+    IF random() < 0.6 THEN
+      kind := 'UPDATE encounter_id to an encounter of another patient';
+      sql := format('UPDATE %s AS t SET encounter_id = (SELECT e.id FROM outreach.encounter e WHERE e.patient_id <> t.patient_id ORDER BY e.id %s LIMIT 1) WHERE t.id IN (%s)',
+                    tbl, dfz.pick('{ASC,DESC}'), dfz.ids(tbl, n));
+    ELSE
+      kind := 'UPDATE patient_id to the patient of its encounter';
+      sql := format('UPDATE %s AS t SET patient_id = e.patient_id FROM outreach.encounter e WHERE e.id = t.encounter_id AND t.id IN (%s)', tbl, dfz.ids(tbl, n));
+    END IF;
+  ELSE
+    -- 1 or 2 columns, a link column (patient_id, encounter_id, account_id) half the time
+    v := dfz.lits(m.ent, dfz.vals(m.ent));
+    links := ARRAY(SELECT o FROM unnest(m.cols) WITH ORDINALITY AS u(col, o) WHERE col IN ('patient_id', 'encounter_id', 'account_id'));
+    c1 := CASE WHEN cardinality(links) > 0 AND random() < 0.5 THEN links[1 + floor(random() * cardinality(links))::int]
+               ELSE 1 + floor(random() * cardinality(m.cols))::int END;
+    c2 := CASE WHEN random() < 0.4 THEN 1 + floor(random() * cardinality(m.cols))::int END;
+    setc := format('%I = %s', m.cols[c1], v[c1]) || CASE WHEN c2 IS NOT NULL AND c2 <> c1 THEN format(', %I = %s', m.cols[c2], v[c2]) ELSE '' END;
+    r := random();
+    IF r < 0.45 THEN
+      scope := 'one row';
+      wh := format('id = %s', dfz.ids(tbl, 1));
+    ELSIF r < 0.7 THEN
+      scope := 'several rows';
+      wh := format('id IN (%s)', dfz.ids(tbl, n));
+    ELSIF r < 0.85 AND clinical THEN
+      scope := 'the rows of a patient';
+      wh := format('patient_id = %s', dfz.ids('outreach.contact', 1));
+    ELSIF r < 0.85 AND m.ent = 'lab' THEN
+      scope := 'the rows of encounters';
+      wh := format('encounter_id IN (%s)', dfz.ids('outreach.encounter', 3));
+    ELSE
+      scope := 'many rows';
+      wh := format('id %% 7 = %s', floor(random() * 7));
+    END IF;
+    kind := format('UPDATE %s (%s)', m.cols[c1] || CASE WHEN c2 IS NOT NULL AND c2 <> c1 THEN ', ' || m.cols[c2] ELSE '' END, scope);
+    sql := format('UPDATE %s SET %s WHERE %s', tbl, setc, wh);
+  END IF;
+  kind := m.ent || ': ' || kind;
+END $$;
+
+-- re-evaluate a segment found wrong, so that the next failures are new ones
+CREATE FUNCTION dfz.resync(seg text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM outreach.alter_segment(seg, (SELECT definition FROM outreach.segment WHERE name = seg));
+EXCEPTION WHEN OTHERS THEN
+  PERFORM dfz.fail('re-evaluating a segment failed', seg, SQLERRM);
+END $$;
+
+-- every live immediate segment against its query (compiled once, here), in one query
+CREATE FUNCTION dfz.build_diff() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+  u text;
+  ids text;
+  n int;
+BEGIN
+  SELECT string_agg(format('SELECT %s::bigint AS seg, q.contact_id FROM (%s) AS q(contact_id)', id,
+                           outreach.compile(definition, false, time_zone)), E'\nUNION ALL\n' ORDER BY id),
+         string_agg(id::text, ', '), count(*)
+    INTO u, ids, n
+  FROM outreach.segment WHERE status = 'live' AND mode = 'immediate' AND kind <> 'static';
+  EXECUTE format($f$
+CREATE OR REPLACE FUNCTION dfz.diff() RETURNS TABLE (o_seg bigint, o_missing bigint[], o_extra bigint[])
+LANGUAGE plpgsql SET jit = off AS $dfz$
+BEGIN
+  RETURN QUERY
+    WITH f AS (SELECT DISTINCT u.seg, u.contact_id FROM (%s) AS u),
+         m AS (SELECT sm.segment_id, sm.contact_id FROM outreach.segment_member AS sm WHERE sm.segment_id IN (%s))
+    SELECT coalesce(f.seg, m.segment_id),
+           array_agg(f.contact_id ORDER BY f.contact_id) FILTER (WHERE m.contact_id IS NULL),
+           array_agg(m.contact_id ORDER BY m.contact_id) FILTER (WHERE f.contact_id IS NULL)
+    FROM f FULL JOIN m ON m.segment_id = f.seg AND m.contact_id = f.contact_id
+    WHERE f.seg IS NULL OR m.segment_id IS NULL
+    GROUP BY 1;
+END $dfz$ $f$, coalesce(u, 'SELECT NULL::bigint AS seg, NULL::bigint AS contact_id WHERE false'), coalesce(ids, 'NULL'));
+  RETURN n;
+END $$;
+
+-- every live segment, deferred ones too, against a fresh outreach.evaluate()
+CREATE FUNCTION dfz.check_fresh(stmt_no int, stmt_kind text, stmt text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  s record;
+  missing bigint[];
+  extra bigint[];
+BEGIN
+  FOR s IN SELECT id, name, definition, time_zone, mode FROM outreach.segment WHERE status = 'live' AND kind <> 'static' ORDER BY id LOOP
+    UPDATE dfz.result SET checks = checks + 1;
+    SELECT array_agg(f.e ORDER BY f.e) FILTER (WHERE m.contact_id IS NULL), array_agg(m.contact_id ORDER BY m.contact_id) FILTER (WHERE f.e IS NULL)
+      INTO missing, extra
+    FROM (SELECT DISTINCT e FROM outreach.evaluate(s.definition, s.time_zone) e) f
+    FULL JOIN (SELECT contact_id FROM outreach.segment_member WHERE segment_id = s.id) m ON m.contact_id = f.e
+    WHERE f.e IS NULL OR m.contact_id IS NULL;
+    IF missing IS NOT NULL OR extra IS NOT NULL THEN
+      PERFORM dfz.fail(format('live members <> outreach.evaluate() after a tick (%s segment; the statement is the last one before the tick)', s.mode), s.name || ': ' || s.definition::text,
+                       format('missing %s extra %s', missing, extra), stmt_no, stmt_kind, stmt);
+      PERFORM dfz.resync(s.name);
+    END IF;
+  END LOOP;
+END $$;
+
+CREATE FUNCTION dfz.run(first int, n int, tick_every int) RETURNS void LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+  st record;
+  d record;
+  s record;
+  nimm int;
+  t0 timestamptz;
+  t1 timestamptz;
+  t2 timestamptz;
+  t3 timestamptz;
+BEGIN
+  SELECT count(*) INTO nimm FROM outreach.segment WHERE status = 'live' AND mode = 'immediate' AND kind <> 'static';
+  FOR i IN first .. first + n - 1 LOOP
+    t0 := clock_timestamp();
+    SELECT * INTO st FROM dfz.stmt();
+    t1 := clock_timestamp();
+    BEGIN
+      EXECUTE st.sql;
+    EXCEPTION WHEN OTHERS THEN
+      UPDATE dfz.result SET checks = checks + 1;
+      PERFORM dfz.fail('the statement failed', NULL, SQLSTATE || ' ' || SQLERRM, i, st.kind, st.sql);
+    END;
+    t2 := clock_timestamp();
+    FOR d IN SELECT * FROM dfz.diff() LOOP
+      SELECT * INTO s FROM outreach.segment WHERE id = d.o_seg;
+      PERFORM dfz.fail('live members <> fresh evaluation after the statement', s.name || ': ' || s.definition::text,
+                       format('missing %s extra %s', d.o_missing, d.o_extra), i, st.kind, st.sql);
+      PERFORM dfz.resync(s.name);
+    END LOOP;
+    t3 := clock_timestamp();
+    IF i % tick_every = 0 THEN
+      PERFORM outreach.tick(timestamptz '2026-06-15 12:00:00+00');
+      PERFORM dfz.check_fresh(i, st.kind, st.sql);
+    END IF;
+    UPDATE dfz.result SET statements = statements + 1, checks = checks + nimm, t_generate = t_generate + (t1 - t0),
+      t_statement = t_statement + (t2 - t1), t_compare = t_compare + (t3 - t2), t_tick = t_tick + (clock_timestamp() - t3);
+  END LOOP;
+END $$;
+SQL
+
 "${PSQL[@]}" >/dev/null <<SQL
 SET client_min_messages = warning;
 SET outreach.now = '2026-06-15 12:00:00+00';
 SELECT setseed((SELECT v FROM dfz.seed) / 3);
+SELECT outreach.create_static_segment('st');
+SELECT outreach.go_live('st');
+SELECT outreach.add_members('st', ARRAY(SELECT id FROM outreach.contact WHERE random() < 0.3));
+INSERT INTO dfz.avail VALUES ('st');
 DO \$\$
 DECLARE
   q text;
-  k int := 0;
 BEGIN
-  WHILE k < $SEGMENTS LOOP
-    q := dfz.query();
+  FOR k IN 0 .. $SEGMENTS - 1 LOOP
+    q := coalesce(dfz.skeleton(k), dfz.query(4));
+    UPDATE dfz.result SET checks = checks + 1;
     BEGIN
-      PERFORM outreach.create_segment('s' || k, q::outreach.segment_query);
-      IF k % 3 = 2 THEN PERFORM outreach.set_segment_mode('s' || k, 'deferred'); END IF;
+      PERFORM outreach.create_segment('s' || k, q::outreach.segment_query, 'UTC');
+      IF k IN (12, 13, 16) OR (k >= 17 AND k % 4 = 3) THEN PERFORM outreach.set_segment_mode('s' || k, 'deferred'); END IF;
       PERFORM outreach.go_live('s' || k);
-      k := k + 1;
+      INSERT INTO dfz.avail VALUES ('s' || k);
     EXCEPTION WHEN OTHERS THEN
       PERFORM dfz.fail('segment on a random query', q, SQLERRM);
-      k := k + 1;
     END;
   END LOOP;
 END \$\$;
-SELECT dfz.check_segments(false);
-DO \$\$
-BEGIN
-  FOR i IN 1..$OPS LOOP
-    PERFORM dfz.random_op();
-    PERFORM dfz.check_segments(false);
-    IF i % 20 = 0 THEN
-      PERFORM outreach.tick(timestamptz '2026-06-15 12:00:00+00');
-      PERFORM dfz.check_segments(true);
-    END IF;
-  END LOOP;
-END \$\$;
+SELECT dfz.build_diff();
+SELECT dfz.check_fresh(0, 'go_live', NULL);
 SQL
+"${PSQL[@]}" -c "SELECT format('%s %s (%s): %s', name, mode, kind, definition) FROM outreach.segment ORDER BY id" >&2
 
-"${PSQL[@]}" -c "SELECT format('FAIL %s: %s -- %s', label, query, detail) FROM dfz.failure ORDER BY id LIMIT 10"
+start=$(date +%s)
+first=1
+while [ "$first" -le "$OPS" ]; do
+	n=$(( OPS - first + 1 < BATCH ? OPS - first + 1 : BATCH ))
+	"${PSQL[@]}" >/dev/null <<SQL
+SET client_min_messages = warning;
+SET outreach.now = '2026-06-15 12:00:00+00';
+SELECT setseed((SELECT v FROM dfz.seed) / 3 + $first / ($OPS * 4.0));
+SELECT dfz.run($first, $n, $TICK_EVERY);
+SQL
+	# the churn of a batch (members, history, rows) would slow the next ones down: vacuum it away
+	"${PSQL[@]}" -c "VACUUM ANALYZE outreach.segment_member, outreach.segment_change, outreach.contact, outreach.account, outreach.encounter, outreach.condition, outreach.observation, outreach.immunization, outreach.procedure, dfz.lab, dfz.result, dfz.failure" >/dev/null
+	[ -z "${VERBOSE:-}" ] || echo "differential_fuzz: statements $first.. at $(( $(date +%s) - start )) s" >&2
+	first=$(( first + n ))
+done
+"${PSQL[@]}" >/dev/null <<SQL
+SET client_min_messages = warning;
+SET outreach.now = '2026-06-15 12:00:00+00';
+SELECT outreach.tick(timestamptz '2026-06-15 12:00:00+00');
+SELECT dfz.check_fresh($OPS, 'final tick', NULL);
+SQL
+echo "differential_fuzz: $OPS statements in $(( $(date +%s) - start )) s; $("${PSQL[@]}" -c "SELECT string_agg(format('%s %s', m.ent, (xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM ' || dfz.tbl(m.ent), false, true, '')))[1]), ', ') FROM dfz.meta m") rows now" >&2
+"${PSQL[@]}" -c "SELECT format('differential_fuzz: time in generating statements %s, running them %s, comparing %s, ticks and fresh evaluations %s', date_trunc('second', t_generate), date_trunc('second', t_statement), date_trunc('second', t_compare), date_trunc('second', t_tick)) FROM dfz.result" >&2
+
+# every failure class (statement kind x segment) once, with what reproduces it
+"${PSQL[@]}" -v seed="$SEED" <<'SQL'
+SELECT format(E'FAIL %s\n  seed %s, statement %s (%s): %s\n  segment %s\n  %s', label, :seed, coalesce(stmt_no::text, '-'), coalesce(stmt_kind, '-'),
+              coalesce(stmt, '-'), coalesce(query, '-'), coalesce(detail, ''))
+FROM (SELECT DISTINCT ON (label, stmt_kind, split_part(query, ':', 1)) * FROM dfz.failure ORDER BY label, stmt_kind, split_part(query, ':', 1), id) f
+ORDER BY id LIMIT 40;
+SELECT format('failures by statement kind: %s', string_agg(format('%s x%s', coalesce(stmt_kind, label), n), '; ' ORDER BY n DESC))
+FROM (SELECT stmt_kind, min(label) AS label, count(*) AS n FROM dfz.failure GROUP BY stmt_kind) x HAVING count(*) > 0;
+SELECT format('failures by segment: %s', string_agg(format('%s x%s', seg, n), '; ' ORDER BY n DESC))
+FROM (SELECT split_part(query, ':', 1) AS seg, count(*) AS n FROM dfz.failure WHERE stmt_no IS NOT NULL GROUP BY 1) x HAVING count(*) > 0;
+SQL
 result=$("${PSQL[@]}" -c "SELECT (checks - failures) || ' passed, ' || failures || ' failed' FROM dfz.result")
 [ -n "${KEEP:-}" ] || "${PSQL[@]}" -c "SET client_min_messages = warning; DROP EXTENSION outreach CASCADE; DROP SCHEMA dfz CASCADE" >/dev/null
 echo "$result"
