@@ -224,6 +224,7 @@ DECLARE
   n_changes bigint := 0;
   failed_now bigint[] := '{}';
   pass bigint[];
+  round_changes bigint;
 BEGIN
   IF at IS NULL THEN
     RAISE EXCEPTION 'outreach.tick() needs a time' USING ERRCODE = 'null_value_not_allowed',
@@ -256,50 +257,60 @@ BEGIN
     NULL;
   END;
 
-  -- Each segment in its own subtransaction: one segment's error (its data, its definition
-  -- against the catalog) is recorded in segment_failure and does not stop the tick.
-  -- The tick never waits for a writer's contacts (nowait): those a writer is maintaining are
-  -- queued in segment_pending again, for any segment, and taken by the next tick.
-  -- FOR KEY SHARE: a segment dropped meanwhile is waited for and skipped (no orphan members)
-  FOR s IN SELECT x.id, x.pending_full AND x.mode = 'deferred' AS pending_full FROM outreach.segment x
-           WHERE x.status = 'live' AND x.kind <> 'static'
-             AND ((x.pending_full AND x.mode = 'deferred') OR EXISTS (SELECT 1 FROM outreach.segment_pending p WHERE p.segment_ids @> ARRAY[x.id]))
-             AND NOT EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = x.id)
-           ORDER BY x.id FOR KEY SHARE OF x LOOP
-    BEGIN
-      IF s.pending_full THEN
-        UPDATE outreach.segment x SET pending_full = false WHERE x.id = s.id;
-        PERFORM outreach._pending_take(s.id);
-        n_changes := n_changes + outreach._segment_refresh(s.id, true);
-        n_full := n_full + 1;
-      ELSE
-        ids := outreach._pending_take(s.id);
-        n_contacts := n_contacts + coalesce(cardinality(ids), 0);
-        n_changes := n_changes + outreach._apply_segment(s.id, ids, true);
-      END IF;
-    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object
-                   OR object_not_in_prerequisite_state THEN
-      PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
-      failed_now := failed_now || s.id;
-    END;
-  END LOOP;
+  -- Rounds (issue 16): applying a deferred segment records pending rows for the deferred
+  -- segments built on it (compound, `in segment`); they are applied in the next round of
+  -- the same tick, not a tick later.  A round that changes nothing ends it (the rows left are
+  -- contacts a writer holds, for the next tick).
+  FOR round IN 1 .. 10 LOOP
+    round_changes := n_changes;
+    -- Each segment in its own subtransaction: one segment's error (its data, its definition
+    -- against the catalog) is recorded in segment_failure and does not stop the tick.
+    -- The tick never waits for a writer's contacts (nowait): those a writer is maintaining are
+    -- queued in segment_pending again, for any segment, and taken by the next tick.
+    -- FOR KEY SHARE: a segment dropped meanwhile is waited for and skipped (no orphan members)
+    FOR s IN SELECT x.id, x.pending_full AND x.mode = 'deferred' AS pending_full FROM outreach.segment x
+             WHERE x.status = 'live' AND x.kind <> 'static'
+               AND ((x.pending_full AND x.mode = 'deferred') OR EXISTS (SELECT 1 FROM outreach.segment_pending p WHERE p.segment_ids @> ARRAY[x.id]))
+               AND NOT EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = x.id)
+             ORDER BY x.id FOR KEY SHARE OF x LOOP
+      BEGIN
+        IF s.pending_full THEN
+          UPDATE outreach.segment x SET pending_full = false WHERE x.id = s.id;
+          PERFORM outreach._pending_take(s.id);
+          n_changes := n_changes + outreach._segment_refresh(s.id, true);
+          n_full := n_full + 1;
+        ELSE
+          ids := outreach._pending_take(s.id);
+          n_contacts := n_contacts + coalesce(cardinality(ids), 0);
+          n_changes := n_changes + outreach._apply_segment(s.id, ids, true);
+        END IF;
+      EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object
+                     OR object_not_in_prerequisite_state THEN
+        PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
+        failed_now := failed_now || s.id;
+      END;
+    END LOOP;
 
-  -- time-dependent segments that are due, and segments whose maintenance failed (repaired
-  -- by a full re-evaluation once the cause is gone)
-  FOR s IN SELECT x.id FROM outreach.segment x
-           WHERE x.status = 'live' AND x.kind <> 'static'
-             AND ((x.time_dependent AND (x.next_evaluation_at IS NULL OR x.next_evaluation_at <= at))
-                  OR EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = x.id))
-             AND x.id <> ALL (failed_now)
-           ORDER BY x.id FOR KEY SHARE OF x LOOP
-    BEGIN
-      PERFORM outreach._pending_take(s.id);
-      n_changes := n_changes + outreach._segment_refresh(s.id, true);
-      n_full := n_full + 1;
-    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object
-                   OR object_not_in_prerequisite_state THEN
-      PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
-    END;
+    IF round = 1 THEN
+      -- time-dependent segments that are due, and segments whose maintenance failed (repaired
+      -- by a full re-evaluation once the cause is gone)
+      FOR s IN SELECT x.id FROM outreach.segment x
+               WHERE x.status = 'live' AND x.kind <> 'static'
+                 AND ((x.time_dependent AND (x.next_evaluation_at IS NULL OR x.next_evaluation_at <= at))
+                      OR EXISTS (SELECT 1 FROM outreach.segment_failure f WHERE f.segment_id = x.id))
+                 AND x.id <> ALL (failed_now)
+               ORDER BY x.id FOR KEY SHARE OF x LOOP
+        BEGIN
+          PERFORM outreach._pending_take(s.id);
+          n_changes := n_changes + outreach._segment_refresh(s.id, true);
+          n_full := n_full + 1;
+        EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation OR program_limit_exceeded OR undefined_object
+                       OR object_not_in_prerequisite_state THEN
+          PERFORM outreach._segment_failed(s.id, SQLSTATE, SQLERRM);
+        END;
+      END LOOP;
+    END IF;
+    EXIT WHEN n_changes = round_changes;
   END LOOP;
 
 
