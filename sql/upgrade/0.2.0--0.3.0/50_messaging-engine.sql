@@ -170,7 +170,7 @@ COMMENT ON FUNCTION outreach.enqueue_message(bigint, text, text, text, bigint, b
 
 CREATE OR REPLACE FUNCTION outreach.claim_messages(worker text, batch_size integer DEFAULT 100, lease interval DEFAULT '5 minutes',
                                         max_attempts integer DEFAULT 5)
-RETURNS SETOF outreach.message LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+RETURNS SETOF outreach.message LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
   SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
   clock timestamptz := outreach.now();
@@ -354,7 +354,7 @@ COMMENT ON FUNCTION outreach.report_interaction(bigint, text, text, timestamptz)
 CREATE OR REPLACE FUNCTION outreach.report_deliveries(message_ids bigint[], statuses text[], details text[] DEFAULT NULL,
                                            hard_bounces boolean[] DEFAULT NULL, worker text DEFAULT NULL)
 RETURNS TABLE (message_id bigint, status text, outcome text, detail text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
   SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 #variable_conflict use_column
 DECLARE
@@ -446,7 +446,7 @@ COMMENT ON FUNCTION outreach.report_deliveries(bigint[], text[], text[], boolean
 CREATE OR REPLACE FUNCTION outreach.report_interactions(message_ids bigint[], kinds text[], urls text[] DEFAULT NULL,
                                              ats timestamptz[] DEFAULT NULL)
 RETURNS TABLE (message_id bigint, interaction_id bigint, outcome text, detail text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
   clock timestamptz := outreach.now();
@@ -520,7 +520,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION outreach._enqueue_batch(requests outreach.message_request[], at timestamptz)
 RETURNS TABLE (enrollment_id bigint, step_id bigint, message_id bigint, status text, error text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
   SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off AS $$
 #variable_conflict use_column
 DECLARE

@@ -93,7 +93,7 @@ END $$;
 
 CREATE OR REPLACE FUNCTION outreach._journey_take_batch(at timestamptz, batch_size int, cursor_at timestamptz, cursor_id bigint,
                                              skip bigint[])
-RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp
+RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp SET jit = off
   SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_sort = off AS $$
   SELECT array_agg(due.id ORDER BY due.next_run_at, due.id) FROM (
     SELECT e.id, e.next_run_at FROM outreach.enrollment e
@@ -108,13 +108,14 @@ $$;
 CREATE OR REPLACE FUNCTION outreach._journey_run_batch(ids bigint[], at timestamptz,
                                             OUT steps int, OUT messages int, OUT completed int, OUT exited int,
                                             OUT failed int)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
   SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off AS $$
 DECLARE
   rounds int := 0;
   run bigint[];
   kinds text[];
   d outreach.journey_decision[];
+  ends outreach.journey_decision[];
   reqs outreach.message_request[];
   n int;
 BEGIN
@@ -274,6 +275,30 @@ BEGIN
       messages := messages + (SELECT count(*) FROM unnest(d) x WHERE x.kind IN ('email', 'sms', 'letter', 'message', 'experiment') AND x.error IS NULL);
     END IF;
 
+    -- An enrollment whose next step is an end step ends in this round: the end step's history
+    -- row is written as the next round would write it, and the enrollment is written once
+    -- (completed) instead of twice (moved, then completed).  Only what the next round would
+    -- have ended: still active after this round's steps, not in the suppression segment
+    -- (the next round would have let it exit first).
+    SELECT array_agg(CASE WHEN f.sid IS NULL THEN ROW(x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome,
+                                                      x.next_step, x.message_id, x.wait_until, x.error)::outreach.journey_decision
+                          ELSE ROW(x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome,
+                                   NULL, x.message_id, x.wait_until, x.error)::outreach.journey_decision END ORDER BY x.ord),
+           array_agg(ROW(x.enrollment_id, x.journey_id, f.sid, f.skey, 'end', 'ended', NULL, NULL, NULL, NULL)::outreach.journey_decision
+                     ORDER BY x.ord) FILTER (WHERE f.sid IS NOT NULL)
+      INTO d, ends
+      FROM unnest(d) WITH ORDINALITY x(enrollment_id, journey_id, step_id, step_key, kind, outcome, next_step, message_id,
+                                       wait_until, error, ord)
+      LEFT JOIN LATERAL (
+        SELECT s.id AS sid, s.key AS skey
+          FROM outreach.journey_step s, outreach.enrollment e, outreach.journey j
+         WHERE x.error IS NULL AND x.outcome IS NOT NULL
+           AND s.journey_id = x.journey_id AND s.key = x.next_step AND s.kind = 'end'
+           AND e.id = x.enrollment_id AND e.status IS NOT DISTINCT FROM 'active' AND j.id = e.journey_id
+           AND NOT EXISTS (SELECT 1 FROM outreach.segment_member sm
+                            WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = e.contact_id)) f ON true;
+    d := coalesce(d, '{}') || coalesce(ends, '{}');
+
     -- apply: failures, waits, history, moves, completions
     UPDATE outreach.enrollment e
        SET status = 'failed', error = x.error, attempt = e.attempt + 1, ended_at = at, next_run_at = NULL
@@ -286,7 +311,7 @@ BEGIN
      WHERE x.error IS NULL AND x.outcome IS NULL AND e.id = x.enrollment_id;
     INSERT INTO outreach.enrollment_step (enrollment_id, journey_id, step_id, step_key, kind, outcome, message_id, done_at)
     SELECT x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome, x.message_id, at
-      FROM unnest(d) x WHERE x.error IS NULL AND x.outcome IS NOT NULL ORDER BY x.enrollment_id;
+      FROM unnest(d) WITH ORDINALITY x WHERE x.error IS NULL AND x.outcome IS NOT NULL ORDER BY x.enrollment_id, x.ordinality;
     GET DIAGNOSTICS n = ROW_COUNT;
     steps := steps + n;
     -- a step may have ended the enrollment (e.g. removing the contact from the audience)
@@ -300,10 +325,10 @@ BEGIN
       FROM (SELECT x.enrollment_id,
                    (SELECT max(sc.id) FILTER (WHERE sc.segment_id = j.audience_segment_id) FROM outreach.segment_change sc
                      WHERE sc.contact_id = e2.contact_id) AS change_id
-              FROM unnest(d) x
+              FROM (SELECT DISTINCT z.enrollment_id FROM unnest(d) z
+                     WHERE z.error IS NULL AND z.outcome IS NOT NULL AND z.next_step IS NULL) x
               JOIN outreach.enrollment e2 ON e2.id = x.enrollment_id
-              JOIN outreach.journey j ON j.id = e2.journey_id
-             WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NULL) y
+              JOIN outreach.journey j ON j.id = e2.journey_id) y
      WHERE e.id = y.enrollment_id AND e.status IS NOT DISTINCT FROM 'active';
     GET DIAGNOSTICS n = ROW_COUNT;
     completed := completed + n;
