@@ -755,9 +755,20 @@ BEGIN
   SELECT s.unsubscribe_base_url, s.default_time_zone INTO base, default_tz FROM outreach.messaging_settings s;
   PERFORM 1 FROM outreach.contact c
    WHERE c.id IN (SELECT r.contact_id FROM unnest($1) r) ORDER BY c.id FOR NO KEY UPDATE;
+  -- The pacing rows of the marketing messages that may count against a cap: not those the
+  -- contact's own row already suppresses (inactive, deceased, no or invalid address, opted
+  -- out: that row is locked above, so the reason holds until commit and the message never
+  -- counts); the subscription and cap checks come after, so those messages write it.
   INSERT INTO outreach.contact_pacing AS p (contact_id, channel, last_queued_at)
   SELECT DISTINCT r.contact_id, t.channel, $2 FROM unnest($1) r JOIN outreach.template t ON t.name = r.template
+    JOIN outreach.contact c ON c.id = r.contact_id
    WHERE t.message_class = 'marketing' AND NOT (r.message_class = 'transactional')
+     AND c.status = 'active' AND c.deceased_at IS NULL
+     AND CASE t.channel
+           WHEN 'email' THEN btrim(c.email) ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:].]+$' AND NOT c.do_not_email
+           WHEN 'sms' THEN btrim(c.phone) ~ '^\+[1-9][0-9]{1,14}$' AND NOT c.do_not_sms
+           ELSE coalesce(btrim(c.address_line), '') <> '' AND coalesce(btrim(c.city), '') <> ''
+                AND coalesce(btrim(c.postal_code), '') <> '' AND coalesce(btrim(c.country), '') <> '' AND NOT c.do_not_mail END
      AND NOT EXISTS (SELECT 1 FROM outreach.message m WHERE m.enrollment_id = r.enrollment_id AND m.step_id = r.step_id)
    ORDER BY 1, 2
   ON CONFLICT (contact_id, channel) DO UPDATE SET last_queued_at = greatest(p.last_queued_at, excluded.last_queued_at);

@@ -860,6 +860,10 @@ DECLARE
   kinds text[];
   d outreach.journey_decision[];
   ends outreach.journey_decision[];
+  missing bigint[];
+  suppressing boolean;
+  decided int;
+  moved int;
   reqs outreach.message_request[];
   n int;
 BEGIN
@@ -870,22 +874,36 @@ BEGIN
   -- segment filtered in the aggregate, never by intersecting with the whole segment's history.)
   steps := 0; messages := 0; completed := 0; exited := 0; failed := 0;
   LOOP
-    -- contacts in the suppression segment leave before their next step
-    UPDATE outreach.enrollment e
-       SET status = 'exited', exit_reason = 'in the suppression segment', ended_at = at, next_run_at = NULL
-      FROM outreach.journey j
-     WHERE e.id = ANY (ids) AND e.status IS NOT DISTINCT FROM 'active' AND e.next_run_at <= at AND j.id = e.journey_id
-       AND j.suppression_segment_id IS NOT NULL
-       AND EXISTS (SELECT 1 FROM outreach.segment_member sm
-                    WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = e.contact_id);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    exited := exited + n;
-
-    SELECT array_agg(e.id), array_agg(DISTINCT s.kind) FILTER (WHERE s.kind IS NOT NULL) INTO run, kinds
+    SELECT array_agg(e.id), array_agg(DISTINCT s.kind) FILTER (WHERE s.kind IS NOT NULL),
+           array_agg(e.id) FILTER (WHERE s.id IS NULL), bool_or(j.suppression_segment_id IS NOT NULL)
+      INTO run, kinds, missing, suppressing
       FROM outreach.enrollment e
+      JOIN outreach.journey j ON j.id = e.journey_id
       LEFT JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
      WHERE e.id = ANY (ids) AND e.status IS NOT DISTINCT FROM 'active' AND e.next_run_at <= at;
     EXIT WHEN run IS NULL;
+    -- contacts in the suppression segment leave before their next step (when a journey of
+    -- the batch has one)
+    IF suppressing THEN
+      UPDATE outreach.enrollment e
+         SET status = 'exited', exit_reason = 'in the suppression segment', ended_at = at, next_run_at = NULL
+        FROM outreach.journey j
+       WHERE e.id = ANY (run) AND j.id = e.journey_id
+         AND j.suppression_segment_id IS NOT NULL
+         AND EXISTS (SELECT 1 FROM outreach.segment_member sm
+                      WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = e.contact_id);
+      GET DIAGNOSTICS n = ROW_COUNT;
+      exited := exited + n;
+      IF n > 0 THEN
+        SELECT array_agg(e.id), array_agg(DISTINCT s.kind) FILTER (WHERE s.kind IS NOT NULL),
+               array_agg(e.id) FILTER (WHERE s.id IS NULL)
+          INTO run, kinds, missing
+          FROM outreach.enrollment e
+          LEFT JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
+         WHERE e.id = ANY (run) AND e.status IS NOT DISTINCT FROM 'active';
+        EXIT WHEN run IS NULL;
+      END IF;
+    END IF;
     rounds := rounds + 1;
     IF rounds > 100 THEN
       UPDATE outreach.enrollment e
@@ -898,14 +916,15 @@ BEGIN
     END IF;
 
     -- a step that does not exist
-    UPDATE outreach.enrollment e
-       SET status = 'failed', error = format('journey "%s" has no step "%s"', j.name, e.current_step),
-           attempt = e.attempt + 1, ended_at = at, next_run_at = NULL
-      FROM outreach.journey j
-     WHERE e.id = ANY (run) AND j.id = e.journey_id
-       AND NOT EXISTS (SELECT 1 FROM outreach.journey_step s WHERE s.journey_id = e.journey_id AND s.key = e.current_step);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    failed := failed + n;
+    IF missing IS NOT NULL THEN
+      UPDATE outreach.enrollment e
+         SET status = 'failed', error = format('journey "%s" has no step "%s"', j.name, e.current_step),
+             attempt = e.attempt + 1, ended_at = at, next_run_at = NULL
+        FROM outreach.journey j
+       WHERE e.id = ANY (missing) AND j.id = e.journey_id;
+      GET DIAGNOSTICS n = ROW_COUNT;
+      failed := failed + n;
+    END IF;
 
     d := '{}';
     IF 'wait' = ANY (kinds) THEN
@@ -1029,8 +1048,9 @@ BEGIN
                           ELSE ROW(x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome,
                                    NULL, x.message_id, x.wait_until, x.error)::outreach.journey_decision END ORDER BY x.ord),
            array_agg(ROW(x.enrollment_id, x.journey_id, f.sid, f.skey, 'end', 'ended', NULL, NULL, NULL, NULL)::outreach.journey_decision
-                     ORDER BY x.ord) FILTER (WHERE f.sid IS NOT NULL)
-      INTO d, ends
+                     ORDER BY x.ord) FILTER (WHERE f.sid IS NOT NULL),
+           count(*) FILTER (WHERE x.error IS NULL AND x.outcome IS NOT NULL)
+      INTO d, ends, decided
       FROM unnest(d) WITH ORDINALITY x(enrollment_id, journey_id, step_id, step_key, kind, outcome, next_step, message_id,
                                        wait_until, error, ord)
       LEFT JOIN LATERAL (
@@ -1063,6 +1083,7 @@ BEGIN
       FROM unnest(d) x
      WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NOT NULL AND e.id = x.enrollment_id
        AND e.status IS NOT DISTINCT FROM 'active';
+    GET DIAGNOSTICS moved = ROW_COUNT;
     UPDATE outreach.enrollment e
        SET status = 'completed', ended_at = at, next_run_at = NULL, current_step = NULL, error = NULL,
            ended_change_id = y.change_id
@@ -1076,9 +1097,12 @@ BEGIN
      WHERE e.id = y.enrollment_id AND e.status IS NOT DISTINCT FROM 'active';
     GET DIAGNOSTICS n = ROW_COUNT;
     completed := completed + n;
-    -- enrollments a step ended in another way (exit on leaving the audience)
-    exited := exited + (SELECT count(*) FROM unnest(d) x JOIN outreach.enrollment e ON e.id = x.enrollment_id
-                         WHERE x.error IS NULL AND x.outcome IS NOT NULL AND e.status = 'exited');
+    -- enrollments a step ended in another way (exit on leaving the audience): counted when
+    -- some enrollment with an outcome was neither moved nor completed
+    IF decided > moved + n THEN
+      exited := exited + (SELECT count(DISTINCT e.id) FROM unnest(d) x JOIN outreach.enrollment e ON e.id = x.enrollment_id
+                           WHERE x.error IS NULL AND x.outcome IS NOT NULL AND e.status = 'exited');
+    END IF;
   END LOOP;
 END $$;
 
