@@ -137,7 +137,8 @@ CREATE TABLE outreach.enrollment_step (
   done_at       timestamptz NOT NULL
 );
 CREATE INDEX ON outreach.enrollment_step (enrollment_id);
-CREATE INDEX ON outreach.enrollment_step (journey_id, step_key);
+-- (No index by journey and step: the funnels read the whole history grouped by step, and the
+-- tick writes two history rows per message; 0.2 had one on (journey_id, step_key).)
 COMMENT ON TABLE outreach.enrollment_step IS
   'History: one row per step an enrollment has done, with its outcome (message status, yes/no, ...)';
 
@@ -1229,6 +1230,11 @@ END $$;
 CREATE FUNCTION outreach._journey_interaction_wake() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  -- (every batch report inserts its bounces, often none: without an open or click there is
+  -- nothing to wake, and the join below could be planned from the active enrollments)
+  IF NOT EXISTS (SELECT 1 FROM added i WHERE i.kind IN ('opened', 'clicked')) THEN
+    RETURN NULL;
+  END IF;
   UPDATE outreach.enrollment e
   SET next_run_at = least(e.next_run_at, w.occurred_at)
   FROM (

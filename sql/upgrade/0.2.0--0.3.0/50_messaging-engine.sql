@@ -196,13 +196,25 @@ BEGIN
    WHERE m.id IN (SELECT x.id FROM outreach.message x
                    WHERE x.status = 'sending' AND x.lease_expires_at <= clock AND x.attempts >= $4
                    FOR UPDATE SKIP LOCKED);
-  SELECT array_agg(p.id) INTO ids FROM (
-    SELECT x.id FROM outreach.message x
-     WHERE (x.status = 'queued' AND x.send_after <= clock)
-        OR (x.status = 'sending' AND x.lease_expires_at <= clock)
-     ORDER BY x.send_after, x.id
-     LIMIT $2
-     FOR UPDATE SKIP LOCKED) p;
+  -- The earliest due first.  With no lease run out (the common case) that is a walk of
+  -- message_due in order that stops after batch_size rows; the scan of both kinds at once
+  -- fetches and sorts every due message per claim, which made draining a backlog quadratic.
+  IF EXISTS (SELECT 1 FROM outreach.message x WHERE x.status = 'sending' AND x.lease_expires_at <= clock) THEN
+    SELECT array_agg(p.id) INTO ids FROM (
+      SELECT x.id FROM outreach.message x
+       WHERE (x.status = 'queued' AND x.send_after <= clock)
+          OR (x.status = 'sending' AND x.lease_expires_at <= clock)
+       ORDER BY x.send_after, x.id
+       LIMIT $2
+       FOR UPDATE SKIP LOCKED) p;
+  ELSE
+    SELECT array_agg(p.id) INTO ids FROM (
+      SELECT x.id FROM outreach.message x
+       WHERE x.status = 'queued' AND x.send_after <= clock
+       ORDER BY x.send_after, x.id
+       LIMIT $2
+       FOR UPDATE SKIP LOCKED) p;
+  END IF;
   IF ids IS NULL THEN
     RETURN;
   END IF;

@@ -29,6 +29,9 @@ CREATE TYPE outreach.journey_decision AS (
 DROP INDEX outreach.enrollment_due;
 CREATE INDEX enrollment_due ON outreach.enrollment (next_run_at, id) WHERE status = 'active';
 
+-- The history is written twice per message by the tick; nothing reads it by journey and step.
+DROP INDEX outreach.enrollment_step_journey_id_step_key_idx;
+
 -- the trigger is not even called when the statement computed ended_change_id itself
 DROP TRIGGER enrollment_ended ON outreach.enrollment;
 CREATE TRIGGER enrollment_ended BEFORE UPDATE OF status ON outreach.enrollment
@@ -483,3 +486,29 @@ GRANT EXECUTE ON FUNCTION
   outreach.next_local_window(timestamptz, text, time, time, int[])
   TO outreach_marketer, outreach_admin;
 GRANT EXECUTE ON FUNCTION outreach.tick_journeys(timestamptz, int, int) TO outreach_admin;
+
+CREATE OR REPLACE FUNCTION outreach._journey_interaction_wake() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- (every batch report inserts its bounces, often none: without an open or click there is
+  -- nothing to wake, and the join below could be planned from the active enrollments)
+  IF NOT EXISTS (SELECT 1 FROM added i WHERE i.kind IN ('opened', 'clicked')) THEN
+    RETURN NULL;
+  END IF;
+  UPDATE outreach.enrollment e
+  SET next_run_at = least(e.next_run_at, w.occurred_at)
+  FROM (
+    SELECT m.enrollment_id, min(i.occurred_at) AS occurred_at
+    FROM added i
+    JOIN outreach.message m ON m.id = i.message_id
+    WHERE i.kind IN ('opened', 'clicked') AND m.enrollment_id IS NOT NULL
+    GROUP BY m.enrollment_id
+  ) w
+  WHERE e.id = w.enrollment_id AND e.status = 'active'
+    AND EXISTS (SELECT 1 FROM outreach.journey_step s
+                JOIN outreach.message m ON m.enrollment_id = e.id
+                JOIN outreach.journey_step rs ON rs.id = m.step_id
+                WHERE s.journey_id = e.journey_id AND s.key = e.current_step AND s.kind = 'branch_interaction'
+                  AND rs.journey_id = e.journey_id AND rs.key = s.after_step);
+  RETURN NULL;
+END $$;
