@@ -121,6 +121,7 @@ DECLARE
   ends outreach.journey_decision[];
   missing bigint[];
   suppressing boolean;
+  sends outreach.message_request[];
   decided int;
   moved int;
   reqs outreach.message_request[];
@@ -134,8 +135,10 @@ BEGIN
   steps := 0; messages := 0; completed := 0; exited := 0; failed := 0;
   LOOP
     SELECT array_agg(e.id), array_agg(DISTINCT s.kind) FILTER (WHERE s.kind IS NOT NULL),
-           array_agg(e.id) FILTER (WHERE s.id IS NULL), bool_or(j.suppression_segment_id IS NOT NULL)
-      INTO run, kinds, missing, suppressing
+           array_agg(e.id) FILTER (WHERE s.id IS NULL), bool_or(j.suppression_segment_id IS NOT NULL),
+           array_agg(ROW(e.id, s.id, j.id, e.contact_id, s.template, j.message_class, j.subscription_list)::outreach.message_request
+                     ORDER BY e.contact_id, e.id) FILTER (WHERE s.kind IN ('email', 'sms', 'letter'))
+      INTO run, kinds, missing, suppressing, sends
       FROM outreach.enrollment e
       JOIN outreach.journey j ON j.id = e.journey_id
       LEFT JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
@@ -155,9 +158,12 @@ BEGIN
       exited := exited + n;
       IF n > 0 THEN
         SELECT array_agg(e.id), array_agg(DISTINCT s.kind) FILTER (WHERE s.kind IS NOT NULL),
-               array_agg(e.id) FILTER (WHERE s.id IS NULL)
-          INTO run, kinds, missing
+               array_agg(e.id) FILTER (WHERE s.id IS NULL),
+               array_agg(ROW(e.id, s.id, j.id, e.contact_id, s.template, j.message_class, j.subscription_list)::outreach.message_request
+                         ORDER BY e.contact_id, e.id) FILTER (WHERE s.kind IN ('email', 'sms', 'letter'))
+          INTO run, kinds, missing, sends
           FROM outreach.enrollment e
+          JOIN outreach.journey j ON j.id = e.journey_id
           LEFT JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
          WHERE e.id = ANY (run) AND e.status IS NOT DISTINCT FROM 'active';
         EXIT WHEN run IS NULL;
@@ -280,13 +286,7 @@ BEGIN
       d := d || ARRAY(SELECT h FROM outreach._journey_held(run, at) h);
     END IF;
     IF kinds && ARRAY['email', 'sms', 'letter', 'message', 'experiment'] THEN
-      reqs := ARRAY(
-        SELECT ROW(e.id, s.id, j.id, e.contact_id, s.template, j.message_class, j.subscription_list)::outreach.message_request
-          FROM outreach.enrollment e
-          JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
-          JOIN outreach.journey j ON j.id = e.journey_id
-         WHERE e.id = ANY (run) AND s.kind IN ('email', 'sms', 'letter')
-         ORDER BY e.contact_id, e.id);
+      reqs := coalesce(sends, '{}');   -- gathered with the round's enrollments above
       IF kinds && ARRAY['message', 'experiment'] THEN   -- 62_experiments: the template chosen per enrollment
         reqs := reqs || ARRAY(SELECT r FROM outreach._journey_chosen(run, at) r ORDER BY r.contact_id, r.enrollment_id);
       END IF;
