@@ -1041,24 +1041,29 @@ BEGIN
 
     -- An enrollment whose next step is an end step ends in this round: the end step's history
     -- row is written as the next round would write it, and the enrollment is written once
-    -- (completed) instead of twice (moved, then completed).  Only what the next round would
-    -- have ended: still active after this round's steps, not in the suppression segment
-    -- (the next round would have let it exit first).
+    -- (completed) instead of twice (moved, then completed).  One whose next step is a wait
+    -- (of a positive duration) is moved with the time it waits until, as the next round would
+    -- set it (a wait that has not passed writes no history).  Only what the next round would
+    -- have done: still active after this round's steps, not in the suppression segment (the
+    -- next round would have let it exit first).
     SELECT array_agg(CASE WHEN f.sid IS NULL THEN ROW(x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome,
                                                       x.next_step, x.message_id, x.wait_until, x.error)::outreach.journey_decision
+                          WHEN f.skind = 'wait' THEN ROW(x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome,
+                                                         x.next_step, x.message_id, at + f.duration, x.error)::outreach.journey_decision
                           ELSE ROW(x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome,
                                    NULL, x.message_id, x.wait_until, x.error)::outreach.journey_decision END ORDER BY x.ord),
            array_agg(ROW(x.enrollment_id, x.journey_id, f.sid, f.skey, 'end', 'ended', NULL, NULL, NULL, NULL)::outreach.journey_decision
-                     ORDER BY x.ord) FILTER (WHERE f.sid IS NOT NULL),
+                     ORDER BY x.ord) FILTER (WHERE f.skind = 'end'),
            count(*) FILTER (WHERE x.error IS NULL AND x.outcome IS NOT NULL)
       INTO d, ends, decided
       FROM unnest(d) WITH ORDINALITY x(enrollment_id, journey_id, step_id, step_key, kind, outcome, next_step, message_id,
                                        wait_until, error, ord)
       LEFT JOIN LATERAL (
-        SELECT s.id AS sid, s.key AS skey
+        SELECT s.id AS sid, s.key AS skey, s.kind AS skind, s.duration
           FROM outreach.journey_step s, outreach.enrollment e, outreach.journey j
          WHERE x.error IS NULL AND x.outcome IS NOT NULL
-           AND s.journey_id = x.journey_id AND s.key = x.next_step AND s.kind = 'end'
+           AND s.journey_id = x.journey_id AND s.key = x.next_step
+           AND (s.kind = 'end' OR (s.kind = 'wait' AND s.duration > interval '0'))
            AND e.id = x.enrollment_id AND e.status IS NOT DISTINCT FROM 'active' AND j.id = e.journey_id
            AND NOT EXISTS (SELECT 1 FROM outreach.segment_member sm
                             WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = e.contact_id)) f ON true;
@@ -1080,7 +1085,8 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     steps := steps + n;
     -- a step may have ended the enrollment (e.g. removing the contact from the audience)
-    UPDATE outreach.enrollment e SET current_step = x.next_step, step_entered_at = at, next_run_at = at, error = NULL
+    UPDATE outreach.enrollment e SET current_step = x.next_step, step_entered_at = at, next_run_at = coalesce(x.wait_until, at),
+           error = NULL
       FROM unnest(d) x
      WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NOT NULL AND e.id = x.enrollment_id
        AND e.status IS NOT DISTINCT FROM 'active';

@@ -5,11 +5,12 @@
 --   * no per-tick cap, the time budget, how far behind; a bad enrollment isolated in a big
 --     batch; caps across journeys inside one batch; exactly once with a message already there;
 --   * a step and the end step after it in one round (history of both, the enrollment written
---     once), not when the step exited it; the pacing row only for messages that may count;
+--     once), not when the step exited it; a step and the wait after it in one round; the
+--     pacing row only for messages that may count;
 --   * report_deliveries and report_interactions: outcomes and argument errors.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(49);
+SELECT plan(53);
 
 CREATE TEMP TABLE seed AS SELECT coalesce(nullif(current_setting('outreach_test.seed', true), '')::float8,
                                           (extract(epoch FROM clock_timestamp())::bigint % 1000) / 1000.0) AS s;
@@ -243,6 +244,23 @@ SELECT is((SELECT array_agg(s.step_key || '/' || s.outcome || '/' || s.done_at::
 SELECT is((SELECT array_agg(DISTINCT (e.status, e.current_step, e.ended_at, e.next_run_at)::text)
              FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id WHERE j.name = 'je_fold'),
           ARRAY['(completed,,"2026-03-10 12:20:00+00",)'], 'the enrollments are completed');
+-- a step followed by a wait: moved with the time it waits until, in the same round
+SELECT pg_temp.audience('je_pause', ARRAY[300043::bigint]);
+SELECT outreach.create_journey('je_pause', 'je_pause', message_class => 'transactional');
+SELECT outreach.add_step('je_pause', 'mail', 'email', template => 'reminder', next => 'pause');
+SELECT outreach.add_step('je_pause', 'pause', 'wait', duration => '1 day', next => 'done');
+SELECT outreach.add_step('je_pause', 'done', 'end');
+SELECT outreach.launch_journey('je_pause');
+SELECT is((SELECT (r.processed, r.steps, r.completed)::text FROM outreach.tick_journeys('2026-03-10 12:21+00') r),
+          '(1,1,0)', 'a message step, then a wait that has not passed');
+SELECT is((SELECT (e.status, e.current_step, e.step_entered_at, e.next_run_at)::text
+             FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id WHERE j.name = 'je_pause'),
+          '(active,pause,"2026-03-10 12:21:00+00","2026-03-11 12:21:00+00")', 'the enrollment waits on the wait step until a day later');
+SELECT is((SELECT (r.processed, r.steps, r.completed)::text FROM outreach.tick_journeys('2026-03-11 12:21+00') r),
+          '(1,2,1)', 'a day later: the wait is done and the journey ends');
+SELECT is((SELECT array_agg(s.step_key || '/' || s.outcome ORDER BY s.id) FROM outreach.enrollment_step s
+             JOIN outreach.journey j ON j.id = s.journey_id WHERE j.name = 'je_pause'),
+          ARRAY['mail/queued', 'pause/waited', 'done/ended'], 'history of the three steps');
 SELECT outreach.create_static_segment('je_tag_out');
 SELECT outreach.go_live('je_tag_out');
 SELECT pg_temp.audience('je_tag', ARRAY[300042::bigint]);
