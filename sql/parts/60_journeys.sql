@@ -137,7 +137,8 @@ CREATE TABLE outreach.enrollment_step (
   done_at       timestamptz NOT NULL
 );
 CREATE INDEX ON outreach.enrollment_step (enrollment_id);
-CREATE INDEX ON outreach.enrollment_step (journey_id, step_key);
+-- (No index by journey and step: the funnels read the whole history grouped by step, and the
+-- tick writes two history rows per message; 0.2 had one on (journey_id, step_key).)
 COMMENT ON TABLE outreach.enrollment_step IS
   'History: one row per step an enrollment has done, with its outcome (message status, yes/no, ...)';
 
@@ -828,7 +829,7 @@ END $$;
 -- The tick's next batch: due enrollments after the keyset cursor, locked SKIP LOCKED.
 CREATE FUNCTION outreach._journey_take_batch(at timestamptz, batch_size int, cursor_at timestamptz, cursor_id bigint,
                                              skip bigint[])
-RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp
+RETURNS bigint[] LANGUAGE sql SET search_path = pg_catalog, pg_temp SET jit = off
   SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_sort = off AS $$
   SELECT array_agg(due.id ORDER BY due.next_run_at, due.id) FROM (
     SELECT e.id, e.next_run_at FROM outreach.enrollment e
@@ -852,13 +853,19 @@ $$;
 CREATE FUNCTION outreach._journey_run_batch(ids bigint[], at timestamptz,
                                             OUT steps int, OUT messages int, OUT completed int, OUT exited int,
                                             OUT failed int)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
   SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_material = off AS $$
 DECLARE
   rounds int := 0;
   run bigint[];
   kinds text[];
   d outreach.journey_decision[];
+  ends outreach.journey_decision[];
+  missing bigint[];
+  suppressing boolean;
+  sends outreach.message_request[];
+  decided int;
+  moved int;
   reqs outreach.message_request[];
   n int;
 BEGIN
@@ -869,22 +876,41 @@ BEGIN
   -- segment filtered in the aggregate, never by intersecting with the whole segment's history.)
   steps := 0; messages := 0; completed := 0; exited := 0; failed := 0;
   LOOP
-    -- contacts in the suppression segment leave before their next step
-    UPDATE outreach.enrollment e
-       SET status = 'exited', exit_reason = 'in the suppression segment', ended_at = at, next_run_at = NULL
-      FROM outreach.journey j
-     WHERE e.id = ANY (ids) AND e.status IS NOT DISTINCT FROM 'active' AND e.next_run_at <= at AND j.id = e.journey_id
-       AND j.suppression_segment_id IS NOT NULL
-       AND EXISTS (SELECT 1 FROM outreach.segment_member sm
-                    WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = e.contact_id);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    exited := exited + n;
-
-    SELECT array_agg(e.id), array_agg(DISTINCT s.kind) FILTER (WHERE s.kind IS NOT NULL) INTO run, kinds
+    SELECT array_agg(e.id), array_agg(DISTINCT s.kind) FILTER (WHERE s.kind IS NOT NULL),
+           array_agg(e.id) FILTER (WHERE s.id IS NULL), bool_or(j.suppression_segment_id IS NOT NULL),
+           array_agg(ROW(e.id, s.id, j.id, e.contact_id, s.template, j.message_class, j.subscription_list)::outreach.message_request
+                     ORDER BY e.contact_id, e.id) FILTER (WHERE s.kind IN ('email', 'sms', 'letter'))
+      INTO run, kinds, missing, suppressing, sends
       FROM outreach.enrollment e
+      JOIN outreach.journey j ON j.id = e.journey_id
       LEFT JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
      WHERE e.id = ANY (ids) AND e.status IS NOT DISTINCT FROM 'active' AND e.next_run_at <= at;
     EXIT WHEN run IS NULL;
+    -- contacts in the suppression segment leave before their next step (when a journey of
+    -- the batch has one)
+    IF suppressing THEN
+      UPDATE outreach.enrollment e
+         SET status = 'exited', exit_reason = 'in the suppression segment', ended_at = at, next_run_at = NULL
+        FROM outreach.journey j
+       WHERE e.id = ANY (run) AND j.id = e.journey_id
+         AND j.suppression_segment_id IS NOT NULL
+         AND EXISTS (SELECT 1 FROM outreach.segment_member sm
+                      WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = e.contact_id);
+      GET DIAGNOSTICS n = ROW_COUNT;
+      exited := exited + n;
+      IF n > 0 THEN
+        SELECT array_agg(e.id), array_agg(DISTINCT s.kind) FILTER (WHERE s.kind IS NOT NULL),
+               array_agg(e.id) FILTER (WHERE s.id IS NULL),
+               array_agg(ROW(e.id, s.id, j.id, e.contact_id, s.template, j.message_class, j.subscription_list)::outreach.message_request
+                         ORDER BY e.contact_id, e.id) FILTER (WHERE s.kind IN ('email', 'sms', 'letter'))
+          INTO run, kinds, missing, sends
+          FROM outreach.enrollment e
+          JOIN outreach.journey j ON j.id = e.journey_id
+          LEFT JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
+         WHERE e.id = ANY (run) AND e.status IS NOT DISTINCT FROM 'active';
+        EXIT WHEN run IS NULL;
+      END IF;
+    END IF;
     rounds := rounds + 1;
     IF rounds > 100 THEN
       UPDATE outreach.enrollment e
@@ -897,14 +923,15 @@ BEGIN
     END IF;
 
     -- a step that does not exist
-    UPDATE outreach.enrollment e
-       SET status = 'failed', error = format('journey "%s" has no step "%s"', j.name, e.current_step),
-           attempt = e.attempt + 1, ended_at = at, next_run_at = NULL
-      FROM outreach.journey j
-     WHERE e.id = ANY (run) AND j.id = e.journey_id
-       AND NOT EXISTS (SELECT 1 FROM outreach.journey_step s WHERE s.journey_id = e.journey_id AND s.key = e.current_step);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    failed := failed + n;
+    IF missing IS NOT NULL THEN
+      UPDATE outreach.enrollment e
+         SET status = 'failed', error = format('journey "%s" has no step "%s"', j.name, e.current_step),
+             attempt = e.attempt + 1, ended_at = at, next_run_at = NULL
+        FROM outreach.journey j
+       WHERE e.id = ANY (missing) AND j.id = e.journey_id;
+      GET DIAGNOSTICS n = ROW_COUNT;
+      failed := failed + n;
+    END IF;
 
     d := '{}';
     IF 'wait' = ANY (kinds) THEN
@@ -1001,13 +1028,7 @@ BEGIN
       d := d || ARRAY(SELECT h FROM outreach._journey_held(run, at) h);
     END IF;
     IF kinds && ARRAY['email', 'sms', 'letter', 'message', 'experiment'] THEN
-      reqs := ARRAY(
-        SELECT ROW(e.id, s.id, j.id, e.contact_id, s.template, j.message_class, j.subscription_list)::outreach.message_request
-          FROM outreach.enrollment e
-          JOIN outreach.journey_step s ON s.journey_id = e.journey_id AND s.key = e.current_step
-          JOIN outreach.journey j ON j.id = e.journey_id
-         WHERE e.id = ANY (run) AND s.kind IN ('email', 'sms', 'letter')
-         ORDER BY e.contact_id, e.id);
+      reqs := coalesce(sends, '{}');   -- gathered with the round's enrollments above
       IF kinds && ARRAY['message', 'experiment'] THEN   -- 62_experiments: the template chosen per enrollment
         reqs := reqs || ARRAY(SELECT r FROM outreach._journey_chosen(run, at) r ORDER BY r.contact_id, r.enrollment_id);
       END IF;
@@ -1017,6 +1038,36 @@ BEGIN
           FROM outreach._enqueue_batch(reqs, at) q JOIN outreach.journey_step s ON s.id = q.step_id);
       messages := messages + (SELECT count(*) FROM unnest(d) x WHERE x.kind IN ('email', 'sms', 'letter', 'message', 'experiment') AND x.error IS NULL);
     END IF;
+
+    -- An enrollment whose next step is an end step ends in this round: the end step's history
+    -- row is written as the next round would write it, and the enrollment is written once
+    -- (completed) instead of twice (moved, then completed).  One whose next step is a wait
+    -- (of a positive duration) is moved with the time it waits until, as the next round would
+    -- set it (a wait that has not passed writes no history).  Only what the next round would
+    -- have done: still active after this round's steps, not in the suppression segment (the
+    -- next round would have let it exit first).
+    SELECT array_agg(CASE WHEN f.sid IS NULL THEN ROW(x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome,
+                                                      x.next_step, x.message_id, x.wait_until, x.error)::outreach.journey_decision
+                          WHEN f.skind = 'wait' THEN ROW(x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome,
+                                                         x.next_step, x.message_id, at + f.duration, x.error)::outreach.journey_decision
+                          ELSE ROW(x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome,
+                                   NULL, x.message_id, x.wait_until, x.error)::outreach.journey_decision END ORDER BY x.ord),
+           array_agg(ROW(x.enrollment_id, x.journey_id, f.sid, f.skey, 'end', 'ended', NULL, NULL, NULL, NULL)::outreach.journey_decision
+                     ORDER BY x.ord) FILTER (WHERE f.skind = 'end'),
+           count(*) FILTER (WHERE x.error IS NULL AND x.outcome IS NOT NULL)
+      INTO d, ends, decided
+      FROM unnest(d) WITH ORDINALITY x(enrollment_id, journey_id, step_id, step_key, kind, outcome, next_step, message_id,
+                                       wait_until, error, ord)
+      LEFT JOIN LATERAL (
+        SELECT s.id AS sid, s.key AS skey, s.kind AS skind, s.duration
+          FROM outreach.journey_step s, outreach.enrollment e, outreach.journey j
+         WHERE x.error IS NULL AND x.outcome IS NOT NULL
+           AND s.journey_id = x.journey_id AND s.key = x.next_step
+           AND (s.kind = 'end' OR (s.kind = 'wait' AND s.duration > interval '0'))
+           AND e.id = x.enrollment_id AND e.status IS NOT DISTINCT FROM 'active' AND j.id = e.journey_id
+           AND NOT EXISTS (SELECT 1 FROM outreach.segment_member sm
+                            WHERE sm.segment_id = j.suppression_segment_id AND sm.contact_id = e.contact_id)) f ON true;
+    d := coalesce(d, '{}') || coalesce(ends, '{}');
 
     -- apply: failures, waits, history, moves, completions
     UPDATE outreach.enrollment e
@@ -1030,30 +1081,35 @@ BEGIN
      WHERE x.error IS NULL AND x.outcome IS NULL AND e.id = x.enrollment_id;
     INSERT INTO outreach.enrollment_step (enrollment_id, journey_id, step_id, step_key, kind, outcome, message_id, done_at)
     SELECT x.enrollment_id, x.journey_id, x.step_id, x.step_key, x.kind, x.outcome, x.message_id, at
-      FROM unnest(d) x WHERE x.error IS NULL AND x.outcome IS NOT NULL ORDER BY x.enrollment_id;
+      FROM unnest(d) WITH ORDINALITY x WHERE x.error IS NULL AND x.outcome IS NOT NULL ORDER BY x.enrollment_id, x.ordinality;
     GET DIAGNOSTICS n = ROW_COUNT;
     steps := steps + n;
     -- a step may have ended the enrollment (e.g. removing the contact from the audience)
-    UPDATE outreach.enrollment e SET current_step = x.next_step, step_entered_at = at, next_run_at = at, error = NULL
+    UPDATE outreach.enrollment e SET current_step = x.next_step, step_entered_at = at, next_run_at = coalesce(x.wait_until, at),
+           error = NULL
       FROM unnest(d) x
      WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NOT NULL AND e.id = x.enrollment_id
        AND e.status IS NOT DISTINCT FROM 'active';
+    GET DIAGNOSTICS moved = ROW_COUNT;
     UPDATE outreach.enrollment e
        SET status = 'completed', ended_at = at, next_run_at = NULL, current_step = NULL, error = NULL,
            ended_change_id = y.change_id
       FROM (SELECT x.enrollment_id,
                    (SELECT max(sc.id) FILTER (WHERE sc.segment_id = j.audience_segment_id) FROM outreach.segment_change sc
                      WHERE sc.contact_id = e2.contact_id) AS change_id
-              FROM unnest(d) x
+              FROM (SELECT DISTINCT z.enrollment_id FROM unnest(d) z
+                     WHERE z.error IS NULL AND z.outcome IS NOT NULL AND z.next_step IS NULL) x
               JOIN outreach.enrollment e2 ON e2.id = x.enrollment_id
-              JOIN outreach.journey j ON j.id = e2.journey_id
-             WHERE x.error IS NULL AND x.outcome IS NOT NULL AND x.next_step IS NULL) y
+              JOIN outreach.journey j ON j.id = e2.journey_id) y
      WHERE e.id = y.enrollment_id AND e.status IS NOT DISTINCT FROM 'active';
     GET DIAGNOSTICS n = ROW_COUNT;
     completed := completed + n;
-    -- enrollments a step ended in another way (exit on leaving the audience)
-    exited := exited + (SELECT count(*) FROM unnest(d) x JOIN outreach.enrollment e ON e.id = x.enrollment_id
-                         WHERE x.error IS NULL AND x.outcome IS NOT NULL AND e.status = 'exited');
+    -- enrollments a step ended in another way (exit on leaving the audience): counted when
+    -- some enrollment with an outcome was neither moved nor completed
+    IF decided > moved + n THEN
+      exited := exited + (SELECT count(DISTINCT e.id) FROM unnest(d) x JOIN outreach.enrollment e ON e.id = x.enrollment_id
+                           WHERE x.error IS NULL AND x.outcome IS NOT NULL AND e.status = 'exited');
+    END IF;
   END LOOP;
 END $$;
 
@@ -1180,6 +1236,11 @@ END $$;
 CREATE FUNCTION outreach._journey_interaction_wake() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  -- (every batch report inserts its bounces, often none: without an open or click there is
+  -- nothing to wake, and the join below could be planned from the active enrollments)
+  IF NOT EXISTS (SELECT 1 FROM added i WHERE i.kind IN ('opened', 'clicked')) THEN
+    RETURN NULL;
+  END IF;
   UPDATE outreach.enrollment e
   SET next_run_at = least(e.next_run_at, w.occurred_at)
   FROM (

@@ -4,10 +4,13 @@
 --   * _render_contact against _render_for;
 --   * no per-tick cap, the time budget, how far behind; a bad enrollment isolated in a big
 --     batch; caps across journeys inside one batch; exactly once with a message already there;
+--   * a step and the end step after it in one round (history of both, the enrollment written
+--     once), not when the step exited it; a step and the wait after it in one round; the
+--     pacing row only for messages that may count;
 --   * report_deliveries and report_interactions: outcomes and argument errors.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS outreach CASCADE;
-SELECT plan(41);
+SELECT plan(53);
 
 CREATE TEMP TABLE seed AS SELECT coalesce(nullif(current_setting('outreach_test.seed', true), '')::float8,
                                           (extract(epoch FROM clock_timestamp())::bigint % 1000) / 1000.0) AS s;
@@ -224,6 +227,66 @@ SELECT is((SELECT (r.processed, r.failed)::text FROM outreach.tick_journeys('202
           'a step whose template is gone fails');
 SELECT is((SELECT array_agg(DISTINCT e.error) FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id
             WHERE j.name = 'je_gone'), ARRAY['template "gone" does not exist'], 'with the reason');
+
+-- A step followed by an end step: the enrollment ends in the same round (written once),
+-- with both history rows in order; one that a step has already ended does not get the end
+SELECT pg_temp.audience('je_fold', ARRAY[300040::bigint, 300041]);
+SELECT outreach.create_journey('je_fold', 'je_fold', message_class => 'transactional');
+SELECT outreach.add_step('je_fold', 'mail', 'email', template => 'reminder', next => 'done');
+SELECT outreach.add_step('je_fold', 'done', 'end');
+SELECT outreach.launch_journey('je_fold');
+SELECT is((SELECT (r.processed, r.steps, r.messages, r.completed, r.exited)::text FROM outreach.tick_journeys('2026-03-10 12:20+00') r),
+          '(2,4,2,2,0)', 'a message step and its end step in one tick');
+SELECT is((SELECT array_agg(s.step_key || '/' || s.outcome || '/' || s.done_at::text ORDER BY s.id)
+             FROM outreach.enrollment_step s JOIN outreach.enrollment e ON e.id = s.enrollment_id WHERE e.contact_id = 300040
+              AND s.journey_id = (SELECT id FROM outreach.journey WHERE name = 'je_fold')),
+          ARRAY['mail/queued/2026-03-10 12:20:00+00', 'done/ended/2026-03-10 12:20:00+00'], 'history: the message step, then the end step');
+SELECT is((SELECT array_agg(DISTINCT (e.status, e.current_step, e.ended_at, e.next_run_at)::text)
+             FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id WHERE j.name = 'je_fold'),
+          ARRAY['(completed,,"2026-03-10 12:20:00+00",)'], 'the enrollments are completed');
+-- a step followed by a wait: moved with the time it waits until, in the same round
+SELECT pg_temp.audience('je_pause', ARRAY[300043::bigint]);
+SELECT outreach.create_journey('je_pause', 'je_pause', message_class => 'transactional');
+SELECT outreach.add_step('je_pause', 'mail', 'email', template => 'reminder', next => 'pause');
+SELECT outreach.add_step('je_pause', 'pause', 'wait', duration => '1 day', next => 'done');
+SELECT outreach.add_step('je_pause', 'done', 'end');
+SELECT outreach.launch_journey('je_pause');
+SELECT is((SELECT (r.processed, r.steps, r.completed)::text FROM outreach.tick_journeys('2026-03-10 12:21+00') r),
+          '(1,1,0)', 'a message step, then a wait that has not passed');
+SELECT is((SELECT (e.status, e.current_step, e.step_entered_at, e.next_run_at)::text
+             FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id WHERE j.name = 'je_pause'),
+          '(active,pause,"2026-03-10 12:21:00+00","2026-03-11 12:21:00+00")', 'the enrollment waits on the wait step until a day later');
+SELECT is((SELECT (r.processed, r.steps, r.completed)::text FROM outreach.tick_journeys('2026-03-11 12:21+00') r),
+          '(1,2,1)', 'a day later: the wait is done and the journey ends');
+SELECT is((SELECT array_agg(s.step_key || '/' || s.outcome ORDER BY s.id) FROM outreach.enrollment_step s
+             JOIN outreach.journey j ON j.id = s.journey_id WHERE j.name = 'je_pause'),
+          ARRAY['mail/queued', 'pause/waited', 'done/ended'], 'history of the three steps');
+SELECT outreach.create_static_segment('je_tag_out');
+SELECT outreach.go_live('je_tag_out');
+SELECT pg_temp.audience('je_tag', ARRAY[300042::bigint]);
+SELECT outreach.create_journey('je_tag', 'je_tag', message_class => 'transactional', suppression => 'je_tag_out');
+SELECT outreach.add_step('je_tag', 'tag', 'add_to_segment', segment => 'je_tag_out', next => 'done');
+SELECT outreach.add_step('je_tag', 'done', 'end');
+SELECT outreach.launch_journey('je_tag');
+SELECT is((SELECT (r.processed, r.steps, r.completed, r.exited)::text FROM outreach.tick_journeys('2026-03-10 12:25+00') r),
+          '(1,1,0,1)', 'a step that puts the contact in the suppression segment exits it: no end step');
+SELECT is((SELECT (e.status, e.exit_reason, (SELECT array_agg(s.step_key) FROM outreach.enrollment_step s WHERE s.enrollment_id = e.id))::text
+             FROM outreach.enrollment e JOIN outreach.journey j ON j.id = e.journey_id WHERE j.name = 'je_tag'),
+          '(exited,"in the suppression segment",{tag})', 'exited, with the history of the step it did');
+
+-- the pacing row: not for a marketing message the contact's own row suppresses (opted out)
+INSERT INTO outreach.contact (id, external_id, first_name, email, time_zone, do_not_email)
+VALUES (301350, 'k-pace-a', 'Pa', 'pa@example.org', 'UTC', false), (301351, 'k-pace-b', 'Pb', 'pb@example.org', 'UTC', true);
+SELECT pg_temp.audience('je_pace', ARRAY[301350::bigint, 301351]);
+SELECT outreach.create_journey('je_pace', 'je_pace');
+SELECT outreach.add_step('je_pace', 'mail', 'email', template => 'promo');
+SELECT outreach.launch_journey('je_pace');
+SELECT is((SELECT r.messages FROM outreach.tick_journeys('2026-03-10 12:30+00') r), 2, 'two marketing messages');
+SELECT is((SELECT array_agg(m.contact_id || ' ' || m.status || coalesce('/' || m.suppression_reason, '') ORDER BY m.contact_id)
+             FROM outreach.message m JOIN outreach.journey j ON j.id = m.journey_id WHERE j.name = 'je_pace'),
+          ARRAY['301350 queued', '301351 suppressed/opted_out'], 'one queued, one suppressed (opted out)');
+SELECT is((SELECT array_agg(p.contact_id ORDER BY p.contact_id) FROM outreach.contact_pacing p WHERE p.contact_id IN (301350, 301351)),
+          ARRAY[301350::bigint], 'only the queued one writes its pacing row');
 
 -- Batch reporting -------------------------------------------------------------------------
 SET LOCAL outreach.now = '2026-03-11 12:00+00';
