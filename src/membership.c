@@ -1587,6 +1587,9 @@ relevance_prepare(EntityEntry *e)
 	MemoryContextSwitchTo(old);
 	e->nrel = 0;
 	e->ndatoms = 0;
+	segment_query_registry_hold(true);
+	PG_TRY();
+	{
 	for (int k = 0; k < e->nsegs; k++)
 	{
 		SegEntry   *s = &segs[e->segs[k]];
@@ -1616,6 +1619,12 @@ relevance_prepare(EntityEntry *e)
 		e->rel_local[k] = local;
 		e->nrel++;
 	}
+	}
+	PG_FINALLY();
+	{
+		segment_query_registry_hold(false);
+	}
+	PG_END_TRY();
 	old = MemoryContextSwitchTo(cache_cxt);
 	e->datom_k = palloc0(sizeof(int) * Max(e->ndatoms, 1));
 	MemoryContextSwitchTo(old);
@@ -2118,6 +2127,8 @@ delta_maintain(EntityEntry *e, TriggerData *td, int event, bool *use, int64 *ids
 	Pair	   *have;
 	int			nhave;
 	int8	   *dec;			/* nacts x nsegs: -1 nothing to do, else DV_TRUE / DV_FALSE wanted */
+	bool	   *termpair;		/* nacts x nsegs: decided once its deleted rows' atoms are re-evaluated */
+	bool	   *need2;			/* per flat atom: re-evaluated */
 
 	for (int k = 0; k < e->nsegs; k++)
 		if (use[k])
@@ -2168,6 +2179,7 @@ delta_maintain(EntityEntry *e, TriggerData *td, int event, bool *use, int64 *ids
 	/* what the rows tell of each atom, per contact; which pairs may change */
 	val = palloc((Size) n * Max(e->ndatoms, 1));
 	need = palloc0(sizeof(bool) * Max(e->ndatoms, 1));
+	need2 = palloc0(sizeof(bool) * Max(e->ndatoms, 1));
 	active = palloc0(sizeof(bool) * (Size) n * e->nsegs);
 	for (int i = 0; i < n; i++)
 	{
@@ -2239,18 +2251,112 @@ delta_maintain(EntityEntry *e, TriggerData *td, int event, bool *use, int64 *ids
 	if (!stamped)
 		stamp_contacts(acts, nacts);
 
-	/* re-evaluate the atoms the rows leave open, for the active contacts */
-	{
-		int		   *js = palloc(sizeof(int) * Max(e->ndatoms, 1));
-		int			nj = 0;
+	have = have_pairs(int8_array_datum(acts, nacts), &nhave);
+	dec = palloc(sizeof(int8) * (Size) nacts * e->nsegs);
+	memset(dec, -1, sizeof(int8) * (Size) nacts * e->nsegs);
+	termpair = palloc0(sizeof(bool) * (Size) nacts * e->nsegs);
 
-		for (int j = 0; j < e->ndatoms; j++)
-			if (need[j])
-				js[nj++] = j;
-		if (nj > 0)
+	/*
+	 * First without re-evaluating any atom: decided by the known atoms, or no change by
+	 * monotonicity; where only the value of a deleted row's atom could decide, that atom is
+	 * re-evaluated (below); otherwise the segment is re-evaluated in full for the contact
+	 * (one query either way: re-evaluating the atom first would cost two).
+	 */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		bool		any_term = false;
+
+		for (int i = 0; i < nacts; i++)
 		{
+			for (int k = 0; k < e->nsegs; k++)
+			{
+				SegmentDelta *d = e->delta[k];
+				int8	   *v = &val[(Size) i * e->ndatoms + e->datom_first[k]];
+				int8	   *known;
+				int			pos = 0;
+				int			f;
+				bool		member;
+				bool		all_up = true,
+							all_down = true;
+				Pair		key;
+				Size		ik = (Size) i * e->nsegs + k;
+
+				if (!active[ik] || fallback[k] || dec[ik] >= 0)
+					continue;
+				if (pass == 1 && !termpair[ik])
+					continue;
+				known = palloc(d->natoms);
+				for (int a = 0; a < d->natoms; a++)
+				{
+					known[a] = v[a] < 0 ? DV_UNKNOWN : v[a];
+					if (v[a] == DV_TRUE)
+						all_down = false;
+					else if (v[a] == DV_FALSE)
+						all_up = false;
+					else if (v[a] == DV_UNKNOWN)
+					{
+						/* a deleted row: has can only have become false, has no only true */
+						if (d->atoms[a].kind == DELTA_HAS)
+							all_up = false;
+						else if (d->atoms[a].kind == DELTA_HAS_NO)
+							all_down = false;
+						else
+							all_up = all_down = false;
+					}
+				}
+				f = delta_eval(d->form, &pos, known);
+				key.s = segs[e->segs[k]].id;
+				key.c = acts[i];
+				member = nhave > 0 && bsearch(&key, have, nhave, sizeof(Pair), cmp_pair) != NULL;
+				if (f != DV_UNKNOWN)
+				{
+					if ((f == DV_TRUE) != member)
+						dec[ik] = (int8) f;
+					else
+						active[ik] = false;
+				}
+				else if ((all_up && member) || (all_down && !member))
+					active[ik] = false;
+				else if (pass == 0)
+				{
+					/* would the deleted rows' atoms, once known, decide? */
+					bool		helps = false;
+
+					pos = 0;
+					for (int a = 0; a < d->natoms; a++)
+						if (v[a] == DV_UNKNOWN)
+						{
+							known[a] = d->atoms[a].kind == DELTA_HAS ? DV_FALSE : DV_TRUE;
+							helps = true;
+						}
+					if (helps && delta_eval(d->form, &pos, known) != DV_UNKNOWN)
+					{
+						termpair[ik] = true;
+						any_term = true;
+						for (int a = 0; a < d->natoms; a++)
+							if (v[a] == DV_UNKNOWN)
+								need2[e->datom_first[k] + a] = true;
+					}
+					else
+						fallback[k] = true;
+				}
+				else
+					fallback[k] = true;
+				pfree(known);
+			}
+		}
+		if (pass == 1 || !any_term)
+			break;
+
+		/* re-evaluate the deleted rows' atoms where that decides (one query for all) */
+		{
+			int		   *js = palloc(sizeof(int) * Max(e->ndatoms, 1));
+			int			nj = 0;
 			Datum		arg = int8_array_datum(acts, nacts);
 
+			for (int j = 0; j < e->ndatoms; j++)
+				if (need2[j])
+					js[nj++] = j;
 			ret = SPI_execute_plan(delta_term_plan(e, js, nj), &arg, NULL, false, 0);
 			if (ret != SPI_OK_SELECT)
 				elog(ERROR, "outreach: evaluating segment atoms failed: %s", SPI_result_code_string(ret));
@@ -2273,56 +2379,7 @@ delta_maintain(EntityEntry *e, TriggerData *td, int event, bool *use, int64 *ids
 			}
 			SPI_freetuptable(SPI_tuptable);
 			pfree(DatumGetPointer(arg));
-		}
-		pfree(js);
-	}
-
-	/* the stored membership of the active contacts, then the decisions */
-	have = have_pairs(int8_array_datum(acts, nacts), &nhave);
-	dec = palloc(sizeof(int8) * (Size) nacts * e->nsegs);
-	memset(dec, -1, sizeof(int8) * (Size) nacts * e->nsegs);
-	for (int i = 0; i < nacts; i++)
-	{
-		for (int k = 0; k < e->nsegs; k++)
-		{
-			SegmentDelta *d = e->delta[k];
-			int8	   *v = &val[(Size) i * e->ndatoms + e->datom_first[k]];
-			int8	   *known;
-			int			pos = 0;
-			int			f;
-			bool		member;
-			bool		all_true = true,
-						all_false = true;
-			Pair		key;
-			int64		sid = segs[e->segs[k]].id;
-
-			if (!active[(Size) i * e->nsegs + k])
-				continue;
-			known = palloc(d->natoms);
-			for (int a = 0; a < d->natoms; a++)
-			{
-				known[a] = v[a] < 0 ? DV_UNKNOWN : v[a];
-				if (v[a] == DV_TRUE)
-					all_false = false;
-				else if (v[a] == DV_FALSE)
-					all_true = false;
-				else if (v[a] == DV_UNKNOWN)
-					all_true = all_false = false;	/* the contact vanished (no row) */
-			}
-			f = delta_eval(d->form, &pos, known);
-			pfree(known);
-			key.s = sid;
-			key.c = acts[i];
-			member = nhave > 0 && bsearch(&key, have, nhave, sizeof(Pair), cmp_pair) != NULL;
-			if (f == DV_UNKNOWN)
-			{
-				if ((all_true && member) || (all_false && !member))
-					continue;
-				fallback[k] = true;
-				continue;
-			}
-			if ((f == DV_TRUE) != member)
-				dec[(Size) i * e->nsegs + k] = (int8) f;
+			pfree(js);
 		}
 	}
 	for (int i = 0; i < nacts; i++)

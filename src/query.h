@@ -280,6 +280,8 @@ typedef struct SegmentDelta
  */
 extern char *segment_query_back_paths(const QueryNode *node, const char *entity, const char *time_zone);
 
+extern void segment_query_registry_hold(bool hold);
+
 extern SegmentDelta *segment_query_delta(const QueryNode *node, const char *entity, const char *time_zone);
 
 #endif							/* OUTREACH_QUERY_H */

@@ -112,6 +112,12 @@ typedef struct CompileState
 	int			relation_depth; /* > 0 inside the filter of a relation (has, aggregates, latest) */
 } CompileState;
 
+static int	registry_hold = 0;
+static bool held_valid = false;
+static MemoryContext held_cxt = NULL;
+static List *held_entities = NIL;
+static List *held_links = NIL;
+
 static MemoryContext
 spi_connect_checked(void)
 {
@@ -135,8 +141,18 @@ copy_value(MemoryContext outer, HeapTuple tup, TupleDesc desc, int col)
 static void
 load_registry(CompileState *st)
 {
-	MemoryContext outer = spi_connect_checked();
+	MemoryContext outer;
 	int			ret;
+
+	if (registry_hold > 0 && held_valid)
+	{
+		st->entities = held_entities;
+		st->links = held_links;
+		return;
+	}
+	outer = spi_connect_checked();
+	if (registry_hold > 0)
+		outer = held_cxt;		/* kept for the other compilations of the hold */
 
 	ret = SPI_execute("SELECT e.name, e.relation::oid, e.key_column::text, e.time_column::text, "
 					  "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
@@ -180,6 +196,38 @@ load_registry(CompileState *st)
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
+	if (registry_hold > 0)
+	{
+		held_entities = st->entities;
+		held_links = st->links;
+		held_valid = true;
+	}
+}
+
+/*
+ * While held, the registry is read once and shared by every compilation (maintenance
+ * compiles each live segment's relevance, back paths and delta per entity: reading the
+ * registry each time made rebuilding the cache of 100 segments read it 300 times).  The
+ * caller releases it (PG_FINALLY); nothing may change the registry in between.
+ */
+void
+segment_query_registry_hold(bool hold)
+{
+	if (hold)
+	{
+		if (registry_hold++ == 0)
+		{
+			held_cxt = AllocSetContextCreate(TopMemoryContext, "outreach held registry", ALLOCSET_SMALL_SIZES);
+			held_valid = false;
+		}
+	}
+	else if (registry_hold > 0 && --registry_hold == 0)
+	{
+		MemoryContextDelete(held_cxt);
+		held_cxt = NULL;
+		held_valid = false;
+		held_entities = held_links = NIL;
+	}
 }
 
 /* ---------------------------------------------------------------------------------------
