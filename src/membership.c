@@ -2118,7 +2118,6 @@ delta_maintain(EntityEntry *e, TriggerData *td, int event, bool *use, int64 *ids
 	int			ret;
 	uint8	   *bits;			/* n x ndatoms */
 	int8	   *val;			/* n x ndatoms: DV_* after the statement, or -1 untouched/unchanged */
-	bool	   *need;			/* per flat atom: re-evaluate it */
 	bool	   *active;			/* n x nsegs */
 	int			nactive = 0;
 	const char *link = NULL;
@@ -2178,7 +2177,6 @@ delta_maintain(EntityEntry *e, TriggerData *td, int event, bool *use, int64 *ids
 
 	/* what the rows tell of each atom, per contact; which pairs may change */
 	val = palloc((Size) n * Max(e->ndatoms, 1));
-	need = palloc0(sizeof(bool) * Max(e->ndatoms, 1));
 	need2 = palloc0(sizeof(bool) * Max(e->ndatoms, 1));
 	active = palloc0(sizeof(bool) * (Size) n * e->nsegs);
 	for (int i = 0; i < n; i++)
@@ -2213,10 +2211,7 @@ delta_maintain(EntityEntry *e, TriggerData *td, int event, bool *use, int64 *ids
 				else if (kind == DELTA_HAS_NO && b == ROW_NEW)
 					*v = DV_FALSE;
 				else
-				{
-					*v = DV_UNKNOWN;	/* re-evaluated below */
-					need[j] = true;
-				}
+					*v = DV_UNKNOWN;	/* decided below, by the atom or the segment */
 			}
 			if (changed)
 			{
